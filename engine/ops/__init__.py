@@ -1,0 +1,14 @@
+"""The primitive ops, one family per file: forward, input-gradient backward, CPU and GPU paths.
+
+    conv3x3.py  3x3 stride-1 pad-1 convolution (im2col gather + GEMM), bias
+    relu.py     ReLU
+    pooling.py  2x2 average and max pooling
+    fc.py       fully connected (fc6-fc8)
+    gram.py     Gram matrix G = F F^T
+    losses.py   inversion (content) loss and Gram (texture) loss, analytic gradients
+    tv.py       total variation
+
+Each op takes and returns ``engine.autograd.Tensor``; the array-level ``*_forward`` /
+``*_backward`` functions it is built from work on NumPy or CuPy arrays alike. Import from the
+file: ``from engine.ops.conv3x3 import conv3x3``.
+"""

@@ -1,0 +1,103 @@
+"""3x3 convolution, stride 1, pad 1, with bias: forward and input gradient.
+
+Forward is im2col + one GEMM:
+
+    cols[n, c*9 + ky*3 + kx, y*W + x] = x[n, c, y + ky - 1, x + kx - 1]   (0 outside)
+    out[n] = W_mat @ cols[n] + b          W_mat: (Cout, Cin*9)
+
+The input gradient of a stride-1, pad-1 3x3 conv is the same conv applied to the output
+gradient with the kernel flipped in space and the channel axes swapped, so backward is the
+same gather + GEMM with ``W_bwd`` (Cin, Cout*9). Weights never change here: both matrices are
+prepared once per network (``ConvWeights``), never per call.
+
+CPU: the gather is a numba loop; GPU: ``conv3x3_im2col`` in ``kernels/conv3x3.cu``; the GEMMs
+go to BLAS / cuBLAS through ``xp.matmul``.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor, record
+
+
+class ConvWeights:
+    """A conv layer's weights, laid out once for the forward and backward GEMMs.
+
+    weight: (Cout, Cin, 3, 3), bias: (Cout,), both already on the target device.
+    """
+
+    def __init__(self, weight, bias):
+        xp = backend.array_module(weight)
+        cout, cin = weight.shape[:2]
+        if weight.shape[2:] != (3, 3):
+            raise ValueError(f"conv3x3 needs a (Cout, Cin, 3, 3) weight, got {weight.shape}")
+        self.weight, self.bias = weight, bias
+        self.cin, self.cout = cin, cout
+        # (Cout, Cin, 3, 3) -> (Cout, Cin*9): the row order matches cols' (c, ky, kx)
+        self.w_fwd = xp.ascontiguousarray(weight.reshape(cout, cin * 9))
+        # flip in space, swap channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9)
+        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        self.w_bwd = xp.ascontiguousarray(flipped.reshape(cin, cout * 9))
+        self.has_bias = bool(xp.any(bias != 0))
+        self.bias_col = bias.reshape(1, cout, 1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _im2col_cpu(x, cols):
+    n, c, h, w = x.shape
+    for b in range(n):
+        for ci in numba.prange(c):
+            for ky in range(3):
+                for kx in range(3):
+                    row = ci * 9 + ky * 3 + kx
+                    for y in range(h):
+                        sy = y + ky - 1
+                        for xx in range(w):
+                            sx = xx + kx - 1
+                            if 0 <= sy < h and 0 <= sx < w:
+                                cols[b, row, y * w + xx] = x[b, ci, sy, sx]
+                            else:
+                                cols[b, row, y * w + xx] = 0.0
+
+
+def im2col3x3(x):
+    """(N, C, H, W) -> (N, C*9, H*W): the 3x3 neighbourhoods, zero-padded, as GEMM columns."""
+    xp = backend.array_module(x)
+    n, c, h, w = x.shape
+    x = xp.ascontiguousarray(x)
+    cols = xp.empty((n, c * 9, h * w), dtype=x.dtype)
+    if xp is np:
+        _im2col_cpu(x, cols)
+    else:
+        # one thread writes one element of cols
+        kern = backend.kernel("conv3x3", "conv3x3_im2col", x.dtype)
+        backend.launch(kern, cols.size, (x, cols, np.int32(n), np.int32(c), np.int32(h), np.int32(w)))
+    return cols
+
+
+def _conv(x, w_mat):
+    n, _, h, w = x.shape
+    out = backend.array_module(x).matmul(w_mat, im2col3x3(x))  # (Co, K) @ (N, K, HW) -> (N, Co, HW)
+    return out.reshape(n, w_mat.shape[0], h, w)
+
+
+def conv3x3_forward(x, p: ConvWeights):
+    """x (N, Cin, H, W) -> (N, Cout, H, W)."""
+    if x.shape[1] != p.cin:
+        raise ValueError(f"conv3x3 expects {p.cin} input channels, got {x.shape[1]}")
+    out = _conv(x, p.w_fwd)
+    if p.has_bias:
+        n, co, h, w = out.shape
+        out = (out.reshape(n, co, h * w) + p.bias_col).reshape(n, co, h, w)
+    return out
+
+
+def conv3x3_backward(gy, p: ConvWeights):
+    """gy (N, Cout, H, W) -> gx (N, Cin, H, W): the flipped, transposed conv, no bias."""
+    return _conv(gy, p.w_bwd)
+
+
+def conv3x3(x: Tensor, p: ConvWeights, name=None) -> Tensor:
+    return record(conv3x3_forward(x.data, p), (x,), lambda gy: (conv3x3_backward(gy, p),), name)

@@ -1,0 +1,31 @@
+"""Gram matrix of a layer's feature maps: G = F F^T (SPEC section 3, Eq. 5).
+
+F (N, C, h, w) is read as (N, C, M) with M = h*w; G is (N, C, C), unnormalised (the 1/M
+factors live in the loss). Backward of a general upstream gradient gG:
+dF = (gG + gG^T) F. One batched GEMM each way (BLAS / cuBLAS).
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Tensor, record
+
+
+def features_matrix(f):
+    n, c = f.shape[:2]
+    return f.reshape(n, c, -1)  # (N, C, h, w) -> (N, C, M)
+
+
+def gram_forward(f):
+    """(N, C, h, w) -> (N, C, C)."""
+    fm = features_matrix(f)
+    return fm @ fm.transpose(0, 2, 1)
+
+
+def gram_backward(gg, f):
+    xp = backend.array_module(f)
+    fm = features_matrix(f)
+    return xp.matmul(gg + gg.transpose(0, 2, 1), fm).reshape(f.shape)
+
+
+def gram(f: Tensor, name=None) -> Tensor:
+    return record(gram_forward(f.data), (f,), lambda gg: (gram_backward(gg, f.data),), name)

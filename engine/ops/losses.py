@@ -1,0 +1,45 @@
+"""The two feature losses of the paper, with their gradients derived by hand (SPEC section 3).
+
+For one image, F is layer l's activation as an N_l x M_l matrix (N_l channels, M_l = h*w).
+
+Inversion / content (Eq. 1, 3):
+    L = w / (2 N M) * ||F - F0||^2            dL/dF = w / (N M) * (F - F0)
+
+Texture / Gram (Eq. 5-7), G = F F^T:
+    E = w / (4 N^2 M^2) * ||G - G0||^2        dE/dF = w / (N^2 M^2) * (G - G0) F
+  derivation: dE = w / (4 N^2 M^2) * 2 <G - G0, dG>, dG = dF F^T + F dF^T, and G - G0 is
+  symmetric, so <G - G0, dG> = 2 <(G - G0) F, dF>; the constant is 4 / 4 = 1 (not 1/4).
+
+``w`` is the layer's weighting factor (w_l, mu_l of Eq. 4) times any user weight. Applying it
+here, at the top of the chain, keeps the back-propagated numbers of order one even when the
+raw loss of a deep random layer is 1e-12. Over a batch the per-image terms are summed. The value
+stays on the device as a 0-d array; only the optimiser wrapper turns it into a float.
+"""
+from __future__ import annotations
+
+from ..autograd import Tensor, record
+from .gram import features_matrix, gram_forward
+
+
+def content_loss(f: Tensor, target, weight: float = 1.0, name=None) -> Tensor:
+    """f, target: (N, C, h, w) (target may have batch 1). Returns a 0-d tensor."""
+    _, c, h, w = f.shape
+    nm = c * h * w
+    diff = f.data - target
+    value = (diff * diff).sum() * (weight / (2.0 * nm))
+    return record(value, (f,), lambda g: (diff * (g * (weight / nm)),), name)
+
+
+def gram_loss(f: Tensor, target_gram, weight: float = 1.0, name=None) -> Tensor:
+    """f: (N, C, h, w); target_gram: (N or 1, C, C). Returns a 0-d tensor."""
+    _, c, h, w = f.shape
+    m = h * w
+    fm = features_matrix(f.data)
+    dg = gram_forward(f.data) - target_gram  # (N, C, C)
+    value = (dg * dg).sum() * (weight / (4.0 * c * c * m * m))
+
+    def backward(g):
+        # (N, C, C) @ (N, C, M) -> (N, C, M) -> (N, C, h, w)
+        return ((dg @ fm) * (g * (weight / (c * c * m * m)))).reshape(f.shape),
+
+    return record(value, (f,), backward, name)
