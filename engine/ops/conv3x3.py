@@ -101,3 +101,15 @@ def conv3x3_backward(gy, p: ConvWeights):
 
 def conv3x3(x: Tensor, p: ConvWeights, name=None) -> Tensor:
     return record(conv3x3_forward(x.data, p), (x,), lambda gy: (conv3x3_backward(gy, p),), name)
+
+
+def conv3x3_relu(x: Tensor, p: ConvWeights, name=None) -> Tensor:
+    """relu(conv3x3(x)) as one graph node, for when nobody asks for the pre-activation.
+
+    Backward needs only the rectified output, so the pre-activation is freed at once: the
+    network keeps one activation per conv layer instead of two.
+    """
+    from .relu import relu_backward, relu_forward
+
+    y = relu_forward(conv3x3_forward(x.data, p))
+    return record(y, (x,), lambda gy: (conv3x3_backward(relu_backward(y, gy), p),), name)

@@ -23,16 +23,20 @@ class FCWeights:
 
 
 def fc_forward(x, p: FCWeights):
-    """x (N, ...) with prod(...) == In -> (N, Out)."""
+    """x (N, ...) with prod(...) == In -> (N, Out, 1, 1): 4-D like every other feature map,
+    so the losses and the next fc layer need no special case."""
     flat = x.reshape(x.shape[0], -1)  # (N, C, h, w) -> (N, C*h*w)
     if flat.shape[1] != p.n_in:
         raise ValueError(f"fc expects {p.n_in} inputs per image, got {flat.shape[1]} (shape {x.shape})")
     y = flat @ p.weight_t
-    return y + p.bias if p.has_bias else y
+    if p.has_bias:
+        y = y + p.bias
+    return y.reshape(y.shape[0], p.n_out, 1, 1)
 
 
 def fc_backward(gy, p: FCWeights, x_shape):
-    return (gy @ p.weight).reshape(x_shape)
+    """gy (N, Out, 1, 1) -> gx of x's shape."""
+    return (gy.reshape(gy.shape[0], p.n_out) @ p.weight).reshape(x_shape)
 
 
 def fc(x: Tensor, p: FCWeights, name=None) -> Tensor:

@@ -134,7 +134,7 @@ def maxpool2_forward(x):
 
 def maxpool2_backward(gy, arg, x_shape):
     xp = backend.array_module(gy)
-    gy = xp.ascontiguousarray(gy)
+    gy, arg = xp.ascontiguousarray(gy), xp.ascontiguousarray(arg)
     gx = xp.empty(x_shape, dtype=gy.dtype)
     if xp is np:
         _max_bwd_cpu(gy, arg, gx)

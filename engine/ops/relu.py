@@ -27,7 +27,7 @@ def relu_backward(y, gy):
     xp = backend.array_module(y)
     if xp is np:
         return np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-    gy = xp.ascontiguousarray(gy)
+    y, gy = xp.ascontiguousarray(y), xp.ascontiguousarray(gy)
     gx = xp.empty_like(gy)
     # one thread writes one gx[i]
     backend.launch(backend.kernel("relu", "relu_bwd", y.dtype), y.size, (y, gy, gx, np.int64(y.size)))

@@ -1,0 +1,222 @@
+"""One finite-difference gradient checker, used by every op/loss test and by ``tasks.gradcheck``.
+
+For a scalar function f with analytic gradient g, and random directions d:
+
+    fd = (f(x + eps d) - f(x - eps d)) / (2 eps)         an = <g(x), d>
+    error = |fd - an| / max(|fd|, |an|)
+
+in float64 (central differences: truncation O(eps^2), round-off O(1e-16 / eps)). An op with an
+array output is made scalar with a fixed random projection r: f(x) = <op(x), r>, whose gradient
+is the op's backward applied to r, which is exactly what is being tested.
+
+``standard_checks(device)`` lists every op, every loss, the objectives and the whole network
+on small shapes; the test suite and ``python -m tasks.gradcheck`` both run it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+from .autograd import Tensor, add, backward
+
+TOLERANCE = 1e-6
+
+
+def check(fn, x, n_dirs: int = 3, eps: float = 1e-6, seed: int = 0) -> float:
+    """Largest relative error over ``n_dirs`` random directions.
+
+    fn(x) -> (value: float, grad: array of x's shape); x: float64 array (NumPy or CuPy).
+    ``eps`` is relative to the root-mean-square of x (so pixel-scale and unit-scale inputs
+    are probed alike)."""
+    xp = backend.array_module(x)
+    if x.dtype != np.float64:
+        raise ValueError("gradient checks run in float64")
+    rng = np.random.default_rng(seed)
+    _, grad = fn(x)
+    scale = float(xp.sqrt((x * x).mean())) or 1.0
+    h = eps * scale
+    worst = 0.0
+    for _ in range(n_dirs):
+        d = xp.asarray(rng.standard_normal(x.shape))
+        fd = (fn(x + h * d)[0] - fn(x - h * d)[0]) / (2 * h)
+        an = float((grad * d).sum())
+        denom = max(abs(fd), abs(an))
+        if denom == 0.0:
+            continue  # both exactly zero: nothing to compare, and nothing wrong
+        worst = max(worst, abs(fd - an) / denom)
+    return worst
+
+
+def scalarized(op, seed: int = 1):
+    """Turn ``op(Tensor) -> Tensor`` into fn(x) -> (<op(x), r>, d<op(x), r>/dx)."""
+    cache = {}
+
+    def fn(x):
+        xp = backend.array_module(x)
+        xt = Tensor(x, requires_grad=True)
+        y = op(xt)
+        if "r" not in cache:
+            cache["r"] = xp.asarray(np.random.default_rng(seed).standard_normal(y.shape))
+        r = cache["r"]
+        backward(y, r)
+        return float((y.data * r).sum()), xt.grad
+
+    return fn
+
+
+def scalar_fn(loss):
+    """Turn ``loss(Tensor) -> 0-d Tensor`` into fn(x) -> (value, gradient)."""
+
+    def fn(x):
+        xt = Tensor(x, requires_grad=True)
+        out = loss(xt)
+        backward(out)
+        return float(out.data), xt.grad
+
+    return fn
+
+
+@dataclass
+class Check:
+    name: str
+    shape: tuple
+    make: object           # make(device) -> (fn, x)
+    n_dirs: int = 3
+    eps: float = 1e-6
+
+    def run(self, device: str = "cpu") -> float:
+        fn, x = self.make(device)
+        return check(fn, x, self.n_dirs, self.eps)
+
+
+def _rand(device, shape, seed, scale=1.0):
+    return backend.to_device(np.random.default_rng(seed).standard_normal(shape) * scale, device, np.float64)
+
+
+def _conv_params(device, cin, cout, seed, bias=True):
+    from .ops.conv3x3 import ConvWeights
+
+    b = _rand(device, (cout,), seed + 1) if bias else backend.to_device(np.zeros(cout), device, np.float64)
+    return ConvWeights(_rand(device, (cout, cin, 3, 3), seed, 0.3), b)
+
+
+def _op_checks():
+    from .ops import conv3x3, fc, gram, losses, pooling, relu, tv
+
+    def conv(device):
+        p = _conv_params(device, 3, 4, 10)
+        return scalarized(lambda t: conv3x3.conv3x3(t, p)), _rand(device, (2, 3, 5, 6), 0)
+
+    def conv_relu(device):
+        p = _conv_params(device, 3, 4, 11)
+        return scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), _rand(device, (2, 3, 6, 5), 1)
+
+    def relu_(device):
+        return scalarized(relu.relu), _rand(device, (2, 3, 4, 5), 2)
+
+    def avg(device):
+        return scalarized(pooling.avgpool2), _rand(device, (2, 3, 5, 7), 3)
+
+    def mx(device):
+        return scalarized(pooling.maxpool2), _rand(device, (2, 3, 6, 7), 4)
+
+    def fc_(device):
+        p = fc.FCWeights(_rand(device, (5, 16), 12, 0.3), _rand(device, (5,), 13))
+        return scalarized(lambda t: fc.fc(t, p)), _rand(device, (2, 4, 2, 2), 5)
+
+    def gram_(device):
+        return scalarized(gram.gram), _rand(device, (2, 4, 3, 5), 6)
+
+    def content(device):
+        target = _rand(device, (2, 4, 3, 5), 14)
+        return scalar_fn(lambda t: losses.content_loss(t, target, 0.7)), _rand(device, (2, 4, 3, 5), 7)
+
+    def gram_loss(device):
+        g0 = gram.gram_forward(_rand(device, (1, 4, 3, 5), 15))
+        return scalar_fn(lambda t: losses.gram_loss(t, g0, 0.7)), _rand(device, (2, 4, 3, 5), 8)
+
+    def tv_(device):
+        return scalar_fn(lambda t: tv.tv_loss(t, 0.3)), _rand(device, (2, 3, 5, 6), 9)
+
+    def chain(device):  # two consumers of one tensor: the autograd must accumulate
+        p = _conv_params(device, 3, 4, 16)
+        target = _rand(device, (1, 4, 4, 6), 17)
+        g0 = gram.gram_forward(_rand(device, (1, 4, 2, 3), 18))
+
+        def loss(t):
+            h = conv3x3.conv3x3_relu(t, p)
+            return add(losses.content_loss(h, target), losses.gram_loss(pooling.avgpool2(h), g0))
+
+        return scalar_fn(loss), _rand(device, (1, 3, 4, 6), 19)
+
+    return [
+        Check("conv3x3 (bias)", (2, 3, 5, 6), conv),
+        Check("conv3x3+relu", (2, 3, 6, 5), conv_relu),
+        Check("relu", (2, 3, 4, 5), relu_),
+        Check("avgpool2 (odd)", (2, 3, 5, 7), avg),
+        Check("maxpool2 (odd)", (2, 3, 6, 7), mx),
+        Check("fc", (2, 4, 2, 2), fc_),
+        Check("gram", (2, 4, 3, 5), gram_),
+        Check("content loss", (2, 4, 3, 5), content),
+        Check("gram loss", (2, 4, 3, 5), gram_loss),
+        Check("total variation", (2, 3, 5, 6), tv_),
+        Check("autograd: shared input", (1, 3, 4, 6), chain),
+    ]
+
+
+def _net_checks():
+    from .objectives import Objective
+    from .vgg import VGG19
+
+    def net_fn(device, pooling, layers):
+        net = VGG19.random(seed=3, sigma=0.05, pooling=pooling, device=device, dtype=np.float64)
+        x0 = np.random.default_rng(20).uniform(-100, 100, (1, 3, 32, 32))
+        obj = Objective.texture(net, x0, layers[1:])
+        obj.terms.insert(0, Objective.inversion(net, x0 * 0.5, layers[0]).terms[0])
+        obj.layers = sorted({t.layer for t in obj.terms}, key=net.layer_names().index)
+        return obj
+
+    def network(pooling):
+        def make(device):
+            obj = net_fn(device, pooling, ["relu3_1", "relu1_1", "pool2", "pool5"])
+            return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 21, 50.0)
+        return make
+
+    def network_fc(device):
+        # fc layers sized for a 32x32 input (pool5 1x1): the same code path as 256x256 / fc6 32768
+        rng = np.random.default_rng(22)
+        net = VGG19.random(seed=4, sigma=0.05, device=device, dtype=np.float64)
+        n_in = 512
+        for name, n_out in (("fc6", 64), ("fc7", 32), ("fc8", 10)):
+            net.params[name] = (rng.standard_normal((n_out, n_in)).astype(np.float32) * np.float32(0.1),
+                                np.zeros(n_out, np.float32))
+            n_in = n_out
+        net._fc_source = None
+        x0 = rng.uniform(-100, 100, (1, 3, 32, 32))
+        obj = Objective.inversion(net, x0, ["relu2_1", "relu7", "fc8"])
+        return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 23, 50.0)
+
+    def style(device):
+        net = VGG19.random(seed=5, sigma=0.05, device=device, dtype=np.float64)
+        rng = np.random.default_rng(24)
+        xc, xs1, xs2 = (rng.uniform(-100, 100, (1, 3, s, s)) for s in (16, 16, 24))
+        obj = Objective.style(net, xc, [xs1, xs2], blend=[0.7, 0.3], content_layer="relu2_2",
+                              style_layers=["relu1_1", "relu2_1", "relu3_1"], tv_weight=10.0)
+        obj.calibrate(xc)
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 25, 50.0)
+
+    # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
+    # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
+    return [
+        Check("network avg pool (to pool5)", (1, 3, 32, 32), network("avg"), eps=1e-7),
+        Check("network max pool (to pool5)", (1, 3, 32, 32), network("max"), eps=1e-7),
+        Check("network with fc (to fc8)", (1, 3, 32, 32), network_fc, eps=1e-7),
+        Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
+    ]
+
+
+def standard_checks() -> list[Check]:
+    """Every op, every loss, the autograd, the objectives and the whole network."""
+    return _op_checks() + _net_checks()

@@ -1,0 +1,195 @@
+"""The paper's objectives as sums of weighted terms, with the Eq. 4 weighting pre-process.
+
+    obj = Objective.inversion(net, x0, "pool3")
+    obj = Objective.texture(net, xs, ["relu1_1", "relu2_1", "relu3_1", "relu4_1"])
+    obj = Objective.style(net, xc, [xs], content_layer="relu2_2", ...)
+    obj.calibrate(x_start)            # Eq. 4: set each term's weighting factor, once
+    value, grad = obj.value_and_grad(x)
+
+A term is ``user_weight * factor * raw_loss``. ``factor`` is the weighting factor of Eq. 4
+(w_l, mu_l): 1 / mean |d raw_loss / dx| over all pixels and channels, measured once before the
+optimisation, so that every layer pulls on the image with the same strength whatever its raw
+scale (a random relu5_1 loss can be 1e-12). How each kind is measured:
+
+- content (inversion) terms: the paper's reading, at F^l(x') = 0: the gradient
+  -F^l(x0) / (N M) back-propagated through the network at the starting image. It never
+  vanishes, even when the start is the content image itself.
+- Gram (texture) terms: at the starting image (at F = 0 the Gram gradient is zero).
+- total variation: at the starting image, like the Gram terms (0 if the start is flat: then 1).
+
+Everything runs on the net's device; ``value_and_grad`` returns a float and a device array.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backend
+from .autograd import Tensor, add, backward
+from .errors import UserError
+from .ops.gram import gram_forward
+from .ops.losses import content_loss, gram_loss
+from .ops.tv import tv_loss
+from .vgg import VGG19, check_layers
+
+
+@dataclass
+class Term:
+    """One weighted loss term. ``kind``: "content" | "gram" | "tv"."""
+
+    name: str
+    kind: str
+    layer: str | None = None
+    target: object = None          # F0 (content) or G0 (gram), on the device
+    weight: float = 1.0            # the user's weight (alpha, beta * blend, gamma, ...)
+    factor: float = 1.0            # Eq. 4 weighting factor, set by calibrate()
+
+    def loss(self, feats: dict, x: Tensor, scale: float = None) -> Tensor:
+        s = self.weight * self.factor if scale is None else scale
+        if self.kind == "content":
+            return content_loss(feats[self.layer], self.target, s, self.name)
+        if self.kind == "gram":
+            return gram_loss(feats[self.layer], self.target, s, self.name)
+        return tv_loss(x, s, self.name)
+
+
+class Objective:
+    """sum over terms of weight * factor * loss(x); see the module docstring."""
+
+    def __init__(self, net: VGG19, terms: list[Term]):
+        if not terms:
+            raise UserError("an objective needs at least one term")
+        self.net = net
+        self.terms = terms
+        self.layers = sorted({t.layer for t in terms if t.layer}, key=net.layer_names().index)
+        self.last_terms: dict[str, float] = {}
+        self.evaluations = 0
+
+    # ------------------------------------------------------------------ builders
+
+    @classmethod
+    def inversion(cls, net: VGG19, x0, layers, weights=None) -> "Objective":
+        """Eq. 1: match layer(s) ``layers`` of ``x0`` (N, 3, H, W), preprocessed."""
+        layers = check_layers([layers] if isinstance(layers, str) else layers)
+        weights = _weights(weights, len(layers), "layer")
+        feats = net.features(x0, layers)
+        return cls(net, [Term(f"content:{l}", "content", l, feats[l], w) for l, w in zip(layers, weights)])
+
+    @classmethod
+    def texture(cls, net: VGG19, xs, layers, weights=None) -> "Objective":
+        """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``."""
+        layers = check_layers(layers)
+        weights = _weights(weights, len(layers), "layer")
+        grams = _gram_targets(net, [xs], [1.0], layers, xs)
+        return cls(net, [Term(f"style:{l}", "gram", l, grams[l], w) for l, w in zip(layers, weights)])
+
+    @classmethod
+    def style(cls, net: VGG19, xc, styles, blend=None, content_layer="relu2_2",
+              style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+              content_weight=100.0, style_weight=1.0, tv_weight=1000.0) -> "Objective":
+        """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
+
+        ``styles``: one or more preprocessed style images; their Gram targets are mixed by
+        ``blend`` (normalised to sum to 1; equal by default)."""
+        check_layers([content_layer])
+        style_layers = check_layers(style_layers)
+        blend = _weights(blend, len(styles), "style image")
+        blend = [b / sum(blend) for b in blend]
+        terms = [Term(f"content:{content_layer}", "content", content_layer,
+                      net.features(xc, [content_layer])[content_layer], content_weight)]
+        grams = _gram_targets(net, styles, blend, style_layers, xc)
+        terms += [Term(f"style:{l}", "gram", l, grams[l], style_weight) for l in style_layers]
+        if tv_weight:
+            terms.append(Term("tv", "tv", weight=tv_weight))
+        return cls(net, terms)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _forward(self, x):
+        xt = Tensor(self.net.to_device(x), requires_grad=True)
+        return xt, (self.net.forward(xt, self.layers) if self.layers else {})
+
+    def calibrate(self, x_start) -> dict:
+        """Eq. 4: set every term's factor to 1 / mean|d term / dx| at ``x_start``.
+
+        Returns {term name: factor}. One forward pass, one backward pass per term."""
+        factors = {}
+        for term in self.terms:
+            xt, feats = self._forward(x_start)
+            if term.kind == "content":
+                # the paper's F(x') = 0 reading: back-propagate dL/dF = -F0 / (N M)
+                f = feats[term.layer]
+                loss = content_loss(f, _content_probe_target(f.data, term.target), 1.0, term.name)
+            else:
+                loss = term.loss(feats, xt, scale=1.0)
+            backward(loss)
+            g = float(abs(xt.grad).mean())
+            if not np.isfinite(g):
+                raise FloatingPointError(f"{term.name}: the weighting pre-process gave a non-finite gradient")
+            term.factor = 1.0 / g if g > 0 else 1.0
+            factors[term.name] = term.factor
+        return factors
+
+    def value_and_grad(self, x):
+        """(total loss as a float, gradient w.r.t. x of x's shape, on the net's device).
+
+        Per-term values (weighted, as summed) are left in ``self.last_terms``."""
+        xt, feats = self._forward(x)
+        losses = [t.loss(feats, xt) for t in self.terms]
+        total = add(*losses)
+        backward(total)
+        xp = self.net.xp
+        values = backend.to_host(xp.stack([xp.asarray(l.data, dtype=xp.float64) for l in losses]))
+        self.last_terms = {t.name: float(v) for t, v in zip(self.terms, values)}
+        self.evaluations += 1
+        return float(values.sum()), xt.grad
+
+    def factors(self) -> dict:
+        return {t.name: t.factor for t in self.terms}
+
+
+def _content_probe_target(f, f0):
+    """A target that makes content_loss's gradient equal the paper's F(x') = 0 probe.
+
+    content_loss back-propagates (F - target) / (N M); with target = F + F0 that is
+    -F0 / (N M) regardless of the current features, i.e. the gradient at F = 0."""
+    return f + f0
+
+
+def _gram_targets(net: VGG19, images, blend, layers, like) -> dict:
+    """{layer: sum_i blend_i * G_i * M_out / M_i}, each (1, C, C) on the device.
+
+    G = F F^T grows with the number of positions M, so a style image of another size than the
+    image being optimised (``like``, (N, 3, H, W)) has its Gram matrices rescaled to the
+    output's M: what is matched is the per-position correlation, as the loss's 1/M^2 assumes."""
+    h, w = like.shape[2:]
+    targets = {}
+    for img, b in zip(images, blend):
+        hs, ws = img.shape[2:]
+        feats = net.features(img, layers)
+        for l in layers:
+            f = feats[l]
+            m_img = f.shape[2] * f.shape[3]
+            m_out = _spatial(h, l) * _spatial(w, l)
+            g = gram_forward(f).mean(axis=0, keepdims=True) * (b * m_out / m_img)
+            targets[l] = g if l not in targets else targets[l] + g
+    return targets
+
+
+def _spatial(side: int, layer: str) -> int:
+    """A feature map's side at ``layer`` for an input side (2x2 pools, floored)."""
+    names = VGG19.layer_names()
+    pools = sum(1 for n in names[:names.index(layer) + 1] if n.startswith("pool"))
+    return side >> pools
+
+
+def _weights(weights, n, what):
+    if weights is None:
+        return [1.0] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise UserError(f"{len(weights)} weight(s) given for {n} {what}(s): give one per {what}")
+    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise UserError(f"{what} weights must be non-negative numbers, not all zero: got {weights}")
+    return weights

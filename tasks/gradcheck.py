@@ -1,0 +1,52 @@
+"""Verify every analytic gradient against central finite differences, in float64.
+
+    python -m tasks.gradcheck [--device cpu|gpu|auto] [--only NAME]
+
+Checks every op (conv3x3, relu, pooling, fc, gram), every loss (content, Gram, total
+variation), the autograd's accumulation, the style objective and the whole network (average
+and max pooling, and through the fc layers). Prints a table and exits 1 if any check fails.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from engine import backend, gradcheck
+from engine.errors import UserError
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tasks.gradcheck", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--device", default="cpu", choices=backend.DEVICES, help="where to run the checks (default: cpu)")
+    ap.add_argument("--only", metavar="NAME", help="run only the checks whose name contains NAME")
+    ap.add_argument("--tolerance", type=float, default=gradcheck.TOLERANCE,
+                    help=f"largest accepted relative error (default: {gradcheck.TOLERANCE:g})")
+    args = ap.parse_args(argv)
+    try:
+        device = backend.resolve_device(args.device)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    checks = [c for c in gradcheck.standard_checks() if not args.only or args.only in c.name]
+    if not checks:
+        print(f"error: no check matches {args.only!r}", file=sys.stderr)
+        return 2
+    print(f"gradient check on {device}, float64, tolerance {args.tolerance:g}")
+    print(f"{'check':34s} {'shape':16s} {'rel. error':>10s} {'time':>7s}  result")
+    failed = 0
+    for chk in checks:
+        t0 = time.perf_counter()
+        err = chk.run(device)
+        ok = err < args.tolerance
+        failed += not ok
+        shape = "x".join(map(str, chk.shape))
+        print(f"{chk.name:34s} {shape:16s} {err:10.2e} {time.perf_counter() - t0:6.2f}s  {'pass' if ok else 'FAIL'}",
+              flush=True)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
