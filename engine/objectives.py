@@ -15,7 +15,8 @@ scale (a random relu5_1 loss can be 1e-12). How each kind is measured:
   -F^l(x0) / (N M) back-propagated through the network at the starting image. It never
   vanishes, even when the start is the content image itself.
 - Gram (texture) terms: at the starting image (at F = 0 the Gram gradient is zero).
-- total variation: at the starting image, like the Gram terms (0 if the start is flat: then 1).
+- total variation: at the content image (the natural smoothness of the scene), whatever the
+  start, so that gamma means the same from noise as from the content image.
 
 Everything runs on the net's device; ``value_and_grad`` returns a float and a device array.
 """
@@ -101,7 +102,9 @@ class Objective:
         grams = _gram_targets(net, styles, blend, style_layers, xc)
         terms += [Term(f"style:{l}", "gram", l, grams[l], style_weight) for l in style_layers]
         if tv_weight:
-            terms.append(Term("tv", "tv", weight=tv_weight))
+            # calibrated at the content image, whatever the start: its smoothness is the
+            # reference, so gamma means the same from noise as from the content image
+            terms.append(Term("tv", "tv", target=xc, weight=tv_weight))
         return cls(net, terms)
 
     # ------------------------------------------------------------------ evaluation
@@ -115,16 +118,21 @@ class Objective:
 
         Returns {term name: factor}. One forward pass, one backward pass per term."""
         factors = {}
+        xt, feats = self._forward(x_start)
         for term in self.terms:
-            xt, feats = self._forward(x_start)
+            leaf = xt
             if term.kind == "content":
                 # the paper's F(x') = 0 reading: back-propagate dL/dF = -F0 / (N M)
                 f = feats[term.layer]
                 loss = content_loss(f, _content_probe_target(f.data, term.target), 1.0, term.name)
+            elif term.kind == "tv" and term.target is not None:
+                leaf = Tensor(self.net.to_device(term.target), requires_grad=True)
+                loss = term.loss(feats, leaf, scale=1.0)
             else:
                 loss = term.loss(feats, xt, scale=1.0)
+            leaf.grad = None
             backward(loss)
-            g = float(abs(xt.grad).mean())
+            g = float(abs(leaf.grad).mean())
             if not np.isfinite(g):
                 raise FloatingPointError(f"{term.name}: the weighting pre-process gave a non-finite gradient")
             term.factor = 1.0 / g if g > 0 else 1.0
