@@ -1,0 +1,1 @@
+"""Benchmarks: how fast the engine is (python -m bench.bench_kernels)."""

@@ -1,0 +1,273 @@
+"""The raw CUDA kernels, run on the CPU by the grid emulator, against the engine's NumPy path.
+
+Three layers:
+  1. each entry point (f32 and f64) launched directly on a deliberately small grid, 3 blocks of
+     4 threads, so every grid-stride loop goes round several times (and, for the tiniest inputs,
+     most threads find nothing to do); outputs start as NaN so an element nobody wrote shows;
+  2. the engine's own GPU branch (engine/ops), with the emulator standing in for CuPy's kernels:
+     this checks the launch code too (argument order, integer widths, contiguity);
+  3. the harness itself: broken copies of the kernels must fail, so a pass means something.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import emulator
+import kernels
+from engine import backend
+from engine.ops import conv3x3, pooling, relu, tv
+
+GRID, BLOCK = (3,), (4,)  # 12 threads
+DTYPES = (np.float32, np.float64)
+# (N, C, H, W): 1x1, odd, non-square, a single row / column
+IMAGE_SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 2, 4, 4), (1, 1, 1, 6), (1, 2, 6, 1), (1, 1, 3, 2)]
+POOL_SHAPES = [(1, 1, 2, 2), (2, 3, 4, 6), (1, 2, 5, 7), (1, 1, 3, 2), (2, 1, 7, 3)]
+
+
+def rand(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def ties(shape, dtype, seed=0):
+    """Small integers: most 2x2 windows hold a repeated maximum."""
+    return np.random.default_rng(seed).integers(-2, 3, shape).astype(dtype)
+
+
+def tol(dtype):
+    """For results that differ from NumPy only in the order of a few additions."""
+    eps = np.finfo(dtype).eps
+    return dict(rtol=8 * eps, atol=8 * eps)
+
+
+def launch(file, entry, dtype, *args, source=None):
+    """Run ``<entry>_<f32|f64>`` of kernels/<file>.cu (or of ``source``) on GRID x BLOCK."""
+    mod = emulator.module(file) if source is None else emulator.Module(source, f"{file}-edited")
+    mod.get_function(f"{entry}_{backend.dtype_suffix(dtype)}")(GRID, BLOCK, args)
+
+
+def nans(shape, dtype):
+    return np.full(shape, np.nan, dtype=dtype)
+
+
+def i32(*values):
+    return tuple(np.int32(v) for v in values)
+
+
+# ----------------------------------------------------------------------------- 1. each entry point
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+def test_conv3x3_im2col(shape, dtype):
+    n, c, h, w = shape
+    x = rand(shape, dtype)
+    cols = nans((n, c * 9, h * w), dtype)
+    launch("conv3x3", "conv3x3_im2col", dtype, x, cols, *i32(n, c, h, w))
+    np.testing.assert_array_equal(cols, conv3x3.im2col3x3(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [1, 5, 12, 97])
+def test_relu(size, dtype):
+    x = rand(size, dtype)
+    x[::7] = 0.0  # the boundary: y = 0 and no gradient
+    y = nans(size, dtype)
+    launch("relu", "relu_fwd", dtype, x, y, np.int64(size))
+    np.testing.assert_array_equal(y, relu.relu_forward(x))
+
+    gy = rand(size, dtype, seed=1)
+    gx = nans(size, dtype)
+    launch("relu", "relu_bwd", dtype, y, gy, gx, np.int64(size))
+    np.testing.assert_array_equal(gx, relu.relu_backward(y, gy))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_avgpool2(shape, dtype):
+    n, c, h, w = shape
+    x = rand(shape, dtype)
+    y = nans((n, c, h // 2, w // 2), dtype)
+    launch("pool", "avgpool2_fwd", dtype, x, y, *i32(n * c, h, w))
+    np.testing.assert_allclose(y, pooling.avgpool2_forward(x), **tol(dtype))
+
+    gy = rand(y.shape, dtype, seed=1)
+    gx = nans(shape, dtype)
+    launch("pool", "avgpool2_bwd", dtype, gy, gx, *i32(n * c, h, w))
+    np.testing.assert_array_equal(gx, pooling.avgpool2_backward(gy, shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_maxpool2(shape, dtype):
+    n, c, h, w = shape
+    x = ties(shape, dtype)
+    y = nans((n, c, h // 2, w // 2), dtype)
+    arg = np.full(y.shape, 255, dtype=np.uint8)
+    launch("pool", "maxpool2_fwd", dtype, x, y, arg, *i32(n * c, h, w))
+    y_ref, arg_ref = pooling.maxpool2_forward(x)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+
+    gy = rand(y.shape, dtype, seed=1)
+    gx = nans(shape, dtype)
+    launch("pool", "maxpool2_bwd", dtype, gy, arg, gx, *i32(n * c, h, w))
+    np.testing.assert_array_equal(gx, pooling.maxpool2_backward(gy, arg_ref, shape))
+
+
+def test_maxpool2_ties_go_to_the_first_maximum():
+    x = np.array([[[[1, 3, 3, 3], [3, 2, 3, 3]]]], dtype=np.float32)  # windows: k=1, k=0
+    y, arg = nans((1, 1, 1, 2), np.float32), np.full((1, 1, 1, 2), 255, np.uint8)
+    launch("pool", "maxpool2_fwd", np.float32, x, y, arg, *i32(1, 2, 4))
+    assert arg.tolist() == [[[[1, 0]]]] == pooling.maxpool2_forward(x)[1].tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+def test_tv_fwd_bwd(shape, dtype):
+    n, c, h, w = shape
+    x = rand(shape, dtype)
+    terms, g = nans(shape, dtype), nans(shape, dtype)
+    launch("tv", "tv_fwd_bwd", dtype, x, terms, g, *i32(n * c, h, w))
+    value, g_ref = tv.tv_forward_backward(x)
+    np.testing.assert_allclose(terms.sum(), value, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(g, g_ref, **tol(dtype))
+
+
+# ----------------------------------------------------------------------------- 2. the engine's GPU branch
+
+
+class _NumpyInDisguise:
+    """NumPy under another name: ``xp is not np``, so engine/ops takes its GPU branch."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@contextlib.contextmanager
+def engine_gpu_branch():
+    """engine/ops on NumPy arrays, but through its GPU code with emulated kernels."""
+    def emulated_kernel(name, entry, dtype):
+        return emulator.module(name).get_function(f"{entry}_{backend.dtype_suffix(dtype)}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "array_module", lambda x: _NumpyInDisguise())
+        mp.setattr(backend, "kernel", emulated_kernel)
+        yield
+
+
+def both_branches(fn, *args):
+    """(fn on the NumPy path, fn on the emulated GPU path)."""
+    ref = fn(*args)
+    with engine_gpu_branch():
+        return ref, fn(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 3, 5, 7), (1, 3, 2, 6)])
+def test_engine_conv3x3(shape, dtype):
+    x = rand(shape, dtype)
+    p = conv3x3.ConvWeights(rand((4, shape[1], 3, 3), dtype, seed=1), rand(4, dtype, seed=2))
+    # the same GEMM runs in both branches, so only the gather differs: exact equality
+    for ref, out in [both_branches(conv3x3.conv3x3_forward, x, p),
+                     both_branches(conv3x3.conv3x3_backward, rand((shape[0], 4, *shape[2:]), dtype), p)]:
+        np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_engine_relu(dtype):
+    x = rand((2, 3, 5, 7), dtype)
+    y_ref, y = both_branches(relu.relu_forward, x)
+    np.testing.assert_array_equal(y, y_ref)
+    gy = rand(x.shape, dtype, seed=1)
+    np.testing.assert_array_equal(*both_branches(relu.relu_backward, y, gy))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", POOL_SHAPES[1:3])
+def test_engine_pooling(shape, dtype):
+    x, gy = ties(shape, dtype), rand((shape[0], shape[1], shape[2] // 2, shape[3] // 2), dtype, seed=1)
+    ref, out = both_branches(pooling.avgpool2_forward, x)
+    np.testing.assert_allclose(out, ref, **tol(dtype))
+    np.testing.assert_array_equal(*both_branches(pooling.avgpool2_backward, gy, shape))
+    (y_ref, arg_ref), (y, arg) = both_branches(pooling.maxpool2_forward, x)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(*both_branches(pooling.maxpool2_backward, gy, arg_ref, shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_engine_tv(dtype):
+    (v_ref, g_ref), (v, g) = both_branches(tv.tv_forward_backward, rand((2, 3, 5, 7), dtype))
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(g, g_ref, **tol(dtype))
+
+
+def test_engine_accepts_non_contiguous_inputs():
+    # every GPU branch must hand the kernels contiguous memory, whatever view it was given
+    x = rand((2, 3, 7, 5), np.float64).transpose(0, 1, 3, 2)  # (2, 3, 5, 7), not contiguous
+    gy = rand((2, 3, 7, 5), np.float64, seed=1).transpose(0, 1, 3, 2)
+    gy_pool = rand((2, 3, 3, 2), np.float64, seed=2).transpose(0, 1, 3, 2)  # (2, 3, 2, 3)
+    y = relu.relu_forward(x)
+    arg = np.ascontiguousarray(pooling.maxpool2_forward(x)[1].transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    cases = [
+        (conv3x3.im2col3x3, x),
+        (relu.relu_forward, x),
+        (relu.relu_backward, y.transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2), gy),
+        (pooling.avgpool2_forward, x),
+        (pooling.avgpool2_backward, gy_pool, x.shape),
+        (pooling.maxpool2_forward, x),
+        (pooling.maxpool2_backward, gy_pool, arg, x.shape),
+        (tv.tv_forward_backward, x),
+    ]
+    for fn, *args in cases:
+        ref, out = both_branches(fn, *args)
+        for r, o in zip(ref if isinstance(ref, tuple) else (ref,), out if isinstance(out, tuple) else (out,)):
+            np.testing.assert_allclose(o, r, rtol=1e-13, atol=1e-13, err_msg=fn.__qualname__)
+
+
+# ----------------------------------------------------------------------------- 3. the harness is not vacuous
+
+
+def test_catches_a_wrong_tie_break():
+    source = kernels.source("pool").replace("if (v > best)", "if (v >= best)")  # last maximum wins
+    x = ties((1, 2, 6, 6), np.float32)
+    y, arg = nans((1, 2, 3, 3), np.float32), np.zeros((1, 2, 3, 3), np.uint8)
+    launch("pool", "maxpool2_fwd", np.float32, x, y, arg, *i32(2, 6, 6), source=source)
+    np.testing.assert_array_equal(y, pooling.maxpool2_forward(x)[0])  # the values still agree...
+    assert not np.array_equal(arg, pooling.maxpool2_forward(x)[1])  # ...the argmax does not
+
+
+def test_catches_a_loop_that_does_not_stride():
+    # without the grid stride, 12 threads write only the first 12 elements; the rest stay NaN
+    source = kernels.source("relu").replace("i += (long long)blockDim.x * gridDim.x", "i += n")
+    x, y = rand(50, np.float64), nans(50, np.float64)
+    launch("relu", "relu_fwd", np.float64, x, y, np.int64(50), source=source)
+    assert np.isnan(y[12:]).all() and not np.isnan(y[:12]).any()
+
+
+def test_catches_a_write_out_of_bounds():
+    source = kernels.source("tv").replace("i < total;", "i <= total;")
+    x = rand((1, 1, 3, 4), np.float32)
+    with pytest.raises(AssertionError, match="wrote outside"):
+        launch("tv", "tv_fwd_bwd", np.float32, x, nans(x.shape, np.float32), nans(x.shape, np.float32),
+               *i32(1, 3, 4), source=source)
+
+
+def test_catches_a_wrong_gather_offset():
+    source = kernels.source("conv3x3").replace("+ k % 3 - 1", "+ k % 3")  # kernel shifted by one column
+    x, cols = rand((1, 2, 4, 5), np.float64), nans((1, 18, 20), np.float64)
+    launch("conv3x3", "conv3x3_im2col", np.float64, x, cols, *i32(1, 2, 4, 5), source=source)
+    assert not np.array_equal(cols, conv3x3.im2col3x3(x))
+
+
+def test_catches_wrong_argument_types():
+    x = rand(8, np.float32)
+    with pytest.raises(TypeError, match="int64"):  # CuPy would pass 4 bytes to a long long
+        launch("relu", "relu_fwd", np.float32, x, nans(8, np.float32), np.int32(8))
+    with pytest.raises(TypeError, match="float32"):
+        launch("relu", "relu_fwd", np.float32, x.astype(np.float64), nans(8, np.float32), np.int64(8))
+    with pytest.raises(TypeError, match="contiguous"):
+        launch("relu", "relu_fwd", np.float32, rand(16, np.float32)[::2], nans(8, np.float32), np.int64(8))

@@ -1,0 +1,139 @@
+"""NumPy vs CuPy: every op, forward and backward, float32 and float64, from the same seed.
+
+Each case below is written once against whatever arrays it is given; the test runs it on host
+arrays and on device arrays and compares. Skipped, with the reason shown, where CUDA is absent
+(the kernels themselves are still checked there: tests/kernels/ compiles them with NVRTC and
+runs them on the CPU under a grid emulator).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import autograd, backend
+from engine.autograd import Tensor
+from engine.ops import conv3x3, fc, gram, losses, pooling, relu, tv
+
+REASON = backend.gpu_unavailable_reason()
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"no CUDA device: {REASON}")]
+
+DTYPES = (np.float32, np.float64)
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}  # BLAS and cuBLAS sum in different orders
+
+
+def host_inputs(dtype, seed=0):
+    """Every array the cases need, on the host; shapes are small, with odd and non-square maps."""
+    rng = np.random.default_rng(seed)
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    return {
+        "x": r(2, 3, 9, 11), "gy": r(2, 3, 9, 11), "gy_pool": r(2, 3, 4, 5),
+        "conv_w": r(5, 3, 3, 3) * 0.3, "conv_b": r(5), "conv_gy": r(2, 5, 9, 11),
+        "fc_w": r(7, 3 * 9 * 11) * 0.1, "fc_b": r(7), "fc_gy": r(2, 7, 1, 1),
+        "f": r(2, 4, 6, 5), "gg": r(2, 4, 4), "target": r(1, 4, 6, 5), "target_gram": r(1, 4, 4),
+    }
+
+
+def with_grad(loss_fn, f):
+    """(loss value, d loss / d f) through engine.autograd."""
+    leaf = Tensor(f, requires_grad=True)
+    loss = loss_fn(leaf)
+    autograd.backward(loss)
+    return loss.data, leaf.grad
+
+
+# ----------------------------------------------------------------------------- the cases
+# Each takes the inputs (NumPy or CuPy) and returns a tuple of results.
+
+
+def case_conv3x3(a):
+    p = conv3x3.ConvWeights(a["conv_w"], a["conv_b"])
+    return conv3x3.conv3x3_forward(a["x"], p), conv3x3.conv3x3_backward(a["conv_gy"], p)
+
+
+def case_relu(a):
+    y = relu.relu_forward(a["x"])
+    return y, relu.relu_backward(y, a["gy"])
+
+
+def case_avgpool2(a):
+    return pooling.avgpool2_forward(a["x"]), pooling.avgpool2_backward(a["gy_pool"], a["x"].shape)
+
+
+def case_maxpool2(a):
+    y, arg = pooling.maxpool2_forward(a["x"])
+    return y, arg, pooling.maxpool2_backward(a["gy_pool"], arg, a["x"].shape)
+
+
+def case_fc(a):
+    p = fc.FCWeights(a["fc_w"], a["fc_b"])
+    return fc.fc_forward(a["x"], p), fc.fc_backward(a["fc_gy"], p, a["x"].shape)
+
+
+def case_gram(a):
+    return gram.gram_forward(a["f"]), gram.gram_backward(a["gg"], a["f"])
+
+
+def case_content_loss(a):
+    return with_grad(lambda f: losses.content_loss(f, a["target"], weight=3.0), a["f"])
+
+
+def case_gram_loss(a):
+    return with_grad(lambda f: losses.gram_loss(f, a["target_gram"], weight=3.0), a["f"])
+
+
+def case_tv(a):
+    value, g = tv.tv_forward_backward(a["x"])
+    return (value, g, *with_grad(lambda x: tv.tv_loss(x, weight=0.5), a["x"]))
+
+
+def case_chain(a):
+    """conv -> relu -> max pool, with a content, a Gram and a TV term summed: one backward."""
+    p = conv3x3.ConvWeights(a["conv_w"], a["conv_b"])
+
+    def loss(x):
+        h = pooling.maxpool2(relu.relu(conv3x3.conv3x3(x, p)))  # (2, 5, 4, 5)
+        target = h.data[:1] * 0.5
+        target_gram = gram.gram_forward(target)
+        return autograd.add(losses.content_loss(h, target), losses.gram_loss(h, target_gram, 2.0), tv.tv_loss(x, 0.1))
+
+    return with_grad(loss, a["x"])
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+# ----------------------------------------------------------------------------- op-level parity
+
+
+def assert_close(out, ref, dtype, what):
+    out = backend.to_host(out)
+    ref = np.asarray(ref)
+    assert out.shape == ref.shape and out.dtype == ref.dtype, what
+    if ref.dtype.kind in "iub":
+        np.testing.assert_array_equal(out, ref, err_msg=what)
+        return
+    rtol = RTOL[dtype]
+    atol = rtol * float(np.abs(ref).max(initial=0.0))  # near-zero entries: relative to the scale
+    np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_parity(case, dtype):
+    cupy = backend.xp_for("gpu")
+    host = host_inputs(dtype)
+    ref = CASES[case](host)
+    out = CASES[case]({k: cupy.asarray(v) for k, v in host.items()})
+    assert len(out) == len(ref)
+    for i, (o, r) in enumerate(zip(out, ref)):
+        assert backend.is_gpu(o), f"{case} result {i} came back on the host"
+        assert_close(o, r, dtype, f"{case} result {i} ({np.dtype(dtype).name})")
+
+
+# ----------------------------------------------------------------------------- task-level parity
+# TASK-LEVEL PARITY: reserved. Tests that run a whole task (tasks/*) on --device cpu and
+# --device gpu from the same seed and compare the outcomes go here, under this module's
+# gpu marker and skip.
