@@ -4,7 +4,20 @@
     engine.autograd   a tiny reverse-mode autograd over input gradients
     engine.ops        conv3x3, relu, pooling, fc, gram, losses, tv
     engine.vgg        the VGG-19 network: random or loaded weights
+    engine.objectives inversion, texture and style objectives, Eq. 4 weighting factors
+    engine.optim      L-BFGS-B, the one place where host and device meet
 """
-from .errors import UserError
+import os as _os
+import sys as _sys
+
+# numba's default (OpenMP) threads keep spinning after a parallel loop and starve the BLAS GEMM
+# that follows: a pool3 evaluation at 128 px took 247 ms with it and 81 ms with the workqueue
+# layer (2-core CPU, python -m bench.bench_evaluation; bench/RESULTS.md). A user's choice wins.
+if "NUMBA_THREADING_LAYER" not in _os.environ:
+    _os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
+    if "numba" in _sys.modules:
+        _sys.modules["numba"].config.THREADING_LAYER = "workqueue"
+
+from .errors import UserError  # noqa: E402
 
 __all__ = ["UserError"]

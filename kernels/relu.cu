@@ -1,14 +1,14 @@
 // ReLU forward and backward, one element per thread (1-D grid-stride loop).
 //
-// relu_fwd: y[i] = max(x[i], 0)
-// relu_bwd: gx[i] = y[i] > 0 ? gy[i] : 0     (needs only the output y, not x)
+// relu_fwd: y[i] = max(x[i], 0), NaN kept
+// relu_bwd: gx[i] = gy[i] * (y[i] > 0)        (needs only the output y, not x)
 
 template <typename T>
 __device__ void relu_fwd(const T* __restrict__ x, T* __restrict__ y, long long n) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)blockDim.x * gridDim.x) {
         const T v = x[i];
-        y[i] = v > T(0) ? v : T(0);
+        y[i] = v < T(0) ? T(0) : v;  // NaN passes through, as in NumPy's maximum
     }
 }
 
@@ -16,7 +16,7 @@ template <typename T>
 __device__ void relu_bwd(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ gx, long long n) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)blockDim.x * gridDim.x) {
-        gx[i] = y[i] > T(0) ? gy[i] : T(0);
+        gx[i] = gy[i] * T(y[i] > T(0));  // gy * mask, exactly as the NumPy path (NaN kept)
     }
 }
 

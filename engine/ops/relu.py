@@ -1,4 +1,5 @@
-"""ReLU: y = max(x, 0); gx = gy where y > 0, else 0.
+"""ReLU: y = max(x, 0); gx = gy where y > 0, else 0. NaN passes through (on both paths), so a
+broken run is seen as one.
 
 Backward needs only the output ``y`` (y > 0 exactly where x > 0), so the pre-activation can be
 dropped by the caller when nobody asks for it. GPU: ``relu_fwd`` / ``relu_bwd`` in
@@ -26,8 +27,8 @@ def relu_forward(x):
 def relu_backward(y, gy):
     xp = backend.array_module(y)
     if xp is np:
-        return np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-    y, gy = xp.ascontiguousarray(y), xp.ascontiguousarray(gy)
+        return gy * (y > 0)  # 10x faster than np.where here (bench/RESULTS.md)
+    y, gy = xp.ascontiguousarray(y), xp.ascontiguousarray(gy, dtype=y.dtype)
     gx = xp.empty_like(gy)
     # one thread writes one gx[i]
     backend.launch(backend.kernel("relu", "relu_bwd", y.dtype), y.size, (y, gy, gx, np.int64(y.size)))

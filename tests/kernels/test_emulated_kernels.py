@@ -74,11 +74,13 @@ def test_conv3x3_im2col(shape, dtype):
 def test_relu(size, dtype):
     x = rand(size, dtype)
     x[::7] = 0.0  # the boundary: y = 0 and no gradient
+    x[3::11] = np.nan  # NaN passes through, as in NumPy, so a broken run is seen as one
     y = nans(size, dtype)
     launch("relu", "relu_fwd", dtype, x, y, np.int64(size))
     np.testing.assert_array_equal(y, relu.relu_forward(x))
 
     gy = rand(size, dtype, seed=1)
+    gy[5::13] = np.nan
     gx = nans(size, dtype)
     launch("relu", "relu_bwd", dtype, y, gy, gx, np.int64(size))
     np.testing.assert_array_equal(gx, relu.relu_backward(y, gy))
