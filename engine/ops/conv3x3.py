@@ -62,24 +62,33 @@ def _im2col_cpu(x, cols):
                                 cols[b, row, y * w + xx] = 0.0
 
 
-def im2col3x3(x):
-    """(N, C, H, W) -> (N, C*9, H*W): the 3x3 neighbourhoods, zero-padded, as GEMM columns."""
+def im2col3x3(x, relu_out=None):
+    """(N, C, H, W) -> (N, C*9, H*W): the 3x3 neighbourhoods, zero-padded, as GEMM columns.
+
+    relu_out: a ReLU's output of x's shape; if given, gather ``x * (relu_out > 0)`` instead,
+    the ReLU backward fused into the gather (one kernel, no temporary, on the GPU)."""
     xp = backend.array_module(x)
     n, c, h, w = x.shape
     x = xp.ascontiguousarray(x)
     cols = xp.empty((n, c * 9, h * w), dtype=x.dtype)
+    dims = (np.int32(n), np.int32(c), np.int32(h), np.int32(w))
     if xp is np:
-        _im2col_cpu(x, cols)
-    else:
+        _im2col_cpu(x if relu_out is None else x * (relu_out > 0), cols)
+    elif relu_out is None:
         # one thread writes one element of cols
-        kern = backend.kernel("conv3x3", "conv3x3_im2col", x.dtype)
-        backend.launch(kern, cols.size, (x, cols, np.int32(n), np.int32(c), np.int32(h), np.int32(w)))
+        backend.launch(backend.kernel("conv3x3", "conv3x3_im2col", x.dtype), cols.size, (x, cols, *dims))
+    else:
+        # one thread writes one element of cols, masked by the ReLU
+        relu_out = xp.ascontiguousarray(relu_out, dtype=x.dtype)
+        backend.launch(backend.kernel("conv3x3", "conv3x3_im2col_relu_bwd", x.dtype), cols.size,
+                       (x, relu_out, cols, *dims))
     return cols
 
 
-def _conv(x, w_mat):
+def _conv(x, w_mat, relu_out=None):
     n, _, h, w = x.shape
-    out = backend.array_module(x).matmul(w_mat, im2col3x3(x))  # (Co, K) @ (N, K, HW) -> (N, Co, HW)
+    cols = im2col3x3(x, relu_out)
+    out = backend.array_module(x).matmul(w_mat, cols)  # (Co, K) @ (N, K, HW) -> (N, Co, HW)
     return out.reshape(n, w_mat.shape[0], h, w)
 
 
@@ -94,9 +103,12 @@ def conv3x3_forward(x, p: ConvWeights):
     return out
 
 
-def conv3x3_backward(gy, p: ConvWeights):
-    """gy (N, Cout, H, W) -> gx (N, Cin, H, W): the flipped, transposed conv, no bias."""
-    return _conv(gy, p.w_bwd)
+def conv3x3_backward(gy, p: ConvWeights, relu_out=None):
+    """gy (N, Cout, H, W) -> gx (N, Cin, H, W): the flipped, transposed conv, no bias.
+
+    relu_out: the output of a ReLU that followed this conv; gy is then the gradient w.r.t. that
+    output, and the ReLU's backward is fused into the gather."""
+    return _conv(gy, p.w_bwd, relu_out)
 
 
 def conv3x3(x: Tensor, p: ConvWeights, name=None) -> Tensor:
@@ -107,9 +119,10 @@ def conv3x3_relu(x: Tensor, p: ConvWeights, name=None) -> Tensor:
     """relu(conv3x3(x)) as one graph node, for when nobody asks for the pre-activation.
 
     Backward needs only the rectified output, so the pre-activation is freed at once: the
-    network keeps one activation per conv layer instead of two.
+    network keeps one activation per conv layer instead of two. The ReLU's backward is fused
+    into the backward conv's gather.
     """
-    from .relu import relu_backward, relu_forward
+    from .relu import relu_forward
 
     y = relu_forward(conv3x3_forward(x.data, p))
-    return record(y, (x,), lambda gy: (conv3x3_backward(relu_backward(y, gy), p),), name)
+    return record(y, (x,), lambda gy: (conv3x3_backward(gy, p, relu_out=y),), name)

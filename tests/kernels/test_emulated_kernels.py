@@ -68,6 +68,14 @@ def test_conv3x3_im2col(shape, dtype):
     launch("conv3x3", "conv3x3_im2col", dtype, x, cols, *i32(n, c, h, w))
     np.testing.assert_array_equal(cols, conv3x3.im2col3x3(x))
 
+    # the ReLU-backward-fused gather: gy masked by a ReLU output y (zeros, NaN kept)
+    gy, y = rand(shape, dtype, seed=3), np.maximum(rand(shape, dtype, seed=4), 0)
+    gy.flat[::5] = np.nan
+    cols = nans((n, c * 9, h * w), dtype)
+    launch("conv3x3", "conv3x3_im2col_relu_bwd", dtype, gy, y, cols, *i32(n, c, h, w))
+    np.testing.assert_array_equal(cols, conv3x3.im2col3x3(gy, relu_out=y))
+    np.testing.assert_array_equal(cols, conv3x3.im2col3x3(gy * (y > 0)))
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [1, 5, 12, 97])
@@ -286,7 +294,9 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
     rng = np.random.default_rng(0)
     net = VGG19.random(seed=1, sigma=0.05, pooling=pooling, device="cpu", dtype=np.float64)
     xc, xs, x = (rng.uniform(-100, 100, (1, 3, 6, 8)) for _ in range(3))
-    obj = Objective.style(net, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5)
+    # conv1_2 is asked for as a pre-activation: its ReLU runs on its own (relu_bwd), while
+    # conv1_1 + relu1_1 run fused (conv3x3_im2col_relu_bwd)
+    obj = Objective.style(net, xc, [xs], content_layer="conv1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5)
     obj.calibrate(xc)
     ref_value, ref_grad = obj.value_and_grad(x)
     used = set()
@@ -301,6 +311,6 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
             mp.setattr(backend, "kernel", counting)
             value, grad = obj.value_and_grad(x)
     pool = "avgpool2" if pooling == "avg" else "maxpool2"
-    assert used == {"conv3x3_im2col", "relu_fwd", "relu_bwd", f"{pool}_fwd", f"{pool}_bwd", "tv_fwd_bwd"}
+    assert used == {"conv3x3_im2col", "conv3x3_im2col_relu_bwd", "relu_fwd", "relu_bwd", f"{pool}_fwd", f"{pool}_bwd", "tv_fwd_bwd"}
     assert value == pytest.approx(ref_value, rel=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12 * np.abs(ref_grad).max())

@@ -21,6 +21,7 @@ OPS_DIR = Path(backend.__file__).resolve().parent / "ops"
 # What engine/ops launches, as (source file, entry point without the dtype suffix).
 LAUNCHED = {
     ("conv3x3", "conv3x3_im2col"),
+    ("conv3x3", "conv3x3_im2col_relu_bwd"),
     ("relu", "relu_fwd"),
     ("relu", "relu_bwd"),
     ("pool", "avgpool2_fwd"),
