@@ -205,6 +205,8 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     mode = net.preprocessing
     need = check_memory(net, x0.shape, obj.layers or ["conv1_1"])
     log["memory_estimate_bytes"] = need
+    print(f"memory: about {need / 2**20:.0f} MiB needed, "
+          f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
     t0 = time.perf_counter()
     factors = obj.calibrate(x0)
     log["weighting_factors"] = factors
