@@ -32,7 +32,7 @@ from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.tv import tv_loss
-from .vgg import VGG19, check_layers
+from .vgg import FC_LAYERS, VGG19, check_layers
 
 
 @dataclass
@@ -174,22 +174,23 @@ def _gram_targets(net: VGG19, images, blend, layers, like) -> dict:
     h, w = like.shape[2:]
     targets = {}
     for img, b in zip(images, blend):
-        hs, ws = img.shape[2:]
         feats = net.features(img, layers)
         for l in layers:
             f = feats[l]
             m_img = f.shape[2] * f.shape[3]
-            m_out = _spatial(h, l) * _spatial(w, l)
+            m_out = _positions(h, w, l)
             g = gram_forward(f).mean(axis=0, keepdims=True) * (b * m_out / m_img)
             targets[l] = g if l not in targets else targets[l] + g
     return targets
 
 
-def _spatial(side: int, layer: str) -> int:
-    """A feature map's side at ``layer`` for an input side (2x2 pools, floored)."""
+def _positions(h: int, w: int, layer: str) -> int:
+    """M = h*w of ``layer``'s feature maps for an (h, w) input (2x2 pools, floored; fc: 1)."""
+    if layer in FC_LAYERS:
+        return 1
     names = VGG19.layer_names()
     pools = sum(1 for n in names[:names.index(layer) + 1] if n.startswith("pool"))
-    return side >> pools
+    return (h >> pools) * (w >> pools)
 
 
 def _weights(weights, n, what):
