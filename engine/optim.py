@@ -23,6 +23,10 @@ class NonFiniteError(FloatingPointError):
     """A loss or gradient was NaN or inf."""
 
 
+class _CallbackError(Exception):
+    """An exception raised by the user's callback, carried out of scipy."""
+
+
 @dataclass
 class Result:
     x: np.ndarray                     # best iterate, (N, 3, H, W) float64, host
@@ -71,7 +75,12 @@ def lbfgs(objective, x0, bounds=None, iters: int = 500, history: int = 10,
         elapsed = time.perf_counter() - t0
         hist.append({"iteration": state["it"], "loss": fk, **terms, "seconds": elapsed})
         if callback is not None:
-            callback(state["it"], xk.reshape(shape), fk, terms, elapsed)
+            try:
+                callback(state["it"], xk.reshape(shape), fk, terms, elapsed)
+            except (StopIteration, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # e.g. an intermediate image that cannot be written
+                raise _CallbackError(exc) from exc
 
     lower, upper = (None, None) if bounds is None else bounds
     scipy_bounds = None
@@ -96,6 +105,9 @@ def lbfgs(objective, x0, bounds=None, iters: int = 500, history: int = 10,
         stop = str(exc) or "stopped by the callback"
     except NonFiniteError as exc:
         failed, stop = str(exc), str(exc)
+    except _CallbackError as exc:
+        cause = exc.__cause__
+        failed = stop = f"stopped by an error in the progress callback: {cause}"
     if not np.isfinite(state["loss"]) and last.get("x") is not None and failed is None:
         state["x"], state["loss"] = last["x"], last["loss"]
     return Result(state["x"].reshape(shape), float(state["loss"]), state["it"], state["evals"],

@@ -94,6 +94,19 @@ def validate(a) -> None:
         raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
 
 
+def check_writable(path: Path, what: str) -> None:
+    """Fail before the run, not after it, when a result could not be saved."""
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a directory; give a file name, e.g. {path / 'result.png'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {str(path)!r} ({exc.strerror or exc}); choose another path") from None
+
+
 # ----------------------------------------------------------------------------- inputs
 
 def image_path(spec) -> Path:
@@ -203,6 +216,10 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
+    out = Path(a.out)
+    log_path = Path(a.log) if a.log else out.with_suffix(".json")
+    check_writable(out, "--out")
+    check_writable(log_path, "--log")
     need = check_memory(net, x0.shape, obj.layers or ["conv1_1"])
     log["memory_estimate_bytes"] = need
     print(f"memory: about {need / 2**20:.0f} MiB needed, "
@@ -214,8 +231,6 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     print("weighting factors (Eq. 4): " + ", ".join(f"{k} {v:.3g}" for k, v in factors.items()))
     lo, hi = image.pixel_bounds(mode)
     lo, hi = lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1)
-    out = Path(a.out)
-    log_path = Path(a.log) if a.log else out.with_suffix(".json")
     meta = {"task": log["task"], "args": log["args"]}
 
     def progress(it, x, loss, terms, elapsed):

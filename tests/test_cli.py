@@ -177,3 +177,14 @@ def test_bad_input_in_a_subprocess_exit_code():
     r = subprocess.run([sys.executable, "-m", "tasks.texture", "--image", "missing.png", "--device", "cpu"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == "error: missing.png: no such file; check the path"
+
+
+def test_unwritable_output_fails_before_the_run(tmp_path, capsys):
+    code, err = call(invert.main, SMALL + ["--out", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in one_line_error(err)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = call(invert.main, SMALL + ["--out", str(blocker / "sub" / "x.png")], capsys)
+    line = one_line_error(err)
+    assert code == 2 and "cannot write --out" in line
+    assert "iterations" not in capsys.readouterr().out  # nothing was optimised
