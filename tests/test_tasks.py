@@ -100,3 +100,18 @@ def test_saved_random_net_is_reused(tmp_path):
     _, b = invert.run(image="coffee", layer="relu2_1", size=32, iters=3, seed=5, weights=str(tmp_path / "w.npz"),
                       out=str(tmp_path / "b.png"), **QUIET)
     assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-6)
+
+
+def test_weights_file_names_its_preprocessing(tmp_path):
+    """A trained-weights file may say "torchvision" (RGB / 255, mean/std): the task preprocesses,
+    bounds and saves in that convention."""
+    from engine.vgg import VGG19
+
+    net = VGG19.random(seed=2, device="cpu")
+    net.meta["preprocessing"] = "torchvision"
+    net.save(tmp_path / "tv.npz")
+    img, log = invert.run(image="coffee", layer="relu1_1", size=32, iters=30, weights=str(tmp_path / "tv.npz"),
+                          out=str(tmp_path / "tv.png"), **QUIET)
+    assert log["network"]["preprocessing"] == "torchvision"
+    assert log["psnr"] > 25  # the image round-trips through the other convention
+    assert img.min() >= 0 and img.max() <= 255
