@@ -5,7 +5,8 @@ from pathlib import Path
 from engine import image
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+# the weight-conversion recipe needs PyTorch and the user's own file: not run here
+BLOCKS = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "import torch" not in b]
 
 
 def test_readme_has_the_api_examples():
