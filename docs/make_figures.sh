@@ -6,6 +6,7 @@ python -m tasks.invert --image astronaut --layer pool3 --device cpu --out docs/i
 for layer in relu1_1 pool1 pool2 pool4 pool5; do
   python -m tasks.invert --image astronaut --layer $layer --device cpu --out docs/invert_$layer.png --print-every 0
 done
+python -m tasks.invert --image astronaut --layer pool5 --tv-weight 0.01 --device cpu --out docs/invert_pool5_tv.png --print-every 0
 python -m tasks.texture --image gravel --device cpu --out docs/texture_gravel.png
 python -m tasks.texture --image ihc --device cpu --out docs/texture_ihc.png --print-every 0
 python -m tasks.style --content chelsea --style ihc --device cpu --out docs/style_chelsea_ihc.png

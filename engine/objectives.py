@@ -70,12 +70,18 @@ class Objective:
     # ------------------------------------------------------------------ builders
 
     @classmethod
-    def inversion(cls, net: VGG19, x0, layers, weights=None) -> "Objective":
-        """Eq. 1: match layer(s) ``layers`` of ``x0`` (N, 3, H, W), preprocessed."""
+    def inversion(cls, net: VGG19, x0, layers, weights=None, tv_weight=0.0) -> "Objective":
+        """Eq. 1: match layer(s) ``layers`` of ``x0`` (N, 3, H, W), preprocessed.
+
+        ``tv_weight``: an optional total-variation prior (Mahendran & Vedaldi); the paper uses
+        none (0, the default). Calibrated at x0, like the style transfer's."""
         layers = check_layers([layers] if isinstance(layers, str) else layers)
         weights = _weights(weights, len(layers), "layer")
         feats = net.features(x0, layers)
-        return cls(net, [Term(f"content:{l}", "content", l, feats[l], w) for l, w in zip(layers, weights)])
+        terms = [Term(f"content:{l}", "content", l, feats[l], w) for l, w in zip(layers, weights)]
+        if tv_weight:
+            terms.append(Term("tv", "tv", target=x0, weight=tv_weight))
+        return cls(net, terms)
 
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None) -> "Objective":

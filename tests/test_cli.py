@@ -57,6 +57,7 @@ def weights_wrong_shapes(tmp_path):
     (["--iters", "abc"], "argument --iters: invalid int value"),
     (["--device", "tpu"], "argument --device: invalid choice"),
     (["--init", "/no/such/start.png"], "no such file"),
+    (["--tv-weight", "-1"], "--tv-weight must be a number >= 0"),
 ])
 def test_invert_bad_input(argv, expect, capsys):
     import re

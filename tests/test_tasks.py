@@ -115,3 +115,12 @@ def test_weights_file_names_its_preprocessing(tmp_path):
     assert log["network"]["preprocessing"] == "torchvision"
     assert log["psnr"] > 25  # the image round-trips through the other convention
     assert img.min() >= 0 and img.max() <= 255
+
+
+def test_invert_tv_prior_is_optional_and_logged(tmp_path):
+    _, plain = invert.run(image="coffee", layer="pool2", size=32, iters=3, out=str(tmp_path / "a.png"), **QUIET)
+    assert set(plain["weighting_factors"]) == {"content:pool2"}
+    _, tv = invert.run(image="coffee", layer="pool2", size=32, iters=3, tv_weight=0.01,
+                       out=str(tmp_path / "b.png"), **QUIET)
+    assert set(tv["weighting_factors"]) == {"content:pool2", "tv"} and tv["term_weights"]["tv"] == 0.01
+    assert "tv" in tv["losses"][-1]
