@@ -99,6 +99,11 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.clip(np.stack(chans, axis=2), 0.0, 255.0).astype(np.float32)
 
 
+def resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H, W, 3) -> (h, w, 3), Lanczos, clipped to [0, 255] (e.g. a --init image to the output size)."""
+    return _resize(img, h, w)
+
+
 def center_crop_resize(img: np.ndarray, side: int) -> tuple[np.ndarray, str]:
     """(H, W, 3) -> ((side, side, 3), note): shorter side scaled to ``side``, centre crop.
 

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +170,7 @@ def start_image(a, shape, content=None, mode="caffe") -> np.ndarray:
         return content.copy()
     img = image.load_image(image_path(a.init))
     if img.shape[:2] != (h, w):
-        img = image._resize(img, h, w)
+        img = image.resize(img, h, w)
     return image.preprocess(img, mode)
 
 
@@ -180,7 +180,8 @@ def list_layers(net: VGG19, size: int) -> None:
     shapes = {k: v.shape for k, v in net.features(x, top).items()} if size >= 32 else {}
     for name in LAYER_NAMES:
         s = shapes.get(name)
-        desc = f"{s[1]} x {s[2]} x {s[3]}" if s else ("needs a 256x256 input" if name not in top else "")
+        side = net.fc_input_side()
+        desc = f"{s[1]} x {s[2]} x {s[3]}" if s else (f"needs a {side}x{side} input" if name not in top else "")
         print(f"{name:8s} {desc}")
 
 
@@ -208,7 +209,6 @@ class Setup:
     objective: Objective
     x_start: np.ndarray                     # (1, 3, H, W) preprocessed
     finish: object = None                   # finish(img_hwc, x, log) -> img_hwc: metrics, colours
-    measures: dict = field(default_factory=dict)
 
 
 def optimize(a, net: VGG19, setup: Setup, log: dict):

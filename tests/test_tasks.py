@@ -124,3 +124,15 @@ def test_invert_tv_prior_is_optional_and_logged(tmp_path):
                        out=str(tmp_path / "b.png"), **QUIET)
     assert set(tv["weighting_factors"]) == {"content:pool2", "tv"} and tv["term_weights"]["tv"] == 0.01
     assert "tv" in tv["losses"][-1]
+
+
+def test_init_from_a_file_of_another_size(tmp_path):
+    """--init FILE: resized to the output; starting from the target itself, nothing is left to do."""
+    from PIL import Image
+
+    src = image.load_image(image.sample_path("coffee"))
+    Image.fromarray(src.astype(np.uint8)).save(tmp_path / "start.png")
+    _, log = invert.run(image="coffee", layer="relu2_1", size=48, iters=3, init=str(tmp_path / "start.png"),
+                        out=str(tmp_path / "i.png"), **QUIET)
+    assert log["start_feature_error"]["relu2_1"] < 0.05  # the same photo, resized: nearly matched already
+    assert log["feature_error"]["relu2_1"] <= log["start_feature_error"]["relu2_1"]
