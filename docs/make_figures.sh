@@ -12,3 +12,4 @@ python -m tasks.texture --image ihc --device cpu --out docs/texture_ihc.png --pr
 python -m tasks.style --content chelsea --style ihc --device cpu --out docs/style_chelsea_ihc.png
 python -m tasks.style --content chelsea --style ihc --device cpu --content-weight 100 --style-weight 1 \
   --tv-weight 1000 --out docs/style_paper_ratio.png --print-every 0
+python -m tasks.stack --image astronaut --device cpu --out /tmp/stacked.npz --log docs/stacked_astronaut.json --print-every 0

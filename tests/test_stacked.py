@@ -1,0 +1,74 @@
+"""The greedy stacked ranVGG (SPEC section 6)."""
+import json
+
+import numpy as np
+import pytest
+
+from engine import stacked
+from engine.vgg import VGG19
+from tasks import stack
+
+QUIET = {"device": "cpu", "print_every": 0, "size": 32, "iters": 5}
+
+
+def test_one_candidate_is_the_plain_random_net(tmp_path):
+    net, log = stack.run(candidates=1, top="conv1_2", out=str(tmp_path / "s.npz"), **QUIET)
+    plain = VGG19.random(seed=0, device="cpu")
+    for name in ("conv1_1", "conv1_2", "conv2_1"):
+        np.testing.assert_array_equal(net.params[name][0], plain.params[name][0])
+    assert [len(r["scores"]) for r in log["stacked"]["layers"].values()] == [1, 1]
+
+
+def test_keeps_the_candidate_with_the_smallest_relative_error(tmp_path):
+    out = tmp_path / "s.npz"
+    net, log = stack.run(candidates=3, top="conv2_1", seed=4, out=str(out), **QUIET)
+    layers = log["stacked"]["layers"]
+    assert list(layers) == ["conv1_1", "conv1_2", "conv2_1"]
+    plain = VGG19.random(seed=4, device="cpu")
+    for index, (name, r) in enumerate(layers.items()):
+        assert len(r["scores"]) == 3 and r["chosen"] == int(np.argmin(r["scores"]))
+        k = r["chosen"]
+        want = plain.params[name][0] if k == 0 else stacked.candidate(4, index, k, plain.params[name][0].shape, 0.015)
+        np.testing.assert_array_equal(net.params[name][0], want)
+    assert any(r["chosen"] != 0 for r in layers.values())  # the selection did something
+    # the file: weights and every candidate's score in meta, usable with --weights
+    back = VGG19.load(out, device="cpu")
+    assert back.meta["kind"] == "stacked" and back.meta["stacked"]["layers"] == json.loads(json.dumps(layers))
+    np.testing.assert_array_equal(back.params["conv1_2"][0], net.params["conv1_2"][0])
+    from tasks import invert
+
+    _, inv = invert.run(image="coffee", layer="relu2_1", weights=str(out), out=str(tmp_path / "i.png"), **QUIET)
+    assert inv["status"] == "done"
+
+
+def test_interrupt_saves_the_layers_chosen_so_far(tmp_path, monkeypatch):
+    import engine.stacked as st
+
+    real, calls = st.lbfgs, {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(st, "lbfgs", flaky)
+    out = tmp_path / "s.npz"
+    code = stack.main(["--device", "cpu", "--size", "32", "--iters", "3", "--candidates", "2", "--top", "conv2_1",
+                       "--print-every", "0", "--out", str(out)])
+    assert code == 130
+    meta = VGG19.load(out, device="cpu").meta
+    assert list(meta["stacked"]["layers"]) == ["conv1_1"]  # conv1_2 was interrupted: plain draw kept
+    np.testing.assert_array_equal(VGG19.load(out, device="cpu").params["conv1_2"][0],
+                                  VGG19.random(seed=0, device="cpu").params["conv1_2"][0])
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--candidates", "0"], "--candidates must be a whole number >= 1"),
+    (["--top", "pool3"], "--top must be a conv layer"),
+    (["--weights", "x.npz"], "built from fresh random draws"),
+])
+def test_bad_input(argv, expect, capsys):
+    code = stack.main(["--device", "cpu", "--size", "32", "--iters", "1"] + argv)
+    err = capsys.readouterr().err
+    assert code == 2 and expect in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
