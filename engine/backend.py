@@ -79,10 +79,6 @@ def is_gpu(x) -> bool:
     return array_module(x) is not np
 
 
-def device_of(x) -> str:
-    return "gpu" if is_gpu(x) else "cpu"
-
-
 def to_device(x, device: str, dtype=None):
     """Copy a host array to ``device`` (no copy when it is already there)."""
     xp = xp_for(device)
@@ -94,11 +90,6 @@ def to_host(x) -> np.ndarray:
     if is_gpu(x):
         return x.get()
     return np.asarray(x)
-
-
-def synchronize(device: str) -> None:
-    if device == "gpu":
-        _cupy_status()[0].cuda.get_current_stream().synchronize()
 
 
 def memory_available(device: str) -> int:

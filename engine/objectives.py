@@ -159,9 +159,6 @@ class Objective:
         self.evaluations += 1
         return float(values.sum()), xt.grad
 
-    def factors(self) -> dict:
-        return {t.name: t.factor for t in self.terms}
-
 
 def _content_probe_target(f, f0):
     """A target that makes content_loss's gradient equal the paper's F(x') = 0 probe.

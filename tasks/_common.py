@@ -94,6 +94,15 @@ def validate(a) -> None:
         raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
 
 
+def output_paths(a) -> tuple[Path, Path]:
+    """(--out, --log or OUT.json), both checked writable before any work is done."""
+    out = Path(a.out)
+    log_path = Path(a.log) if a.log else out.with_suffix(".json")
+    check_writable(out, "--out")
+    check_writable(log_path, "--log")
+    return out, log_path
+
+
 def check_writable(path: Path, what: str) -> None:
     """Fail before the run, not after it, when a result could not be saved."""
     if path.is_dir():
@@ -216,10 +225,7 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
-    out = Path(a.out)
-    log_path = Path(a.log) if a.log else out.with_suffix(".json")
-    check_writable(out, "--out")
-    check_writable(log_path, "--log")
+    out, log_path = output_paths(a)
     need = check_memory(net, x0.shape, obj.layers or ["conv1_1"])
     log["memory_estimate_bytes"] = need
     print(f"memory: about {need / 2**20:.0f} MiB needed, "

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-
 import numpy as np
 
 from engine import image, stacked
@@ -45,10 +43,7 @@ def run(**kwargs):
         raise UserError("--weights: the stacked net is built from fresh random draws (--seed, --sigma)")
     if not isinstance(a.candidates, int) or a.candidates < 1:
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
-    out = Path(a.out)
-    log_path = Path(a.log) if a.log else out.with_suffix(".json")
-    _common.check_writable(out, "--out")
-    _common.check_writable(log_path, "--log")
+    out, log_path = _common.output_paths(a)
     log = _common.new_log("stack", a)
     net = _common.make_net(a, log)
     x0 = image.preprocess(_common.read(a.image, a.size), net.preprocessing)

@@ -46,13 +46,15 @@ def _floats(spec, what):
         raise _common.UserError(f"{what} must be comma-separated numbers, got {spec!r}") from None
 
 
-def gram_scores(net_or_seed, x, x_ref, layers, like: VGG19) -> dict:
-    """Relative Gram error per layer (and total) of x against x_ref in a network."""
-    net = net_or_seed if isinstance(net_or_seed, VGG19) else VGG19.random(
-        seed=net_or_seed, sigma=like.meta.get("sigma") or 0.015, pooling=like.pooling, device=like.device)
-    f, f0 = net.features(x, layers), net.features(x_ref, layers)
-    return metrics.gram_relative_error({l: backend.to_host(f[l]) for l in layers},
-                                       {l: backend.to_host(f0[l]) for l in layers})
+def gram_scorer(net: VGG19, x_ref, layers):
+    """score(x) -> relative Gram error per layer (and total) of x against x_ref in ``net``;
+    the reference's features are computed once."""
+    ref = {l: backend.to_host(f) for l, f in net.features(x_ref, layers).items()}
+
+    def score(x):
+        return metrics.gram_relative_error({l: backend.to_host(f) for l, f in net.features(x, layers).items()}, ref)
+
+    return score
 
 
 def run(**kwargs):
@@ -73,16 +75,18 @@ def run(**kwargs):
     x_start = _common.start_image(a, xs.shape, content=xs, mode=net.preprocessing)
     check_seed = a.seed + 1000003
     log["check_network_seed"] = check_seed
+    check_net = VGG19.random(seed=check_seed, sigma=net.meta.get("sigma") or 0.015, pooling=net.pooling,
+                             device=net.device)
+    score, score_check = gram_scorer(net, xs, layers), gram_scorer(check_net, xs, layers)
     baselines = {"white_noise": image.preprocess(metrics.white_noise_like(img, a.seed), net.preprocessing),
                  "shuffled_pixels": image.preprocess(metrics.shuffled_pixels(img, a.seed), net.preprocessing)}
-    log["baselines"] = {k: {"gram_error": gram_scores(net, b, xs, layers, net),
-                            "gram_error_check_net": gram_scores(check_seed, b, xs, layers, net)}
+    log["baselines"] = {k: {"gram_error": score(b), "gram_error_check_net": score_check(b)}
                         for k, b in baselines.items()}
-    log["start_gram_error"] = gram_scores(net, x_start, xs, layers, net)
+    log["start_gram_error"] = score(x_start)
 
     def finish(out_img, x, log):
-        log["gram_error"] = gram_scores(net, x, xs, layers, net)
-        log["gram_error_check_net"] = gram_scores(check_seed, x, xs, layers, net)
+        log["gram_error"] = score(x)
+        log["gram_error_check_net"] = score_check(x)
         base = log["baselines"]["white_noise"]
         print(f"relative Gram error (sum over layers): {log['gram_error']['total']:.3g} "
               f"(white noise {base['gram_error']['total']:.3g}); in an independent net: "
