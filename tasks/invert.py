@@ -17,15 +17,16 @@ from __future__ import annotations
 import sys
 
 from engine import backend, image, metrics
+from engine.errors import UserError
 from engine.objectives import Objective
 
-from . import _common
+from . import _cli, _inputs, _net, _run
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/invert.png"}
 
 
 def _parser():
-    ap = _common.parser("invert", __doc__, DEFAULTS)
+    ap = _cli.parser("invert", __doc__, DEFAULTS)
     g = ap.add_argument_group("inversion")
     g.add_argument("--image", default="astronaut", help="image to invert: a file or a sample name (default: astronaut)")
     g.add_argument("--layer", default="pool3", help="layer(s) whose representation to invert, comma-separated "
@@ -46,18 +47,18 @@ def run(image_spec=None, **kwargs):
     size=64, iters=100, device="cpu", out="inv.png"``, ...)."""
     if image_spec is not None:
         kwargs["image"] = image_spec
-    a = _common.options(PARSER, kwargs)
-    _common.validate(a)
+    a = _cli.options(PARSER, kwargs)
+    _cli.validate(a)
     if not (a.tv_weight >= 0 and a.tv_weight < float("inf")):
-        raise _common.UserError(f"--tv-weight must be a number >= 0, got {a.tv_weight!r}")
-    layers = _common.layer_list(a.layer)
-    log = _common.new_log("invert", a)
-    net = _common.make_net(a, log)
-    img = _common.fit_for_fc(_common.read(a.image, a.size), layers, net, a.size, log)
+        raise UserError(f"--tv-weight must be a number >= 0, got {a.tv_weight!r}")
+    layers = _cli.layer_list(a.layer)
+    log = _cli.new_log("invert", a)
+    net = _net.make_net(a, log)
+    img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
     x0 = image.preprocess(img, net.preprocessing)
     net.check_input(x0.shape, layers)
     obj = Objective.inversion(net, x0, layers, tv_weight=a.tv_weight)
-    x_start = _common.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
+    x_start = _inputs.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
     targets = {t.layer: backend.to_host(t.target) for t in obj.terms if t.kind == "content"}
 
     def feature_error(x):
@@ -82,11 +83,11 @@ def run(image_spec=None, **kwargs):
               f"(white noise: PSNR {log['baselines']['white_noise']['psnr']:.2f} dB)")
         return out_img
 
-    return _common.optimize(a, net, _common.Setup(obj, x_start, finish), log)
+    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _common.main("invert", PARSER, run, argv)
+    return _cli.main("invert", PARSER, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import sys
 import time
-import numpy as np
 
 from engine import image, stacked
 from engine.errors import UserError
 
-from . import _common
+from . import _cli, _files, _inputs, _net
 
 DEFAULTS = {"size": 64, "iters": 50, "init": "noise", "out": "out/stacked.npz"}
 
 
 def _parser():
-    ap = _common.parser("stack", __doc__, DEFAULTS)
+    ap = _cli.parser("stack", __doc__, DEFAULTS)
     g = ap.add_argument_group("stacked ranVGG")
     g.add_argument("--image", default="astronaut", help="reference image: a file or a sample name (default: astronaut)")
     g.add_argument("--candidates", type=int, default=3, help="random draws tried per conv layer (default: 3)")
@@ -37,18 +36,18 @@ PARSER = _parser()
 
 def run(**kwargs):
     """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line."""
-    a = _common.options(PARSER, kwargs)
-    _common.validate(a)
+    a = _cli.options(PARSER, kwargs)
+    _cli.validate(a)
     if a.weights:
         raise UserError("--weights: the stacked net is built from fresh random draws (--seed, --sigma)")
     if not isinstance(a.candidates, int) or a.candidates < 1:
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
-    out, log_path = _common.output_paths(a)
-    log = _common.new_log("stack", a)
-    net = _common.make_net(a, log)
-    x0 = image.preprocess(_common.read(a.image, a.size), net.preprocessing)
+    out, log_path = _files.output_paths(a)
+    log = _cli.new_log("stack", a)
+    net = _net.make_net(a, log)
+    x0 = image.preprocess(_inputs.read(a.image, a.size), net.preprocessing)
     net.check_input(x0.shape, ["relu" + a.top[4:]] if a.top.startswith("conv") else [a.top])
-    x_start = _common.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
+    x_start = _inputs.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
     lo, hi = image.pixel_bounds(net.preprocessing)
     bounds = (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1))
     t0 = time.perf_counter()
@@ -72,13 +71,13 @@ def run(**kwargs):
     log["stacked"] = net.meta.get("stacked", {})
     log["seconds"] = round(time.perf_counter() - t0, 3)
     net.save(out)
-    _common.write_log(log_path, log)
+    _files.write_log(log_path, log)
     print(f"saved {out} and {log_path}")
     return net, log
 
 
 def main(argv=None) -> int:
-    return _common.main("stack", PARSER, run, argv)
+    return _cli.main("stack", PARSER, run, argv)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ from __future__ import annotations
 import sys
 
 from engine import backend, image, metrics
+from engine.errors import UserError
 from engine.objectives import Objective
 from engine.ops.gram import gram_forward
 from engine.vgg import check_layers
 
-from . import _common
-from .texture import _floats
+from . import _cli, _inputs, _net, _run
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
 STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
@@ -31,7 +31,7 @@ CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
 
 
 def _parser():
-    ap = _common.parser("style", __doc__, DEFAULTS)
+    ap = _cli.parser("style", __doc__, DEFAULTS)
     g = ap.add_argument_group("style transfer")
     g.add_argument("--content", default="chelsea", help="content image: a file or a sample name (default: chelsea)")
     g.add_argument("--style", action="append", default=None, metavar="IMG",
@@ -57,34 +57,34 @@ def run(**kwargs):
 
     Takes the command-line options as keywords (``content="coffee", style=["ihc", "brick"],
     style_blend="0.7,0.3", size=64, iters=100, device="cpu"``, ...)."""
-    a = _common.options(PARSER, kwargs)
-    _common.validate(a)
+    a = _cli.options(PARSER, kwargs)
+    _cli.validate(a)
     styles = a.style or ["ihc"]
     if isinstance(styles, str):
         styles = [styles]
-    blend = _floats(a.style_blend, "--style-blend")
+    blend = _cli.floats(a.style_blend, "--style-blend")
     if blend is not None and len(blend) != len(styles):
-        raise _common.UserError(f"--style-blend has {len(blend)} weight(s) for {len(styles)} --style image(s): "
+        raise UserError(f"--style-blend has {len(blend)} weight(s) for {len(styles)} --style image(s): "
                                 "give one weight per style image")
     for name in ("content_weight", "style_weight", "tv_weight"):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
-            raise _common.UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
+            raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
     content_layer = check_layers([a.content_layer])[0]
-    style_layers = _common.layer_list(a.style_layers)
-    log = _common.new_log("style", a)
-    net = _common.make_net(a, log)
-    content = _common.fit_for_fc(_common.read(a.content, a.size), [content_layer, *style_layers], net, a.size, log)
+    style_layers = _cli.layer_list(a.style_layers)
+    log = _cli.new_log("style", a)
+    net = _net.make_net(a, log)
+    content = _inputs.fit_for_fc(_inputs.read(a.content, a.size), [content_layer, *style_layers], net, a.size, log)
     xc = image.preprocess(content, net.preprocessing)
     net.check_input(xc.shape, [content_layer, *style_layers])
     xs = []
     for spec in styles:
-        s = _common.read(spec, a.size)
+        s = _inputs.read(spec, a.size)
         xs.append(image.preprocess(s, net.preprocessing))
         net.check_input(xs[-1].shape, style_layers)
     obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                           a.content_weight, a.style_weight, a.tv_weight)
-    x_start = _common.start_image(a, xc.shape, content=xc, mode=net.preprocessing)
+    x_start = _inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing)
     targets = {t.layer: backend.to_host(t.target) for t in obj.terms if t.kind != "tv"}
 
     def errors(x):
@@ -106,11 +106,11 @@ def run(**kwargs):
             log["original_colors"] = True
         return out_img
 
-    return _common.optimize(a, net, _common.Setup(obj, x_start, finish), log)
+    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _common.main("style", PARSER, run, argv)
+    return _cli.main("style", PARSER, run, argv)
 
 
 if __name__ == "__main__":

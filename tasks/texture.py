@@ -18,14 +18,14 @@ from engine import backend, image, metrics
 from engine.objectives import Objective
 from engine.vgg import VGG19
 
-from . import _common
+from . import _cli, _inputs, _net, _run
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1"
 
 
 def _parser():
-    ap = _common.parser("texture", __doc__, DEFAULTS)
+    ap = _cli.parser("texture", __doc__, DEFAULTS)
     g = ap.add_argument_group("texture")
     g.add_argument("--image", default="gravel", help="source texture: a file or a sample name (default: gravel)")
     g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
@@ -35,15 +35,6 @@ def _parser():
 
 
 PARSER = _parser()
-
-
-def _floats(spec, what):
-    if spec is None:
-        return None
-    try:
-        return [float(v) for v in str(spec).split(",")] if isinstance(spec, str) else [float(v) for v in spec]
-    except ValueError:
-        raise _common.UserError(f"{what} must be comma-separated numbers, got {spec!r}") from None
 
 
 def gram_scorer(net: VGG19, x_ref, layers):
@@ -62,17 +53,17 @@ def run(**kwargs):
 
     Takes the command-line options as keywords (``image="brick", layers="relu1_1,relu2_1",
     size=64, iters=100, device="cpu"``, ...)."""
-    a = _common.options(PARSER, kwargs)
-    _common.validate(a)
-    layers = _common.layer_list(a.layers)
-    weights = _floats(a.layer_weights, "--layer-weights")
-    log = _common.new_log("texture", a)
-    net = _common.make_net(a, log)
-    img = _common.fit_for_fc(_common.read(a.image, a.size), layers, net, a.size, log)
+    a = _cli.options(PARSER, kwargs)
+    _cli.validate(a)
+    layers = _cli.layer_list(a.layers)
+    weights = _cli.floats(a.layer_weights, "--layer-weights")
+    log = _cli.new_log("texture", a)
+    net = _net.make_net(a, log)
+    img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
     xs = image.preprocess(img, net.preprocessing)
     net.check_input(xs.shape, layers)
     obj = Objective.texture(net, xs, layers, weights)
-    x_start = _common.start_image(a, xs.shape, content=xs, mode=net.preprocessing)
+    x_start = _inputs.start_image(a, xs.shape, content=xs, mode=net.preprocessing)
     check_seed = a.seed + 1000003
     log["check_network_seed"] = check_seed
     check_net = VGG19.random(seed=check_seed, sigma=net.meta.get("sigma") or 0.015, pooling=net.pooling,
@@ -93,11 +84,11 @@ def run(**kwargs):
               f"{log['gram_error_check_net']['total']:.3g} (white noise {base['gram_error_check_net']['total']:.3g})")
         return out_img
 
-    return _common.optimize(a, net, _common.Setup(obj, x_start, finish), log)
+    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _common.main("texture", PARSER, run, argv)
+    return _cli.main("texture", PARSER, run, argv)
 
 
 if __name__ == "__main__":
