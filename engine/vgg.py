@@ -13,10 +13,6 @@ each layer's device copy (with its GEMM layouts) is made once, at first use.
 """
 from __future__ import annotations
 
-import json
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from . import backend
@@ -120,42 +116,25 @@ class VGG19:
 
     @classmethod
     def load(cls, path, device: str = "auto", dtype=np.float32, pooling: str | None = None) -> "VGG19":
-        """Read a ``.npz`` weights file (SPEC section 1); every shape is checked."""
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"weights file {str(path)!r} not found" if not path.exists()
-                            else f"weights path {str(path)!r} is not a file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{path}: not a readable .npz weights file ({exc.__class__.__name__}: {exc})") from None
-        meta = {}
-        if "meta" in arrays:
-            try:
-                meta = json.loads(str(arrays.pop("meta")))
-            except json.JSONDecodeError:
-                raise UserError(f"{path}: 'meta' is not valid JSON") from None
-        params = _params_from_arrays(arrays, str(path))
+        """Read a ``.npz`` weights file (SPEC section 1); names, dtypes, shapes, sizes and the
+        meta are checked before anything is decompressed (engine/weights/npz.py)."""
+        from .weights import npz  # it checks shapes against this module's tables
+
+        params, meta = npz.read(path)
         fc_source = None
         if "fc6" not in params and meta.get("fc_rng_state") and meta.get("sigma"):
             fc_source = _random_fc(meta["fc_rng_state"], meta["sigma"])
         return cls(params, meta, device, dtype, pooling, fc_source)
 
     def save(self, path, include_fc: bool | None = None) -> None:
-        """Write the weights and ``meta`` to ``path`` (.npz). fc weights are written only if
-        drawn or loaded (a random net can redraw them from the saved generator state)."""
-        arrays = {}
-        for name, (w, b) in self.params.items():
-            if include_fc is False and name.startswith("fc"):
-                continue
-            arrays[f"{name}.weight"], arrays[f"{name}.bias"] = w, b
-        arrays["meta"] = np.array(json.dumps(self.meta))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        """Write the weights and ``meta`` to ``path`` (.npz), atomically (a unique temporary,
+        fsync, rename). fc weights are written only if drawn or loaded (a random net can redraw
+        them from the saved generator state)."""
+        from .weights import npz
+
+        params = {name: wb for name, wb in self.params.items()
+                  if not (include_fc is False and name.startswith("fc"))}
+        npz.write(path, params, self.meta)
 
     # ------------------------------------------------------------------ queries
 
@@ -302,35 +281,3 @@ def _random_fc(state, sigma):
 
     return draw
 
-
-def _params_from_arrays(arrays: dict, where: str) -> dict:
-    """Check names and shapes of a weights file's arrays; {layer: (weight, bias)}."""
-    params = {}
-    for name, shape in CONV_SHAPES:
-        for part, want in (("weight", shape), ("bias", shape[:1])):
-            key = f"{name}.{part}"
-            if key not in arrays:
-                raise UserError(f"{where}: missing {key!r}; a VGG-19 weights file needs all 16 conv layers")
-            if arrays[key].shape != want:
-                raise UserError(f"{where}: {key} has shape {arrays[key].shape}, expected {want}")
-        params[name] = (arrays[f"{name}.weight"].astype(np.float32), arrays[f"{name}.bias"].astype(np.float32))
-    present = [name for name, _ in FC_SIZES if f"{name}.weight" in arrays]
-    if present:
-        if len(present) != 3:
-            raise UserError(f"{where}: has {', '.join(present)} but not all of fc6, fc7, fc8")
-        n_in = arrays["fc6.weight"].shape[1] if arrays["fc6.weight"].ndim == 2 else -1
-        side2 = n_in / 512
-        if n_in <= 0 or side2 != int(round(side2 ** 0.5)) ** 2:
-            raise UserError(f"{where}: fc6.weight has shape {arrays['fc6.weight'].shape}; "
-                            "expected (4096, 512*s*s), e.g. (4096, 32768)")
-        for name, n_out in FC_SIZES:
-            w, b = arrays[f"{name}.weight"], arrays.get(f"{name}.bias")
-            if w.shape != (n_out, n_in) or b is None or b.shape != (n_out,):
-                raise UserError(f"{where}: {name} has shape {w.shape}/{None if b is None else b.shape}, "
-                                f"expected ({n_out}, {n_in})/({n_out},)")
-            params[name] = (w.astype(np.float32), b.astype(np.float32))
-            n_in = n_out
-    for key, a in arrays.items():
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise UserError(f"{where}: {key} contains NaN or inf")
-    return params
