@@ -54,10 +54,10 @@ def read(path, dtype=np.float32) -> tuple[dict, dict]:
     where = str(path)
     with open_zip(path, "weights file (.npz)") as zf:
         headers = read_headers(zf, where)
-        _check_layers(headers, where)
         meta = {}
         if "meta" in headers:
             meta = meta_schema.parse(str(_read_array(zf, "meta", where)), where)
+        _check_layers(headers, where)
         arrays = {}
         for name in headers:
             if name != "meta":

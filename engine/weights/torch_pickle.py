@@ -341,6 +341,8 @@ def _tensor(t: TensorRef, where) -> np.ndarray:
                         f"does not fit its storage of {storage.size} elements; the file is damaged")
     if 0 in t.size:
         return np.zeros(t.size, storage.dtype)
+    if not t.size:  # a 0-d tensor (as_strided would keep the storage's shape)
+        return storage[t.offset:t.offset + 1].reshape(()).copy()
     view = np.lib.stride_tricks.as_strided(storage[t.offset:], t.size,
                                            [s * storage.itemsize for s in t.stride], writeable=False)
     return np.ascontiguousarray(view).astype(storage.dtype.newbyteorder("="), copy=False)
