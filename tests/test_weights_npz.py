@@ -241,3 +241,33 @@ def test_two_processes_saving_one_path(tmp_path):
     for name, (w, _) in ref.params.items():
         np.testing.assert_array_equal(net.params[name][0], w)
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+def test_corrupt_compressed_data(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez_compressed(path, **{"conv1_1.bias": np.arange(64, dtype=np.float32)})
+    raw = bytearray(path.read_bytes())
+    for at in range(60, 160):  # inside the deflated data of the one member
+        raw[at] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="w.npz: "):
+        VGG19.load(path, device="cpu")
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda p: write(p, {}, "null"), "'meta' must be a JSON object, got null"),
+    (lambda p: (np.save(p.with_suffix(".npy"), np.zeros(3)), os.rename(p.with_suffix(".npy"), p)),
+     "is a single .npy array"),
+    (lambda p: write(p, conv_arrays(1e300, np.float64)), "conv1_1.weight overflows float32"),
+    (lambda p: np.savez(p, **{"conv1_1.weight": np.full((64, 3, 3, 3), "x")}), "holds string values"),
+])
+def test_through_the_cli_one_line_exit_2(tmp_path, capsys, make, expect):
+    from tasks import invert
+
+    path = tmp_path / "w.npz"
+    make(path)
+    code = invert.main(["--device", "cpu", "--size", "32", "--iters", "1", "--print-every", "0",
+                        "--weights", str(path), "--out", str(tmp_path / "o.png")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], lines
+    assert not (tmp_path / "o.png").exists()

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,8 @@ def _npy_header(zf, info, where):
                     else np.lib.format.read_array_header_2_0)
             shape, _, dtype = read(f, max_header_size=_HEADER_LIMIT)
             header_len = f.tell()
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError, NotImplementedError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, TypeError,
+            NotImplementedError) as exc:
         raise UserError(f"{where}: member {info.filename!r} is not a readable .npy array "
                         f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     return tuple(int(n) for n in shape), np.dtype(dtype), header_len
@@ -172,7 +174,7 @@ def _read_array(zf, name, where):
     try:
         with zf.open(f"{name}.npy") as f:
             return np.lib.format.read_array(f, allow_pickle=False, max_header_size=_HEADER_LIMIT)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{where}: cannot read {name} ({exc.__class__.__name__}: {exc}); "
                         "the file is damaged, re-create it") from None
 

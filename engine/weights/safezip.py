@@ -8,6 +8,7 @@ size cannot make us inflate more than the directory promised.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 from ..errors import UserError
@@ -66,6 +67,7 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
     """All of a member's bytes (already size-checked); damage is a UserError."""
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError,
+            RuntimeError) as exc:
         raise UserError(f"{where}: cannot read member {info.filename!r} ({exc.__class__.__name__}: {exc}); "
                         "the file is damaged, re-create it") from None

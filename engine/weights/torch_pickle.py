@@ -189,15 +189,18 @@ def load(source, where: str | None = None):
     tensor as a NumPy array (C-contiguous copy). Refusals are one-line UserErrors."""
     if isinstance(source, (bytes, bytearray)):
         data, where = bytes(source), where or "<bytes>"
+        if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            return _load_zip(io.BytesIO(data), where)
     else:
         path = Path(source)
         where = where or str(path)
         try:
+            with open(path, "rb") as f:
+                if f.read(4) in (b"PK\x03\x04", b"PK\x05\x06"):
+                    return _load_zip(path, where)  # members are read one by one, not the whole file
             data = path.read_bytes()
         except OSError as exc:
             raise UserError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
-    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return _load_zip(data, where)
     if data[:1] == b"\x80":
         return _load_legacy(data, where)
     if len(data) > 262 and data[257:262] == b"ustar":
@@ -222,10 +225,10 @@ def _unpickle(f, where, **kwargs):
 
 # ----------------------------------------------------------------------------- zip format
 
-def _load_zip(data: bytes, where: str):
+def _load_zip(source, where: str):
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        zf = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
         raise UserError(f"{where}: not a readable zip archive ({exc})") from None
     with zf:
         pkl = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
