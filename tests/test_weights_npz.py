@@ -271,3 +271,10 @@ def test_through_the_cli_one_line_exit_2(tmp_path, capsys, make, expect):
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], lines
     assert not (tmp_path / "o.png").exists()
+
+
+def test_meta_with_numpy_and_nan_scores_saves_and_loads(net0, tmp_path):
+    """A diverged candidate's score (NaN, inf) must not stop a stacked net from being saved."""
+    meta = dict(net0.meta, stacked={"scores": [np.float32(0.5), float("nan"), np.inf], "k": np.int64(3)})
+    VGG19(net0.params, meta, device="cpu").save(tmp_path / "w.npz")
+    assert VGG19.load(tmp_path / "w.npz", device="cpu").meta["stacked"] == {"scores": [0.5, None, None], "k": 3}

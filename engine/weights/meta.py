@@ -40,6 +40,25 @@ def parse(text: str, where: str) -> dict:
     return meta
 
 
+def dumps(meta: dict) -> str:
+    """meta -> JSON text that ``parse`` accepts: NumPy scalars and arrays become numbers and
+    lists, and a NaN or infinite number (say, a diverged score) becomes null rather than a
+    token JSON does not allow."""
+    return json.dumps(_finite_json(meta), allow_nan=False)
+
+
+def _finite_json(v):
+    if isinstance(v, dict):
+        return {k: _finite_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite_json(x) for x in v]
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):   # NumPy scalar or array
+        return _finite_json(v.tolist())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
 def nesting_depth(text: str) -> int:
     """Deepest [ / { nesting of a JSON text, counted without parsing (strings skipped)."""
     depth = deepest = 0

@@ -15,7 +15,6 @@ the cast to float32, where 1e300 becomes inf.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import zipfile
@@ -203,7 +202,7 @@ def write(path, params: dict, meta: dict) -> Path:
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.exists() and not target.is_file():
         raise UserError(f"{path}: exists and is not a regular file; choose another path for the weights")
-    text = json.dumps(meta)
+    text = meta_schema.dumps(meta)
     meta_schema.parse(text, str(path))  # never write a file that would not load
     check_params(params, str(path))
     arrays = {}
