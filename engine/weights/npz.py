@@ -52,7 +52,7 @@ def read(path, dtype=np.float32) -> tuple[dict, dict]:
     """({layer: (weight, bias)} as ``dtype`` host arrays, meta dict) from a .npz weights file."""
     path = Path(path)
     where = str(path)
-    with open_zip(path, "weights file (.npz)") as zf:
+    with open_zip(path, ".npz weights file") as zf:
         headers = read_headers(zf, where)
         meta = {}
         if "meta" in headers:

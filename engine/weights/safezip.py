@@ -39,10 +39,10 @@ def open_zip(path: Path, what: str) -> zipfile.ZipFile:
     """A ``ZipFile`` on ``path``; one-line UserErrors for a non-zip (naming a bare .npy)."""
     magic = head(path)
     if magic.startswith(NPY_MAGIC):
-        raise UserError(f"{path}: is a single .npy array, not a .npz {what}; "
+        raise UserError(f"{path}: is a single .npy array, not a .npz weights file; "
                         "a weights file holds every layer (write it with numpy.savez or VGG19.save)")
     if not magic.startswith(ZIP_MAGIC):
-        raise UserError(f"{path}: not a {what} (not a zip archive)")
+        raise UserError(f"{path}: not a readable {what} (not a zip archive)")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
