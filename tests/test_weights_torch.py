@@ -151,3 +151,10 @@ def test_damaged_files_one_line_errors(tmp_path, kind, expect):
     with pytest.raises(UserError, match=expect) as exc:
         torch_pickle.load(_damaged(kind, tmp_path))
     assert "\n" not in str(exc.value)
+
+
+def test_deeply_nested_object_refused(tmp_path):
+    pkl = b"\x80\x02" + b"]" * 10_001 + b"a" * 10_000 + b"."   # [[[...]]] 10001 deep: EMPTY_LIST, APPEND
+    tf.write_legacy(tmp_path / "n.pth", {}, pkl=pkl)
+    with pytest.raises(UserError, match="nested too deeply"):
+        torch_pickle.load(tmp_path / "n.pth")
