@@ -74,7 +74,7 @@ def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:
         raise UserError(f"{head}: --history {a.history} alone takes {gib(size)} (L-BFGS memory); "
                         f"use --history {m} or smaller")
     if name == "weights" and a.weights:
-        raise UserError(f"{head}: the weights file {a.weights} declares {gib(size)} of arrays; "
+        raise UserError(f"{head}: the weights file {a.weights} declares {gib(_declared_bytes(a.weights))} of arrays; "
                         "check that it is a VGG-19 weights file")
     raise UserError(f"{head}, even at --size {MIN_SIZE} ({name}: {gib(size)}); free some memory")
 
