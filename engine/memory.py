@@ -110,12 +110,12 @@ def _targets_bytes(n, h, w, terms, item) -> int:
         if kind == "tv" or layer is None:
             total += n * 3 * h * w * item
             continue
-        c, hh, ww = _layer_shape(layer, h, w)
+        c, hh, ww = layer_shape(layer, h, w)
         total += (c * c if kind == "gram" else n * c * hh * ww) * item
     return total
 
 
-def _layer_shape(layer: str, h: int, w: int) -> tuple[int, int, int]:
+def layer_shape(layer: str, h: int, w: int) -> tuple[int, int, int]:
     """(C, h, w) of ``layer``'s output for an (h, w) input."""
     c = 3
     for name, kind, owner in LAYERS[:_INDEX[layer] + 1]:
@@ -170,7 +170,7 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
         if kind == "tv" or layer is None:
             live += 2 * x  # the TV gradient, kept by its graph node, and its sum's temporary
             continue
-        c_l, hh, ww = _layer_shape(layer, h0, w0)
+        c_l, hh, ww = layer_shape(layer, h0, w0)
         f = n * c_l * hh * ww * item
         live += f if kind == "content" else 2 * c_l * c_l * item
         peak = max(peak, live + f)

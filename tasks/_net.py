@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import zipfile
 
-import numpy as np
-
 from engine import backend, memory
 from engine.errors import UserError
 from engine.vgg import LAYER_NAMES, VGG19
@@ -29,13 +27,13 @@ def make_net(a, log: dict) -> VGG19:
 
 
 def list_layers(net: VGG19, size: int) -> None:
-    x = np.zeros((1, 3, size, size), np.float32)
+    """Each layer's shape at --size, computed from the sizes alone (any --size is instant)."""
     top = [n for n in LAYER_NAMES if not n.startswith(("fc", "relu6", "relu7"))]
-    shapes = {k: v.shape for k, v in net.features(x, top).items()} if size >= 32 else {}
+    shapes = {k: memory.layer_shape(k, size, size) for k in top} if size >= 32 else {}
     for name in LAYER_NAMES:
         s = shapes.get(name)
         side = net.fc_input_side()
-        desc = f"{s[1]} x {s[2]} x {s[3]}" if s else (f"needs a {side}x{side} input" if name not in top else "")
+        desc = f"{s[0]} x {s[1]} x {s[2]}" if s else (f"needs a {side}x{side} input" if name not in top else "")
         print(f"{name:8s} {desc}")
 
 

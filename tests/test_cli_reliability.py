@@ -268,3 +268,10 @@ def test_api_boundary_checks():
                     ({"iters": 0}, "iters must be a whole number >= 1, got 0")):
         with pytest.raises(UserError, match=msg):
             lbfgs(obj, x, **kw)
+
+
+def test_list_layers_at_any_size_computes_nothing(capsys):
+    """Shapes come from the sizes alone: --size 100000 would need terabytes if a pass ran."""
+    assert invert.main(["--list-layers", "--size", "100000", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "relu1_1  64 x 100000 x 100000" in out and "pool5    512 x 3125 x 3125" in out

@@ -46,6 +46,7 @@ def test_estimate_of_a_run_within_20_percent_at_three_sizes(weights):
     for size in (48, 96, 160):
         peak = _measured_run(weights, size, "pool3", 30) + host_weights
         est = memory.estimate((1, 3, size, size), [("content", "pool3")], history=30).total
+        print(f"run, pool3, {size} px: estimate / measured peak = {est / peak:.3f}")  # shown with -s
         assert 0.8 < est / peak < 1.2, (size, est, peak)
 
 
@@ -67,6 +68,7 @@ def test_estimate_of_the_network_pass_within_20_percent(weights, size, kind, lay
     finally:
         tracemalloc.stop()
     est = memory.estimate((1, 3, size, size), [(kind, l) for l in layers]).parts["network pass"]
+    print(f"pass, {kind} {layers[-1]}, {size} px: estimate / measured peak = {est / peak:.3f}")  # shown with -s
     assert 0.8 < est / peak < 1.2, (size, est, peak)
 
 
@@ -81,6 +83,7 @@ def test_refuses_a_huge_size_in_under_a_second_and_says_what_fits(capsys):
     code = invert.main(["--device", "cpu", "--size", "100000", "--iters", "1"])
     seconds = time.perf_counter() - t0
     err = capsys.readouterr().err.strip()
+    print(f"refused in {seconds:.3f} s: {err}")  # shown with -s
     assert code == 2 and len(err.splitlines()) == 1 and seconds < 1.0, (seconds, err)
     assert "this run needs about" in err and "TiB" in err and "use --size" in err
     fits = int(err.rsplit("--size ", 1)[1].split()[0])
