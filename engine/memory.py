@@ -135,7 +135,7 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
     want = {l for _, l in terms if l}
     h0, w0 = h, w
     x = n * 3 * h * w * item
-    live = 2 * x  # the float32 device copy of x and its gradient-leaf wrapper's data
+    live = 2 * x  # the float32 device copy of x, and the gradient w.r.t. x it ends with
     peak, steps, c, i = live, [], 3, 0
     while i <= top:
         name, kind, owner = LAYERS[i]

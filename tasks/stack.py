@@ -15,8 +15,8 @@ import sys
 import time
 
 from engine import image, stacked
-from engine.vgg import CONV_SHAPES
 from engine.errors import UserError
+from engine.vgg import CONV_SHAPES
 
 from . import _cli, _files, _inputs, _net
 

@@ -34,7 +34,7 @@ def _measured_run(params, size, layer, history):
         x = _noise(size, 2)
         obj.calibrate(x)
         lo, hi = image.pixel_bounds("caffe")
-        lbfgs(obj, x, (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1)), iters=2, history=history)
+        lbfgs(obj, x, (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1)), iters=1, history=history)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
