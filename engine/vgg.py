@@ -54,16 +54,30 @@ FC_LAYERS = tuple(name for name, _, owner in LAYERS if owner in ("fc6", "fc7", "
 
 
 def check_layers(layers) -> list[str]:
-    """Validate layer names; a UserError lists the valid ones."""
-    layers = list(layers)
+    """Validate layer names; a UserError lists the valid ones. A bare string is one layer;
+    a layer named twice is refused (it would count twice in a loss)."""
+    if isinstance(layers, str):
+        layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise UserError(f"layers must be a layer name or a list of them, got {layers!r}") from None
     if not layers:
         raise UserError("no layer given: name at least one of " + ", ".join(LAYER_NAMES))
     for name in layers:
-        if name not in _INDEX:
+        if not isinstance(name, str) or name not in _INDEX:
             hint = f" (the paper's {name} is relu{name[4:]} here)" if name.startswith("conv") and name[4:] in {
                 n[4:] for n in LAYER_NAMES if n.startswith("relu")} else ""
             raise UserError(f"unknown layer {name!r}{hint}; valid layers: {', '.join(LAYER_NAMES)}")
+    twice = sorted({name for name in layers if layers.count(name) > 1}, key=_INDEX.__getitem__)
+    if twice:
+        raise UserError(f"layer {', '.join(twice)} given more than once; name each layer once")
     return layers
+
+
+def _unique(layers) -> list[str]:
+    """check_layers for internal lists, where one layer may serve two terms (content and style)."""
+    return check_layers(list(dict.fromkeys([layers] if isinstance(layers, str) else layers)))
 
 
 def deepest(layers) -> str:
@@ -100,8 +114,11 @@ class VGG19:
         so CPU and GPU see identical weights. The fc weights (fc6 alone is 134M values) are
         drawn only when an fc layer is first used, from the generator state the convs left.
         """
-        if not (sigma > 0 and np.isfinite(sigma)):
-            raise UserError(f"sigma must be a positive number, got {sigma}")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+                or not (sigma > 0 and np.isfinite(sigma)):
+            raise UserError(f"sigma must be a positive number, got {sigma!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
         rng = np.random.default_rng(seed)
         params = {}
         for name, shape in CONV_SHAPES:
@@ -157,7 +174,7 @@ class VGG19:
 
     def check_input(self, shape, layers) -> None:
         """A UserError if ``layers`` cannot be computed for an input of ``shape`` (N, 3, H, W)."""
-        layers = check_layers(layers)
+        layers = _unique(layers)
         if len(shape) != 4 or shape[1] != 3:
             raise UserError(f"the network takes (N, 3, H, W) input, got shape {tuple(shape)}")
         h, w = shape[2:]
@@ -181,7 +198,7 @@ class VGG19:
 
         Returns {name: Tensor}; the graph is recorded when ``x.requires_grad``.
         """
-        layers = check_layers(layers)
+        layers = _unique(layers)
         self.check_input(x.shape, layers)
         want = set(layers)
         top = _INDEX[deepest(layers)]
@@ -239,31 +256,6 @@ class VGG19:
             raise ValueError(f"{name}: expected {old_w.shape}/{old_b.shape}, got {weight.shape}/{bias.shape}")
         self.params[name] = (np.asarray(weight, np.float32), np.asarray(bias, np.float32))
         self._device_params.pop(name, None)
-
-    def memory_estimate(self, shape, layers) -> int:
-        """Bytes a forward + backward pass needs for ``shape`` (N, 3, H, W) up to ``layers``:
-        the kept activations, the largest im2col buffer, and the weights, with a 25% margin."""
-        layers = check_layers(layers)
-        n, _, h, w = shape
-        item = self.dtype.itemsize
-        top = _INDEX[deepest(layers)]
-        c, acts, cols, weights = 3, 0, 0, 0
-        for name, kind, owner in LAYERS[:top + 1]:
-            if kind == "conv":
-                cols = max(cols, n * c * 9 * h * w)
-                c = dict(CONV_SHAPES)[name][0]
-                acts += n * c * h * w
-                weights += 3 * c * dict(CONV_SHAPES)[name][1] * 9  # weight + two GEMM layouts
-            elif kind == "pool":
-                h, w = h // 2, w // 2
-                acts += n * c * h * w
-            elif kind == "fc":
-                size = dict(FC_SIZES)[name]
-                weights += size * c * h * w
-                c, h, w = size, 1, 1
-                acts += n * size
-        # activations are kept for backward; the gradient pass holds about two more at a time
-        return int(1.25 * item * (acts + 2 * cols + weights))
 
 
 def _random_fc(state, sigma):

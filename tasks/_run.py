@@ -16,8 +16,7 @@ from engine.objectives import Objective
 from engine.optim import lbfgs
 from engine.vgg import VGG19
 
-from ._files import output_paths, write_log
-from ._net import check_memory
+from ._files import output_paths, save_outputs
 
 
 
@@ -36,10 +35,9 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
     out, log_path = output_paths(a)
-    need = check_memory(net, x0.shape, obj.layers or ["conv1_1"])
-    log["memory_estimate_bytes"] = need
-    print(f"memory: about {need / 2**20:.0f} MiB needed, "
-          f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
+    if "memory_estimate_bytes" in log:  # checked by the task before any work (_cli.preflight)
+        print(f"memory: about {log['memory_estimate_bytes'] / 2**20:.0f} MiB needed, "
+              f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
     t0 = time.perf_counter()
     factors = obj.calibrate(x0)
     log["weighting_factors"] = factors
@@ -79,11 +77,10 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
             img = setup.finish(img, x, log)
         except KeyboardInterrupt:
             log["status"] = "interrupted"
-    saved = image.save_png(out, img, {**meta, "iterations": res.iterations, "final_loss": res.loss})
-    write_log(log_path, log)
     print(f"{res.iterations} iterations, {res.evaluations} evaluations in {_duration(res.seconds)} "
           f"({res.stop}); final loss {res.loss:.4e}")
-    print(f"saved {saved} and {log_path}")
+    save_outputs(log, [("image", out, lambda: image.save_png(out, img, {**meta, "iterations": res.iterations,
+                                                                         "final_loss": res.loss}))], log_path)
     return img, log
 
 

@@ -57,7 +57,9 @@ def run(**kwargs):
     _cli.validate(a)
     layers = _cli.layer_list(a.layers)
     weights = _cli.floats(a.layer_weights, "--layer-weights")
+    est = _cli.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = _cli.new_log("texture", a)
+    log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
     img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
     xs = image.preprocess(img, net.preprocessing)
