@@ -13,7 +13,6 @@ import pytest
 from engine.errors import UserError
 from engine.vgg import CONV_SHAPES, VGG19
 from engine.weights import meta as meta_schema
-from engine.weights import npz
 
 ROOT = Path(__file__).resolve().parent.parent
 

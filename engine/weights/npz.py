@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import meta as meta_schema
-from .safezip import member_size, open_zip, read_member
+from .safezip import open_zip
 
 MAX_FC_SIDE = 8          # fc6 takes pool5 flattened: 512*s*s inputs, s = 8 for a 256 px input
 _HEADER_LIMIT = 4096     # bytes of .npy header we are willing to parse
