@@ -201,3 +201,21 @@ def test_cuda_libraries_load_without_a_device():
     from cupy_backends.cuda.libs import nvrtc
 
     assert nvrtc.getVersion()[0] >= 12
+
+
+def test_require_gpu_turns_the_parity_skips_into_failures():
+    """RANVGG_REQUIRE_GPU=1: a GPU machine with a broken install cannot pass the GPU suite by skipping."""
+    import os
+    import subprocess
+    import sys
+
+    reason = backend.gpu_unavailable_reason()
+    if reason is None:
+        pytest.skip("a GPU works here: the parity suite runs for real")
+    env = {**os.environ, "RANVGG_REQUIRE_GPU": "1"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu_parity.py",
+                          "-k", "test_op_parity and relu and float32"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode != 0
+    assert f"RANVGG_REQUIRE_GPU is set but the GPU cannot be used: {reason}" in run.stdout
+    assert "skipped" not in run.stdout.splitlines()[-1]
