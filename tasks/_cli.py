@@ -16,7 +16,7 @@ from engine import backend
 from engine.errors import UserError
 from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
 
-from . import _net
+from . import _net, _run
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -47,6 +47,10 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS-B iterations (default: {defaults['iters']})")
     opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    opt.add_argument("--optimizer", choices=tuple(_run.OPTIMIZERS), default="lbfgs",
+                     help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
+                          "every vector on the device, float32 with float64 sums, bounds by projection, "
+                          "backtracking Armijo line search: only the loss is read back (for the GPU)")
     opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
                      help=f"starting image: seeded white noise, the content/target image, or a file "
                           f"(default: {defaults['init']})")
