@@ -206,3 +206,32 @@ def launch(kern, n: int, args) -> None:
     """Launch a grid-stride kernel over ``n`` output elements (1-D grid)."""
     blocks = max(1, min((n + _THREADS - 1) // _THREADS, 65535 * 8))
     kern((blocks,), (_THREADS,), args)
+
+
+# ----------------------------------------------------------------------------- TF32
+
+# cublas_api.h: cublasMath_t CUBLAS_TF32_TENSOR_OP_MATH (CuPy's cublas module names only
+# CUBLAS_DEFAULT_MATH and the deprecated CUBLAS_TENSOR_OP_MATH)
+CUBLAS_TF32_TENSOR_OP_MATH = 3
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let float32 GEMMs on the current GPU use TF32 tensor cores (``--tf32``), or forbid it again.
+
+    TF32 keeps 10 mantissa bits of each product's inputs: about 1e-3 relative error per GEMM
+    instead of 1e-7, for several times the GEMM speed on Ampere and later. Off by default.
+    Two switches, because CuPy has two GEMM paths: ``CUPY_TF32`` / the compute type reaches only
+    its 2-D GEMM (cupy.dot, 2-D matmul), while the batched (N, K, HW) matmul of the convs takes
+    cuBLAS's own math mode, set here on CuPy's cuBLAS handle of the current device and thread.
+    """
+    cupy = _cupy_status()[0]
+    linalg = cupy._core._routines_linalg
+    cublas = cupy.cuda.cublas
+    handle = cupy.cuda.device.get_cublas_handle()
+    cublas.setMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH if enabled else cublas.CUBLAS_DEFAULT_MATH)
+    # what CuPy chose at start (CUPY_TF32 decides it), restored when TF32 is switched off again
+    before = _TF32_SAVED.setdefault("compute_type", cupy._core.get_compute_type(cupy.float32))
+    cupy._core.set_compute_type(cupy.float32, linalg.COMPUTE_TYPE_TF32 if enabled else before)
+
+
+_TF32_SAVED: dict = {}

@@ -7,8 +7,9 @@ net's dtype (float32 normally), and every reduction (the dot products of the two
 and of the line search) sums in float64. Written against ``xp``, so the same code runs on NumPy,
 where it is tested against scipy.
 
-Per evaluation only the scalar loss comes back (the objective reads it); per iteration one more
-scalar, the directional derivative g.d, which the line search needs on the host. The curvature
+Per evaluation only the scalar loss comes back (the objective reads it); per iteration one or two
+more scalars: the directional derivative g.d, which the line search needs on the host, and, when
+the first trial step is accepted, the new slope g(x + t d).d, which decides whether to extend it. The curvature
 test of a new pair (s.y > 0) stays on the device: a pair that fails it gets rho = 0 and drops out
 of the recursion by itself.
 
@@ -18,10 +19,12 @@ The method (Nocedal & Wright, Algorithms 7.4 and 3.1, with bounds by projection)
   * line search: backtracking Armijo on the projected path x(t) = clip(x + t d), sufficient
     decrease f(x(t)) <= f(x) + 1e-4 t g.d, trial steps t = 1 first (1 / ||d|| on the first
     iteration, as scipy's L-BFGS-B), shrunk by the minimiser of the quadratic through f(x),
-    g.d and f(x(t)), kept within [0.1 t, 0.5 t], at most 20 trials; a first iteration whose
-    first trial succeeds doubles t while the loss keeps falling (scipy's first step may
-    extrapolate too). A failed search drops the history and retries once from steepest descent.
-  * no Wolfe curvature condition: the curvature test on the device keeps H positive definite.
+    g.d and f(x(t)), kept within [0.1 t, 0.5 t], at most 20 trials. A first trial that passes
+    while the slope there is still below 0.9 g.d (Wolfe's curvature condition fails: the step is
+    too short, typically on the first iteration) is doubled while the loss keeps falling, as
+    scipy's More-Thuente search would extrapolate. A failed search drops the history and retries
+    once from steepest descent.
+  * the curvature test s.y > 1e-10 y.y on the device keeps H positive definite whatever the step.
 
 Failure keeps what was won, as in engine/optim.py: Ctrl-C, a NaN/inf loss or gradient, or an
 error in the callback end the run with the last accepted iterate (the best: every accepted step
@@ -39,7 +42,8 @@ from .optim import NonFiniteError, Result
 
 C1 = 1e-4              # Armijo's sufficient-decrease constant
 MAX_TRIALS = 20        # line-search evaluations per iteration
-MAX_DOUBLINGS = 10     # first-iteration extrapolation
+C2 = 0.9              # a slope still below C2 * g.d after a full step: the step may grow
+MAX_DOUBLINGS = 10     # growth steps per iteration
 
 
 def _dot(xp, a, b):
@@ -121,7 +125,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                     stop = "the projected gradient is zero"
                     break
             t = 1.0 if pairs else 1.0 / np.sqrt(-gd)            # first step: unit length along -g
-            found = _line_search(xp, evaluate, x, f, d, gd, t, lo, hi, extrapolate=not hist)
+            found = _line_search(xp, evaluate, x, f, d, gd, t, lo, hi)
             if found is None:
                 if pairs and not retried:                          # a stale history: forget it, once
                     pairs, gamma, retried = [], xp.asarray(1.0, dtype=xp.float64), True
@@ -164,8 +168,9 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                   interrupted, failed, hist)
 
 
-def _line_search(xp, evaluate, x, f, d, gd, t, lo, hi, extrapolate=False):
-    """Backtracking Armijo along clip(x + t d). Returns (x, f, g) of the accepted point, or None."""
+def _line_search(xp, evaluate, x, f, d, gd, t, lo, hi):
+    """Backtracking Armijo along clip(x + t d); a first trial that passes and is still steep grows
+    (doubling) while the loss falls. Returns (x, f, g) of the accepted point, or None."""
     def at(step):
         xt = x + d.dtype.type(step) * d
         return xp.clip(xt, lo, hi) if lo is not None else xt
@@ -181,8 +186,10 @@ def _line_search(xp, evaluate, x, f, d, gd, t, lo, hi, extrapolate=False):
         t = min(max(t_q, 0.1 * t), 0.5 * t)
     else:
         return None
-    if extrapolate and trial == 0:
+    if trial == 0:
         for _ in range(MAX_DOUBLINGS):
+            if not float(_dot(xp, g_t, d)) < C2 * gd:  # Wolfe's curvature condition holds: long enough
+                break
             x_2 = at(2 * t)
             f_2, g_2 = evaluate(x_2)
             if not f_2 < f_t:

@@ -219,3 +219,36 @@ def test_require_gpu_turns_the_parity_skips_into_failures():
     assert run.returncode != 0
     assert f"RANVGG_REQUIRE_GPU is set but the GPU cannot be used: {reason}" in run.stdout
     assert "skipped" not in run.stdout.splitlines()[-1]
+
+
+# ----------------------------------------------------------------------------- TF32
+
+
+def test_tf32_sets_both_cupy_gemm_paths_and_restores_them(monkeypatch):
+    calls = []
+    fake = fake_cupy()
+    state = {"compute": "as CUPY_TF32 left it"}
+    fake.cuda.cublas = SimpleNamespace(CUBLAS_DEFAULT_MATH=0, setMathMode=lambda h, mode: calls.append((h, mode)))
+    fake.cuda.device = SimpleNamespace(get_cublas_handle=lambda: "handle")
+    fake._core = SimpleNamespace(
+        _routines_linalg=SimpleNamespace(COMPUTE_TYPE_TF32="tf32"),
+        get_compute_type=lambda dtype: state["compute"],
+        set_compute_type=lambda dtype, ct: state.update(compute=ct, dtype=dtype))
+    monkeypatch.setattr(backend, "_cupy_status", lambda: (fake, None))
+    monkeypatch.setattr(backend, "_TF32_SAVED", {})
+    backend.set_tf32(True)
+    assert calls == [("handle", backend.CUBLAS_TF32_TENSOR_OP_MATH)] and backend.CUBLAS_TF32_TENSOR_OP_MATH == 3
+    assert state == {"compute": "tf32", "dtype": np.float32}
+    backend.set_tf32(False)
+    assert calls[-1] == ("handle", 0) and state["compute"] == "as CUPY_TF32 left it"
+
+
+def test_tf32_on_the_cpu_is_a_visible_no_op(tmp_path, capsys):
+    import json
+
+    from tasks import invert
+
+    code = invert.main(["--device", "cpu", "--tf32", "--size", "32", "--iters", "1", "--print-every", "0",
+                        "--out", str(tmp_path / "t.png")])
+    assert code == 0 and "--tf32: no effect on the CPU" in capsys.readouterr().out
+    assert json.loads((tmp_path / "t.json").read_text())["tf32"] is False

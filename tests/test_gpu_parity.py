@@ -192,6 +192,24 @@ def test_fused_network_gradient_parity(layer, dtype):
     assert_close(g_gpu, g_cpu, dtype, f"input gradient through the fused convs up to {layer}")
 
 
+def test_tf32_is_opt_in_and_close():
+    """--tf32: the features move by TF32's rounding only (well under 1e-2), and switching it off
+    gives strict float32 back."""
+    from engine.vgg import VGG19
+
+    x = np.random.default_rng(0).normal(0, 50, (1, 3, 64, 64)).astype(np.float32)
+    net = VGG19.random(seed=0, device="gpu")
+    strict = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    try:
+        backend.set_tf32(True)
+        fast = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    finally:
+        backend.set_tf32(False)
+    again = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    assert np.abs(fast - strict).max() <= 1e-2 * np.abs(strict).max()
+    assert np.abs(again - strict).max() <= 1e-6 * np.abs(strict).max()
+
+
 @pytest.mark.parametrize("task, kwargs", [
     ("invert", {"image": "astronaut", "layer": "pool3"}),
     ("invert", {"image": "coffee", "layer": "relu1_1,relu3_1", "pooling": "max"}),
