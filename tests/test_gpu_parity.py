@@ -192,6 +192,32 @@ def test_fused_network_gradient_parity(layer, dtype):
     assert_close(g_gpu, g_cpu, dtype, f"input gradient through the fused convs up to {layer}")
 
 
+def test_device_lbfgs_parity(tmp_path):
+    """--optimizer lbfgs-device: the same run on both devices, close; on the GPU its vectors stay
+    device arrays (the callback sees a CuPy array)."""
+    from tasks import invert
+
+    runs = {}
+    for device in ("cpu", "gpu"):
+        _, runs[device] = invert.run(image="astronaut", layer="pool3", size=64, iters=5, device=device,
+                                     optimizer="lbfgs-device", print_every=0, out=str(tmp_path / f"{device}.png"))
+    assert runs["gpu"]["status"] == "done" and runs["gpu"]["iterations"] == 5
+    assert runs["gpu"]["losses"][0]["loss"] == pytest.approx(runs["cpu"]["losses"][0]["loss"], rel=1e-3)
+    assert runs["gpu"]["final_loss"] == pytest.approx(runs["cpu"]["final_loss"], rel=5e-2)
+
+    from engine.lbfgs_device import lbfgs_device
+    from engine.objectives import Objective
+    from engine.vgg import VGG19
+
+    seen = []
+    net = VGG19.random(seed=0, device="gpu")
+    x0 = np.random.default_rng(0).normal(0, 50, (1, 3, 32, 32)).astype(np.float32)
+    obj = Objective.inversion(net, x0, "pool2")
+    obj.calibrate(x0)
+    lbfgs_device(obj, x0[:, :, ::-1], iters=2, callback=lambda it, x, *rest: seen.append(backend.is_gpu(x)))
+    assert seen == [True, True]
+
+
 def test_tf32_is_opt_in_and_close():
     """--tf32: the features move by TF32's rounding only (well under 1e-2), and switching it off
     gives strict float32 back."""
