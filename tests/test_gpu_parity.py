@@ -214,7 +214,7 @@ def test_device_lbfgs_parity(tmp_path):
     x0 = np.random.default_rng(0).normal(0, 50, (1, 3, 32, 32)).astype(np.float32)
     obj = Objective.inversion(net, x0, "pool2")
     obj.calibrate(x0)
-    lbfgs_device(obj, x0[:, :, ::-1], iters=2, callback=lambda it, x, *rest: seen.append(backend.is_gpu(x)))
+    lbfgs_device(obj, x0[:, :, ::-1].copy(), iters=2, callback=lambda it, x, *rest: seen.append(backend.is_gpu(x)))
     assert seen == [True, True]
 
 
