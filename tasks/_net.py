@@ -18,9 +18,14 @@ def make_net(a, log: dict) -> VGG19:
     else:
         net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
         what = f"random weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+    tf32 = bool(getattr(a, "tf32", False))
+    if net.device == "gpu":
+        backend.set_tf32(tf32)                       # also switches it off after a --tf32 run
+    elif tf32:
+        print("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
     chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
     print(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
-    log.update(device=net.device, seed=a.seed, network={"weights": a.weights, "pooling": net.pooling,
+    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={"weights": a.weights, "pooling": net.pooling,
                                                           "sigma": net.meta.get("sigma"),
                                                           "preprocessing": net.preprocessing})
     return net

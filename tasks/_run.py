@@ -13,11 +13,14 @@ import numpy as np
 
 from engine import backend, image
 from engine.objectives import Objective
+from engine.lbfgs_device import lbfgs_device
 from engine.optim import lbfgs
 from engine.vgg import VGG19
 
 from ._files import output_paths, save_outputs
 
+# --optimizer: scipy's L-BFGS-B on the host (the default), or the L-BFGS that stays on the device
+OPTIMIZERS = {"lbfgs": (lbfgs, "L-BFGS-B"), "lbfgs-device": (lbfgs_device, "L-BFGS on the device")}
 
 
 @dataclass
@@ -55,11 +58,13 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
                   f"ETA {_duration(per * (a.iters - it))}", flush=True)
         if a.save_every and it % a.save_every == 0:
             path = out.with_name(f"{out.stem}_iter{it}{out.suffix or '.png'}")
-            image.save_png(path, image.deprocess(x.astype(np.float32), mode), {**meta, "iteration": it})
+            x = backend.to_host(x).astype(np.float32)  # lbfgs-device hands over the device array
+            image.save_png(path, image.deprocess(x, mode), {**meta, "iteration": it})
 
+    method, what = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
     print(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
-          f"(L-BFGS-B, history {a.history}, tolerances off)")
-    res = lbfgs(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
+          f"({what}, history {a.history}, tolerances off)")
+    res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
     x = res.x.astype(np.float32)
     img = image.deprocess(x, mode)
     log.update(iterations=res.iterations, evaluations=res.evaluations, seconds=round(time.perf_counter() - t0, 3),
