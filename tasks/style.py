@@ -88,15 +88,16 @@ def run(**kwargs):
     obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                           a.content_weight, a.style_weight, a.tv_weight)
     x_start = _inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing)
-    targets = {t.layer: backend.to_host(t.target) for t in obj.terms if t.kind != "tv"}
+    # keyed by kind too: the content layer may also be a style layer
+    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms if t.kind != "tv"}
 
     def errors(x):
         """Relative content error, and relative Gram error per style layer against the
         (blended, size-matched) style targets."""
         f = {k: backend.to_host(v) for k, v in net.features(x, [content_layer, *style_layers]).items()}
-        style = {l: metrics.relative_error(gram_forward(f[l]), targets[l]) for l in style_layers}
+        style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers}
         style["total"] = sum(style.values())
-        return metrics.relative_error(f[content_layer], targets[content_layer]), style
+        return metrics.relative_error(f[content_layer], targets["content", content_layer]), style
 
     log["start_content_error"], log["start_style_error"] = errors(x_start)
 

@@ -70,6 +70,14 @@ def test_style_blend_and_original_colors(tmp_path):
     np.testing.assert_allclose((img @ yiq.T)[inside], (content @ yiq.T)[inside], atol=1.0)
 
 
+def test_style_content_layer_may_be_a_style_layer(tmp_path):
+    """Content and Gram targets of one layer are scored separately (they once collided)."""
+    _, log = style.run(content="chelsea", style=["ihc"], content_layer="relu2_1", size=32, iters=2,
+                       out=str(tmp_path / "c.png"), **QUIET)
+    assert log["status"] == "done"
+    assert log["content_error"] >= 0 and log["style_error"]["relu2_1"] > 0
+
+
 def test_any_image_mode_just_works(tmp_path):
     from PIL import Image
 
