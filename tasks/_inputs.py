@@ -10,6 +10,8 @@ from engine import image
 from engine.errors import UserError
 from engine.vgg import VGG19
 
+from ._console import say
+
 
 def image_path(spec) -> Path:
     """A file path, or the name of a shipped sample image (astronaut, coffee, brick, ...)."""
@@ -40,7 +42,7 @@ def fit_for_fc(img: np.ndarray, layers, net: VGG19, size: int, log: dict) -> np.
                         f"{img.shape[1]}x{img.shape[0]}; use --size {side} (the image is resized and centre-cropped)")
     img, note = image.center_crop_resize(img, side)
     log.setdefault("notes", []).append(note)
-    print(note)
+    say(note)
     return img
 
 

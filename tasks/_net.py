@@ -7,6 +7,8 @@ from engine import backend
 from engine.errors import UserError
 from engine.vgg import LAYER_NAMES, VGG19
 
+from ._console import say
+
 
 def make_net(a, log: dict) -> VGG19:
     device = backend.resolve_device(a.device)
@@ -17,7 +19,7 @@ def make_net(a, log: dict) -> VGG19:
         net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
         what = f"random weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
     chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
-    print(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
+    say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
     log.update(device=net.device, seed=a.seed, network={"weights": a.weights, "pooling": net.pooling,
                                                           "sigma": net.meta.get("sigma"),
                                                           "preprocessing": net.preprocessing})

@@ -16,8 +16,10 @@ import time
 
 from engine import image, stacked
 from engine.errors import UserError
+from engine.vgg import CONV_SHAPES
 
-from . import _cli, _files, _inputs, _net
+from . import _cli, _files, _inputs, _net, _plots
+from ._console import Progress, quiet_by_default, say
 
 DEFAULTS = {"size": 64, "iters": 50, "init": "noise", "out": "out/stacked.npz"}
 
@@ -34,15 +36,17 @@ def _parser():
 PARSER = _parser()
 
 
+@quiet_by_default
 def run(**kwargs):
-    """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line."""
+    """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line;
+    quiet and no file written unless asked (``verbose=True``, ``out="FILE.npz"``)."""
     a = _cli.options(PARSER, kwargs)
     _cli.validate(a)
     if a.weights:
         raise UserError("--weights: the stacked net is built from fresh random draws (--seed, --sigma)")
     if not isinstance(a.candidates, int) or a.candidates < 1:
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
-    out, log_path = _files.output_paths(a)
+    out, log_path = _files.output_paths(a, image_out=False)
     log = _cli.new_log("stack", a)
     net = _net.make_net(a, log)
     x0 = image.preprocess(_inputs.read(a.image, a.size), net.preprocessing)
@@ -52,27 +56,37 @@ def run(**kwargs):
     bounds = (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1))
     t0 = time.perf_counter()
 
+    names = [name for name, _ in CONV_SHAPES]
+    tries = a.candidates * (names.index(a.top) + 1 if a.top in names else 1)
+    bar = Progress(tries, 1 if a.print_every else 0, unit="try")  # overall, across layers, with ETA
+
     def progress(layer, k, score, seconds):
-        if a.print_every:
-            print(f"{layer} candidate {k}: relative feature error {score:.3e} ({seconds:.1f} s)", flush=True)
+        bar.advance(f"{layer} cand. {k}", f"rel. feature error {score:.2e}")
 
     log["status"] = "done"
     try:
         report = stacked.build(net, x0, x_start, bounds, a.candidates, a.iters, a.top, a.history, progress)
+        bar.close()
         for layer, r in report.items():
-            print(f"{layer}: kept candidate {r['chosen']} of {len(r['scores'])} "
-                  f"(errors {', '.join(f'{s:.2e}' for s in r['scores'])})")
+            say(f"{layer}: kept candidate {r['chosen']} of {len(r['scores'])} "
+                f"(errors {', '.join(f'{s:.2e}' for s in r['scores'])})")
     except KeyboardInterrupt:
         log["status"] = "interrupted"
-        print("\ninterrupted: saving the layers chosen so far", file=sys.stderr)
+        say("\ninterrupted: saving the layers chosen so far", err=True)
     except FloatingPointError as exc:
         log["status"] = "failed"
-        print(f"error: {exc}; saving the layers chosen so far", file=sys.stderr)
+        say(f"error: {exc}; saving the layers chosen so far", err=True)
+    finally:
+        bar.close()
     log["stacked"] = net.meta.get("stacked", {})
     log["seconds"] = round(time.perf_counter() - t0, 3)
-    net.save(out)
-    _files.write_log(log_path, log)
-    print(f"saved {out} and {log_path}")
+    if out is not None:
+        net.save(out)
+        say(f"saved {out} (weights, about 80 MB with the fc layers)")
+        _plots.candidate_scores(_plots.companion(out, "scores"), log["stacked"].get("layers", {}))
+    if log_path is not None:
+        _files.write_log(log_path, log)
+        say(f"saved {log_path}")
     return net, log
 
 
