@@ -16,6 +16,9 @@ from ._console import say
 def image_path(spec) -> Path:
     """A file path, or the name of a shipped sample image (astronaut, coffee, brick, ...)."""
     p = Path(spec)
+    if p.suffix and p.stem in image.SAMPLES and p.parent == Path(".") and not p.exists():
+        raise UserError(f"{spec}: no such file; for the shipped sample give its name "
+                        f"without the extension: {p.stem}")
     if p.exists() or p.suffix or os.sep in str(spec):
         return p
     if str(spec) in image.SAMPLES:
