@@ -59,7 +59,8 @@ def loss_curve(path, history: list[dict], title: str = "") -> Path | None:
     ax = fig.add_subplot()
     its = [r["iteration"] for r in rows]
     terms = [k for k in rows[0] if k not in ("iteration", "loss", "seconds")]
-    ax.plot(its, [r["loss"] for r in rows], color="black", lw=2, label="total")
+    total = "total" if len(terms) != 1 else f"total = {terms.pop()}"  # one term: one curve
+    ax.plot(its, [r["loss"] for r in rows], color="black", lw=2, label=total)
     for k in terms:  # a term missing from a row (no evaluation at that iterate) leaves a gap
         ax.plot(its, [r.get(k, np.nan) for r in rows], lw=1, label=k)
     ax.set_yscale("log")
