@@ -73,24 +73,30 @@ def loss_curve(path, history: list[dict], title: str = "") -> Path | None:
 
 
 def candidate_scores(path, layers: dict, title: str = "") -> Path | None:
-    """The stacked build's scores: per conv layer, every candidate's relative feature error
-    (dots) and the one kept (ring). ``layers``: {layer: {"scores": [...], "chosen": k}}."""
+    """The stacked build's scores per conv layer: above, every candidate's relative feature
+    error (log scale; ring: the one kept); below, each score over the layer's best, where the
+    spread between draws shows. ``layers``: {layer: {"scores": [...], "chosen": k}}."""
     if not layers:
         return None
     fig = _figure("candidate scores")
     if fig is None:
         return None
-    ax = fig.add_subplot()
+    fig.set_size_inches(6.4, 5.6)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     names = list(layers)
     for i, name in enumerate(names):
-        scores = layers[name]["scores"]
-        ax.scatter([i] * len(scores), scores, s=12, color="tab:blue")
-        ax.scatter([i], [scores[layers[name]["chosen"]]], s=60, facecolors="none", edgecolors="tab:red")
-    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("relative feature error")
-    ax.set_title(title or "candidates per layer (ring: kept)", fontsize=9)
-    ax.grid(True, axis="y", which="both", alpha=0.3)
+        scores = np.asarray(layers[name]["scores"], dtype=float)
+        kept = layers[name]["chosen"]
+        for ax, values in ((top, scores), (bottom, scores / scores.min())):
+            ax.scatter([i] * len(values), values, s=12, color="tab:blue")
+            ax.scatter([i], [values[kept]], s=60, facecolors="none", edgecolors="tab:red")
+    top.set_yscale("log")
+    top.set_ylabel("relative feature error")
+    top.set_title(title or "stacked build: every candidate per layer (ring: kept)", fontsize=9)
+    bottom.set_ylabel("error / layer's best")
+    bottom.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
+    for ax in (top, bottom):
+        ax.grid(True, axis="y", which="both", alpha=0.3)
     return _save(fig, path)
 
 
