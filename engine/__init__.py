@@ -10,6 +10,8 @@
 import os as _os
 import sys as _sys
 
+__version__ = "0.1.0"  # the one place: setup.cfg reads it, ``ranvgg --version`` prints it
+
 # numba's default (OpenMP) threads keep spinning after a parallel loop and starve the BLAS GEMM
 # that follows: a pool3 evaluation at 128 px took 247 ms with it and 81 ms with the workqueue
 # layer (2-core CPU, python -m bench.bench_evaluation; bench/RESULTS.md). A user's choice wins.

@@ -9,12 +9,14 @@ Host-side NumPy only: images are (H, W, 3) float32 RGB in [0, 255] ("hwc") until
     preprocess          hwc [0, 255] -> (1, 3, H, W), "caffe" or "torchvision"
     deprocess           (1, 3, H, W) -> hwc, clipped to [0, 255]
     pixel_bounds        the preprocessed range of [0, 255]: L-BFGS-B bounds
-    save_png            8-bit PNG, run parameters as text chunks, written atomically
+    save_image          PNG, JPEG or 16-bit TIFF by extension, with the run's parameters, atomically
+    save_png            8-bit PNG whatever the extension (run parameters as text chunks)
     luminance_transfer  keep the content's colours (--original-colors)
     sample_path         the public-domain / CC0 images shipped in tasks/data/
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from . import tiff
 from .errors import UserError
 from .files import atomic_write
 
@@ -267,25 +270,84 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def save_png(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
-    """Write (H, W, 3) or (H, W) [0, 255] as an 8-bit PNG (rounded, clipped); returns the path.
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+JPEG_QUALITY = 95
 
-    Each metadata item becomes a PNG text chunk: strings as they are, anything else
-    JSON-encoded. Parent folders are created. Written through ``files.atomic_write``: a crash,
-    a full disk or a second run saving the same path never leaves half a file.
+
+def check_format(path, what: str = "--out") -> str:
+    """The format an output ``path`` asks for by its extension (PNG, JPEG, TIFF); an unknown
+    one is a UserError, raised before any work is done."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise UserError(f"{what} {str(path)!r}: unknown image extension {suffix or '(none)'!r}; "
+                        f"use one of {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def save_image(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write (H, W, 3) or (H, W) [0, 255] in the format of ``path``'s extension; returns the path.
+
+    .png: 8-bit, each metadata item a text chunk (strings as they are, anything else JSON).
+    .jpg/.jpeg: 8-bit JPEG, quality 95, the metadata as JSON in the comment.
+    .tif/.tiff: 16-bit RGB TIFF (no 8-bit rounding), the metadata as JSON in ImageDescription.
+    Parent folders are created. Written through ``files.atomic_write``: a crash, a full disk or a
+    second run saving the same path never leaves half a file.
     """
-    path = Path(path)
+    encode = {"PNG": _encode_png, "JPEG": _encode_jpeg, "TIFF": _encode_tiff16}[check_format(path, "image")]
+    return write_atomically(Path(path), encode(_as_rgb_or_grey(img_hwc), metadata or {}))
+
+
+def save_png(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write an 8-bit PNG whatever the extension (metadata as text chunks); returns the path."""
+    return write_atomically(Path(path), _encode_png(_as_rgb_or_grey(img_hwc), metadata or {}))
+
+
+def _as_rgb_or_grey(img_hwc) -> np.ndarray:
+    """(H, W, 3), (H, W, 1) or (H, W) -> float64 (H, W, 3) or (H, W), NaN as 0."""
     a = np.asarray(img_hwc, dtype=np.float64)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
         raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {a.shape}")
-    im = Image.fromarray(np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8))
+    return np.nan_to_num(a)
+
+
+def _to_uint8(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+
+def _metadata_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=_json_default)
+
+
+def _encode_png(a: np.ndarray, metadata: dict) -> bytes:
     info = PngImagePlugin.PngInfo()
-    for key, value in (metadata or {}).items():
-        text = value if isinstance(value, str) else json.dumps(value, default=_json_default)
+    for key, value in metadata.items():
+        text = _metadata_text(value)
         info.add_text(str(key), text, zip=len(text) > 1024)
-    return atomic_write(path, lambda f: im.save(f, format="PNG", pnginfo=info), "image")
+    buf = io.BytesIO()
+    _to_uint8(a).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _encode_jpeg(a: np.ndarray, metadata: dict) -> bytes:
+    buf = io.BytesIO()
+    comment = json.dumps(metadata, default=_json_default).encode() if metadata else b""
+    _to_uint8(a).save(buf, format="JPEG", quality=JPEG_QUALITY, comment=comment[:65000])
+    return buf.getvalue()
+
+
+def _encode_tiff16(a: np.ndarray, metadata: dict) -> bytes:
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    # [0, 255] float -> [0, 65535]: keeps the fractional levels an 8-bit file rounds away
+    u16 = np.clip(np.rint(a * (65535.0 / 255.0)), 0, 65535).astype(np.uint16)
+    return tiff.encode_rgb16(u16, json.dumps(metadata, default=_json_default) if metadata else "")
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write encoded image bytes through ``files.atomic_write`` (unique temporary, fsync, rename)."""
+    return atomic_write(path, lambda f: f.write(data), "image")
 
 
 def read_png_metadata(path, decode: bool = False) -> dict:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from engine import backend
+from engine import backend, image
 from engine.errors import UserError
 from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
 
@@ -23,15 +24,21 @@ EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
 class _Parser(argparse.ArgumentParser):
+    default_out = None  # the command line's result name when --out is not given (numbered)
+
     def error(self, message):  # one line, no usage dump
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
 
 
 def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
-    """The shared options; ``defaults`` holds the task's own (size, iters, init, out)."""
+    """The shared options; ``defaults`` holds the task's own (size, iters, init, out).
+
+    --out has no default value: on the command line a free numbered name is claimed
+    (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked."""
     first, _, rest = doc.strip().partition("\n\n")
     ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.default_out = defaults["out"]
     net = ap.add_argument_group("network")
     net.add_argument("--device", default="auto", choices=backend.DEVICES,
                      help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
@@ -60,12 +67,20 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help=f"starting image: seeded white noise, the content/target image, or a file "
                           f"(default: {defaults['init']})")
     out = ap.add_argument_group("output")
-    out.add_argument("--out", default=defaults["out"], metavar="FILE.png", help=f"result (default: {defaults['out']})")
+    stem, ext = defaults["out"].rsplit(".", 1)
+    out.add_argument("--out", default=None, metavar="FILE.png|.jpg|.tif",
+                     help=f"the result; the format follows the extension: PNG (the run's parameters in "
+                          f"its text chunks), JPEG (quality 95) or 16-bit TIFF. An existing FILE is "
+                          f"replaced. Default: {defaults['out']}, or {stem}-2.{ext}, {stem}-3.{ext}, ... "
+                          f"if taken: an earlier result is never replaced")
     out.add_argument("--save-every", type=int, default=0, metavar="N",
-                     help="also save the image every N iterations as OUT_iterN.png (default: 0, never)")
+                     help="also save the image every N iterations as OUT_iterN.EXT, and all of them "
+                          "in one contact sheet OUT_frames.png (default: 0, never)")
     out.add_argument("--print-every", type=int, default=10, metavar="N",
-                     help="print progress every N iterations (default: 10; 0: only the summary)")
-    out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json)")
+                     help="progress: a bar with ETA on a terminal (with tqdm), else a line every N "
+                          "iterations (default: 10; 0: only the summary)")
+    out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json). "
+                     "With matplotlib (the plots extra) the loss curve goes to OUT_loss.png")
     return ap
 
 
@@ -98,35 +113,44 @@ def validate(a) -> None:
         raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
     if isinstance(a.seed, bool) or not isinstance(a.seed, (int, np.integer)) or a.seed < 0:
         raise UserError(f"--seed must be a whole number >= 0, got {a.seed!r}")
+    if a.out and Path(a.out).is_dir():
+        _files.check_writable(Path(a.out), "--out")  # says "is a directory", the real problem
+    if a.out and Path(a.out).suffix.lower() != ".npz":  # .npz: a weights file (tasks.stack)
+        image.check_format(a.out)
 
 
-def preflight(a, image_spec, terms, extra_nets: int = 0, layers=()):
+def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: bool = True):
     """The checks made before any work, cheapest first: the output paths (writable, not an
     input), then the memory the run needs, from the image's header and the options alone.
-    terms: [(kind, layer)] as for ``engine.memory.estimate``. Returns the estimate."""
-    _files.output_paths(a)
+    terms: [(kind, layer)] as for ``engine.memory.estimate``; image_out: --out is an image (not
+    tasks.stack's weights). Returns the estimate."""
+    _files.output_paths(a, image_out)
     shape = _inputs.planned_shape(image_spec, a.size, layers)
     return _net.check_memory(a, shape, terms, extra_nets)
 
 
 def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
-    """Parse, run, and turn every expected failure into one line and an exit code."""
+    """Parse, run (talkative, with a free default output name), and turn every expected
+    failure into one line and an exit code."""
     try:
         a = ap.parse_args(argv)
     except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     with _signals.handling():  # SIGTERM stops the run like Ctrl-C: what there is gets saved
-        return _signals.exit_status(_main(a, run))
+        return _signals.exit_status(_main(a, ap, run))
 
 
-def _main(a, run) -> int:
+def _main(a, ap, run) -> int:
+    claimed = None
     try:
         if a.list_layers:
             validate(a)
             _net.list_layers(VGG19.random(seed=a.seed, device=a.device) if not a.weights
                         else VGG19.load(a.weights, device=a.device), a.size)
             return 0
-        _, log = run(**vars(a))
+        if a.out is None and ap.default_out:
+            a.out = claimed = _files.claim_default(ap.default_out)
+        _, log = run(**vars(a), verbose=True)
         if log.get("save_errors") and log["status"] == "done":
             return EXIT_FAILED
         return {"done": 0, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}[log["status"]]
@@ -142,6 +166,9 @@ def _main(a, run) -> int:
     except MemoryError:
         print("error: out of memory; try a smaller --size", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if claimed is not None:
+            _files.release(claimed)  # the run stopped before it saved anything
 
 
 def layer_list(spec) -> list[str]:

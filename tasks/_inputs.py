@@ -10,10 +10,15 @@ from engine import image
 from engine.errors import UserError
 from engine.vgg import VGG19
 
+from ._console import say
+
 
 def image_path(spec) -> Path:
     """A file path, or the name of a shipped sample image (astronaut, coffee, brick, ...)."""
     p = Path(spec)
+    if p.suffix and p.stem in image.SAMPLES and p.parent == Path(".") and not p.exists():
+        raise UserError(f"{spec}: no such file; for the shipped sample give its name "
+                        f"without the extension: {p.stem}")
     if p.exists() or p.suffix or os.sep in str(spec):
         return p
     if str(spec) in image.SAMPLES:
@@ -49,7 +54,7 @@ def fit_for_fc(img: np.ndarray, layers, net: VGG19, size: int, log: dict) -> np.
                         f"{img.shape[1]}x{img.shape[0]}; use --size {side} (the image is resized and centre-cropped)")
     img, note = image.center_crop_resize(img, side)
     log.setdefault("notes", []).append(note)
-    print(note)
+    say(note)
     return img
 
 

@@ -7,6 +7,8 @@ from engine import backend, memory
 from engine.errors import UserError
 from engine.vgg import LAYER_NAMES, VGG19
 
+from ._console import say
+
 MIN_SIZE = 16
 
 
@@ -22,12 +24,12 @@ def make_net(a, log: dict) -> VGG19:
     if net.device == "gpu":
         backend.set_tf32(tf32)                       # also switches it off after a --tf32 run
     elif tf32:
-        print("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
+        say("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
     chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
-    print(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
-    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={"weights": a.weights, "pooling": net.pooling,
-                                                          "sigma": net.meta.get("sigma"),
-                                                          "preprocessing": net.preprocessing})
+    say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
+    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed,
+               network={"weights": a.weights, "pooling": net.pooling, "sigma": net.meta.get("sigma"),
+                        "preprocessing": net.preprocessing})
     return net
 
 

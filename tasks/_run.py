@@ -5,23 +5,24 @@ identically for invert, texture and style.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine import backend, image
+from engine.errors import UserError
 from engine.objectives import Objective
 from engine.lbfgs_device import lbfgs_device
 from engine.optim import lbfgs
 from engine.vgg import VGG19
 
+from . import _plots
+from ._console import Progress, duration, print_error, say
 from ._files import output_paths, save_outputs
 
 # --optimizer: scipy's L-BFGS-B on the host (the default), or the L-BFGS that stays on the device
 OPTIMIZERS = {"lbfgs": (lbfgs, "L-BFGS-B"), "lbfgs-device": (lbfgs_device, "L-BFGS on the device")}
-
 
 @dataclass
 class Setup:
@@ -33,38 +34,42 @@ class Setup:
 
 
 def optimize(a, net: VGG19, setup: Setup, log: dict):
-    """Calibrate, run L-BFGS-B with progress, save images and the log. Returns (img, log);
-    ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
+    """Calibrate, run L-BFGS-B with progress, save images and the log (where asked). Returns
+    (img, log); ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
     out, log_path = output_paths(a)
+    if a.save_every and out is None:
+        raise UserError("save_every needs out=FILE: the frames are saved as OUT_iterN.png")
     if "memory_estimate_bytes" in log:  # checked by the task before any work (_cli.preflight)
-        print(f"memory: about {log['memory_estimate_bytes'] / 2**20:.0f} MiB needed, "
-              f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
+        say(f"memory: about {log['memory_estimate_bytes'] / 2**20:.0f} MiB needed, "
+            f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
     t0 = time.perf_counter()
     factors = obj.calibrate(x0)
     log["weighting_factors"] = factors
     log["term_weights"] = {t.name: t.weight for t in obj.terms}
-    print("weighting factors (Eq. 4): " + ", ".join(f"{k} {v:.3g}" for k, v in factors.items()))
+    say("weighting factors (Eq. 4): " + ", ".join(f"{k} {v:.3g}" for k, v in factors.items()))
     lo, hi = image.pixel_bounds(mode)
     lo, hi = lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1)
     meta = {"task": log["task"], "args": log["args"]}
+    frames = []                                            # [(label, thumbnail)] for the sheet
+    bar = Progress(a.iters, a.print_every, unit="iter")
 
     def progress(it, x, loss, terms, elapsed):
-        if a.print_every and (it % a.print_every == 0 or it == a.iters):
-            per = elapsed / it
-            parts = "  ".join(f"{k} {v:.3e}" for k, v in terms.items()) if len(terms) > 1 else ""
-            print(f"iter {it:5d}/{a.iters}  loss {loss:.4e}  {parts}  {per:.2f} s/it  "
-                  f"ETA {_duration(per * (a.iters - it))}", flush=True)
+        bar.step(it, f"loss {loss:.3e}", _grouped(terms))
         if a.save_every and it % a.save_every == 0:
-            path = out.with_name(f"{out.stem}_iter{it}{out.suffix or '.png'}")
             x = backend.to_host(x).astype(np.float32)  # lbfgs-device hands over the device array
-            image.save_png(path, image.deprocess(x, mode), {**meta, "iteration": it})
+            frame = image.deprocess(x, mode)
+            image.save_image(out.with_name(f"{out.stem}_iter{it}{out.suffix}"), frame, {**meta, "iteration": it})
+            frames.append((f"iter {it}", _plots.thumbnail(frame)))
 
     method, what = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
-    print(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
-          f"({what}, history {a.history}, tolerances off)")
-    res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
+    say(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
+        f"({what}, history {a.history}, tolerances off)")
+    try:
+        res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
+    finally:
+        bar.close()
     x = res.x.astype(np.float32)
     img = image.deprocess(x, mode)
     log.update(iterations=res.iterations, evaluations=res.evaluations, seconds=round(time.perf_counter() - t0, 3),
@@ -73,22 +78,44 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     log["status"] = "done"
     if res.interrupted:
         log["status"] = "interrupted"
-        print(f"\ninterrupted after {res.iterations} iterations: saving what there is", file=sys.stderr)
+        say(f"\ninterrupted after {res.iterations} iterations: saving what there is", err=True)
     elif res.failed:
         log["status"] = "failed"
-        print(f"error: {res.failed}; keeping the last good image", file=sys.stderr)
+        print_error(f"{res.failed}; keeping the last good image")
     if setup.finish is not None and not res.failed:
         try:
             img = setup.finish(img, x, log)
         except KeyboardInterrupt:
             log["status"] = "interrupted"
-    print(f"{res.iterations} iterations, {res.evaluations} evaluations in {_duration(res.seconds)} "
-          f"({res.stop}); final loss {res.loss:.4e}")
-    save_outputs(log, [("image", out, lambda: image.save_png(out, img, {**meta, "iterations": res.iterations,
-                                                                         "final_loss": res.loss}))], log_path)
+    say(f"{res.iterations} iterations, {res.evaluations} evaluations in {duration(res.seconds)} "
+        f"({res.stop}); final loss {res.loss:.4e}")
+    savers = [] if out is None else [("image", out, lambda: _save_outputs(out, img, meta, res, frames, log))]
+    save_outputs(log, savers, log_path)
     return img, log
 
 
-def _duration(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+def _save_outputs(out, img, meta, res, frames, log) -> None:
+    """The result, its loss plot and the frames' contact sheet; their paths go into the log."""
+    files = log.setdefault("files", {})
+    files["image"] = image.save_image(out, img, {**meta, "iterations": res.iterations, "final_loss": res.loss})
+    if res.history:
+        title = f"{log['task']}: {out.name}"
+        plotted = _plots.loss_curve(_plots.companion(out, "loss"), res.history, title)
+        if plotted is not None:
+            files["loss_plot"] = plotted
+    if frames:
+        if frames[-1][0] != f"iter {res.iterations}":  # the final image, unless just saved
+            frames.append((f"final ({res.iterations})", _plots.thumbnail(img)))
+        files["frames"] = _plots.contact_sheet(_plots.companion(out, "frames"), frames)
+
+
+def _grouped(terms: dict) -> str:
+    """Per-term losses summed by kind, "content 1.2e+02  style 3.4e+01  tv 5.6e-01": one value
+    per kind keeps the progress line within 80 columns however many layers are matched."""
+    if len(terms) < 2:
+        return ""
+    kinds = {}
+    for name, value in terms.items():
+        kind = name.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0.0) + value
+    return " ".join(f"{k} {v:.2e}" for k, v in kinds.items())

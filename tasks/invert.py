@@ -21,6 +21,7 @@ from engine.errors import UserError
 from engine.objectives import Objective
 
 from . import _cli, _inputs, _net, _run
+from ._console import quiet_by_default, say
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/invert.png"}
 
@@ -40,11 +41,16 @@ def _parser():
 PARSER = _parser()
 
 
+@quiet_by_default
 def run(image_spec=None, **kwargs):
     """Invert ``layer`` of ``image``; returns (image (H, W, 3) float32 in [0, 255], log dict).
 
     Takes the command-line options as keywords (``image="coffee", layer="relu3_1",
-    size=64, iters=100, device="cpu", out="inv.png"``, ...)."""
+    size=64, iters=100, device="cpu", out="inv.png"``, ...).
+
+    Quiet, and no file written, unless asked: ``verbose=True`` prints what the command line
+    prints; ``out="FILE.png"`` (or .jpg, .tif) saves the result (and its log, loss plot),
+    ``log="FILE.json"`` the log alone."""
     if image_spec is not None:
         kwargs["image"] = image_spec
     a = _cli.options(PARSER, kwargs)
@@ -82,7 +88,7 @@ def run(image_spec=None, **kwargs):
         log["ssim"] = metrics.ssim(out_img, img)
         log["relative_l2"] = metrics.relative_l2(out_img, img)
         errs = ", ".join(f"{l} {log['start_feature_error'][l]:.3g} -> {e:.3g}" for l, e in log["feature_error"].items())
-        print(f"relative feature error {errs}; PSNR {log['psnr']:.2f} dB, SSIM {log['ssim']:.3f} "
+        say(f"relative feature error {errs}; PSNR {log['psnr']:.2f} dB, SSIM {log['ssim']:.3f} "
               f"(white noise: PSNR {log['baselines']['white_noise']['psnr']:.2f} dB)")
         return out_img
 

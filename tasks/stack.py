@@ -18,7 +18,8 @@ from engine import image, stacked
 from engine.errors import UserError
 from engine.vgg import CONV_SHAPES
 
-from . import _cli, _files, _inputs, _net
+from . import _cli, _files, _inputs, _net, _plots
+from ._console import Progress, quiet_by_default, say
 
 DEFAULTS = {"size": 64, "iters": 50, "init": "noise", "out": "out/stacked.npz"}
 
@@ -35,8 +36,10 @@ def _parser():
 PARSER = _parser()
 
 
+@quiet_by_default
 def run(**kwargs):
-    """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line."""
+    """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line;
+    quiet and no file written unless asked (``verbose=True``, ``out="FILE.npz"``)."""
     a = _cli.options(PARSER, kwargs)
     _cli.validate(a)
     if a.weights:
@@ -45,8 +48,8 @@ def run(**kwargs):
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
     if not isinstance(a.top, str) or not a.top.startswith("conv") or a.top not in dict(CONV_SHAPES):
         raise UserError(f"--top must be a conv layer ({', '.join(dict(CONV_SHAPES))}), got {a.top!r}")
-    out, log_path = _files.output_paths(a)
-    est = _cli.preflight(a, a.image, [("content", "relu" + a.top[4:])])
+    out, log_path = _files.output_paths(a, image_out=False)
+    est = _cli.preflight(a, a.image, [("content", "relu" + a.top[4:])], image_out=False)
     log = _cli.new_log("stack", a)
     log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
@@ -57,25 +60,35 @@ def run(**kwargs):
     bounds = (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1))
     t0 = time.perf_counter()
 
+    names = [name for name, _ in CONV_SHAPES]
+    tries = a.candidates * (names.index(a.top) + 1 if a.top in names else 1)
+    bar = Progress(tries, 1 if a.print_every else 0, unit="try")  # overall, across layers, with ETA
+
     def progress(layer, k, score, seconds):
-        if a.print_every:
-            print(f"{layer} candidate {k}: relative feature error {score:.3e} ({seconds:.1f} s)", flush=True)
+        bar.advance(f"{layer} cand. {k}", f"rel. feature error {score:.2e}")
 
     log["status"] = "done"
     try:
         report = stacked.build(net, x0, x_start, bounds, a.candidates, a.iters, a.top, a.history, progress)
+        bar.close()
         for layer, r in report.items():
-            print(f"{layer}: kept candidate {r['chosen']} of {len(r['scores'])} "
-                  f"(errors {', '.join(f'{s:.2e}' for s in r['scores'])})")
+            say(f"{layer}: kept candidate {r['chosen']} of {len(r['scores'])} "
+                f"(errors {', '.join(f'{s:.2e}' for s in r['scores'])})")
     except KeyboardInterrupt:
         log["status"] = "interrupted"
-        print("\ninterrupted: saving the layers chosen so far", file=sys.stderr)
+        say("\ninterrupted: saving the layers chosen so far", err=True)
     except FloatingPointError as exc:
         log["status"] = "failed"
-        print(f"error: {exc}; saving the layers chosen so far", file=sys.stderr)
+        say(f"error: {exc}; saving the layers chosen so far", err=True)
+    finally:
+        bar.close()
     log["stacked"] = net.meta.get("stacked", {})
     log["seconds"] = round(time.perf_counter() - t0, 3)
-    _files.save_outputs(log, [("weights", out, lambda: _save_net(net, out))], log_path)
+    savers = [] if out is None else [("weights", out, lambda: _save_net(net, out))]
+    _files.save_outputs(log, savers, log_path)
+    if out is not None and not log["save_errors"]:
+        say(f"{out}: weights, about 80 MB with the fc layers")
+        _plots.candidate_scores(_plots.companion(out, "scores"), log["stacked"].get("layers", {}))
     return net, log
 
 

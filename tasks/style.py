@@ -22,6 +22,7 @@ from engine.ops.gram import gram_forward
 from engine.vgg import check_layers
 
 from . import _cli, _inputs, _net, _run
+from ._console import quiet_by_default, say
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
 STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
@@ -52,11 +53,16 @@ def _parser():
 PARSER = _parser()
 
 
+@quiet_by_default
 def run(**kwargs):
     """Style transfer; returns (image (H, W, 3) float32 in [0, 255], log).
 
     Takes the command-line options as keywords (``content="coffee", style=["ihc", "brick"],
-    style_blend="0.7,0.3", size=64, iters=100, device="cpu"``, ...)."""
+    style_blend="0.7,0.3", size=64, iters=100, device="cpu"``, ...).
+
+    Quiet, and no file written, unless asked: ``verbose=True`` prints what the command line
+    prints; ``out="FILE.png"`` (or .jpg, .tif) saves the result (and its log, loss plot),
+    ``log="FILE.json"`` the log alone."""
     a = _cli.options(PARSER, kwargs)
     _cli.validate(a)
     styles = a.style or ["ihc"]
@@ -103,7 +109,7 @@ def run(**kwargs):
 
     def finish(out_img, x, log):
         log["content_error"], log["style_error"] = errors(x)
-        print(f"content error {log['start_content_error']:.3g} -> {log['content_error']:.3g}; "
+        say(f"content error {log['start_content_error']:.3g} -> {log['content_error']:.3g}; "
               f"style (Gram) error {log['start_style_error']['total']:.3g} -> {log['style_error']['total']:.3g}")
         if a.original_colors:
             out_img = image.luminance_transfer(out_img, content)

@@ -19,6 +19,7 @@ from engine.objectives import Objective
 from engine.vgg import VGG19
 
 from . import _cli, _inputs, _net, _run
+from ._console import quiet_by_default, say
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1"
@@ -48,11 +49,16 @@ def gram_scorer(net: VGG19, x_ref, layers):
     return score
 
 
+@quiet_by_default
 def run(**kwargs):
     """Synthesise a texture like ``image``; returns (image (H, W, 3) float32 in [0, 255], log).
 
     Takes the command-line options as keywords (``image="brick", layers="relu1_1,relu2_1",
-    size=64, iters=100, device="cpu"``, ...)."""
+    size=64, iters=100, device="cpu"``, ...).
+
+    Quiet, and no file written, unless asked: ``verbose=True`` prints what the command line
+    prints; ``out="FILE.png"`` (or .jpg, .tif) saves the result (and its log, loss plot),
+    ``log="FILE.json"`` the log alone."""
     a = _cli.options(PARSER, kwargs)
     _cli.validate(a)
     layers = _cli.layer_list(a.layers)
@@ -81,7 +87,7 @@ def run(**kwargs):
         log["gram_error"] = score(x)
         log["gram_error_check_net"] = score_check(x)
         base = log["baselines"]["white_noise"]
-        print(f"relative Gram error (sum over layers): {log['gram_error']['total']:.3g} "
+        say(f"relative Gram error (sum over layers): {log['gram_error']['total']:.3g} "
               f"(white noise {base['gram_error']['total']:.3g}); in an independent net: "
               f"{log['gram_error_check_net']['total']:.3g} (white noise {base['gram_error_check_net']['total']:.3g})")
         return out_img

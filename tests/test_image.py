@@ -254,7 +254,7 @@ def test_save_png_grey_and_overwrite(tmp_path):
 def test_save_png_failure_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(Image.Image, "save", boom)
+    monkeypatch.setattr(os, "replace", boom)  # the temporary file is written, the rename fails
     with pytest.raises(UserError, match="out.png"):
         save_png(tmp_path / "out.png", np.zeros((2, 2, 3)))
     assert list(tmp_path.iterdir()) == []
@@ -348,3 +348,57 @@ def test_importing_image_and_metrics_leaves_cupy_alone():
             "sys.exit('cupy' in sys.modules or 'skimage' in sys.modules)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(im_mod.__file__)))
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+
+
+# ----------------------------------------------------------------------------- formats by extension
+
+def _gradient_image(h=6, w=7):
+    """(h, w, 3) float with fractional levels, so 8- and 16-bit files differ."""
+    return np.linspace(0.0, 255.0, h * w * 3).reshape(h, w, 3)
+
+
+@pytest.mark.parametrize("name, fmt", [("a.png", "PNG"), ("a.jpg", "JPEG"), ("a.JPEG", "JPEG"),
+                                       ("a.tif", "TIFF"), ("a.tiff", "TIFF")])
+def test_save_image_format_follows_extension(tmp_path, name, fmt):
+    path = im_mod.save_image(tmp_path / name, _gradient_image(), {"task": "invert", "iters": 3})
+    with Image.open(path) as im:
+        assert im.format == fmt and im.size == (7, 6)
+
+
+def test_jpeg_is_quality_95_and_keeps_metadata(tmp_path):
+    img = load_image(sample_path("astronaut"), size=32)
+    path = im_mod.save_image(tmp_path / "x.jpg", img, {"seed": 4})
+    with Image.open(path) as im:
+        assert im.format == "JPEG" and b'"seed": 4' in im.info["comment"]
+        tables = im.quantization
+    for quality, same in ((95, True), (75, False)):  # 75: Pillow's default
+        ref = tmp_path / f"q{quality}.jpg"
+        Image.fromarray(np.rint(img).astype(np.uint8)).save(ref, quality=quality)
+        with Image.open(ref) as im:
+            assert (im.quantization == tables) == same
+
+
+def test_tiff_is_16_bit_and_exact(tmp_path):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile (a scikit-image dependency) reads the TIFF back")
+    img = _gradient_image()
+    path = im_mod.save_image(tmp_path / "x.tif", img, {"task": "style"})
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        data = page.asarray()
+        assert data.dtype == np.uint16 and data.shape == (6, 7, 3)
+        assert '"task": "style"' in page.description
+    np.testing.assert_allclose(data / 65535.0 * 255.0, img, atol=255.0 / 65535.0)
+    assert abs(data[0, 0, 1] / 65535.0 * 255.0 - 2.04) < 0.01   # 8 bits would give 2.0
+    assert load_image(path).shape == (6, 7, 3)                   # and ranvgg reads it back
+
+
+def test_grey_tiff_becomes_rgb(tmp_path):
+    path = im_mod.save_image(tmp_path / "g.tiff", np.full((3, 4), 128.0))
+    assert load_image(path)[1, 2].tolist() == pytest.approx([128.0] * 3, abs=1.0)
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.webp", "noext", "a.png.bak"])
+def test_unknown_extension_refused(tmp_path, name):
+    with pytest.raises(UserError, match="unknown image extension.*use one of .png"):
+        im_mod.save_image(tmp_path / name, np.zeros((2, 2, 3)))
+    assert list(tmp_path.iterdir()) == []
