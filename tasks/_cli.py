@@ -14,7 +14,7 @@ import numpy as np
 
 from engine import backend
 from engine.errors import UserError
-from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
+from engine.vgg import DEFAULT_SIGMA, POOLING, check_layers
 
 from . import _net
 
@@ -26,12 +26,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
 
 
-def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
-    """The shared options; ``defaults`` holds the task's own (size, iters, init, out)."""
+def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argparse.ArgumentParser:
+    """The shared options; ``defaults`` holds the task's own (size, iters, init, out).
+
+    image_task False (tasks.stack) leaves out what only applies to a task optimising an image
+    on a given network: --net/--weights, --list-layers, --init, --save-every, and --out's PNG."""
     first, _, rest = doc.strip().partition("\n\n")
     ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    _network_options(ap, image_task)
+    opt = ap.add_argument_group("optimisation (L-BFGS-B)")
+    opt.add_argument("--size", type=int, default=defaults["size"],
+                     help=f"scale images so the longer side is N px (default: {defaults['size']})")
+    opt.add_argument("--iters", type=int, default=defaults["iters"],
+                     help=f"L-BFGS-B iterations (default: {defaults['iters']})")
+    opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    if image_task:
+        opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
+                         help=f"starting image: seeded white noise, the content/target image, or a file "
+                              f"(default: {defaults['init']})")
+    out = ap.add_argument_group("output")
+    if image_task:
+        out.add_argument("--out", default=defaults["out"], metavar="FILE.png", help=f"result (default: {defaults['out']})")
+        out.add_argument("--save-every", type=int, default=0, metavar="N",
+                         help="also save the image every N iterations as OUT_iterN.png (default: 0, never)")
+    out.add_argument("--print-every", type=int, default=10, metavar="N",
+                     help="print progress every N iterations (default: 10; 0: only the summary)")
+    out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json)")
+    return ap
+
+
+def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
     net = ap.add_argument_group("network")
+    if image_task:
+        net.add_argument("--net", default=None, metavar="ranvgg|random|FILE",
+                         help="ranvgg: the paper's stacked random net, from a shipped recipe (seeds 0-9) or built "
+                              "once and cached; random: one plain random draw; FILE: a recipe (.json) or a weights "
+                              "file (.npz) (default: ranvgg)")
     net.add_argument("--device", default="auto", choices=backend.DEVICES,
                      help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
     net.add_argument("--seed", type=int, default=0, help="seed of the random weights and the starting noise (default: 0)")
@@ -39,25 +70,10 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
     net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
                      "or what the weights file says)")
-    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one")
-    net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
-    opt = ap.add_argument_group("optimisation (L-BFGS-B)")
-    opt.add_argument("--size", type=int, default=defaults["size"],
-                     help=f"scale images so the longer side is N px (default: {defaults['size']})")
-    opt.add_argument("--iters", type=int, default=defaults["iters"],
-                     help=f"L-BFGS-B iterations (default: {defaults['iters']})")
-    opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
-    opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
-                     help=f"starting image: seeded white noise, the content/target image, or a file "
-                          f"(default: {defaults['init']})")
-    out = ap.add_argument_group("output")
-    out.add_argument("--out", default=defaults["out"], metavar="FILE.png", help=f"result (default: {defaults['out']})")
-    out.add_argument("--save-every", type=int, default=0, metavar="N",
-                     help="also save the image every N iterations as OUT_iterN.png (default: 0, never)")
-    out.add_argument("--print-every", type=int, default=10, metavar="N",
-                     help="print progress every N iterations (default: 10; 0: only the summary)")
-    out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json)")
-    return ap
+    if image_task:
+        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE")
+        net.add_argument("--list-layers", action="store_true",
+                         help="print the layer names and shapes at --size, and exit")
 
 
 def defaults_of(ap: argparse.ArgumentParser) -> dict:
@@ -80,7 +96,7 @@ def validate(a) -> None:
         if not isinstance(v, (int, np.integer)) or v < low:
             raise UserError(f"--{name} must be a whole number >= {low}, got {v!r}")
     for name in ("save_every", "print_every"):
-        v = getattr(a, name)
+        v = getattr(a, name, 0)
         if not isinstance(v, (int, np.integer)) or v < 0:
             raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {v!r}")
     if a.size < 16:
@@ -96,10 +112,9 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
     except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     try:
-        if a.list_layers:
+        if getattr(a, "list_layers", False):
             validate(a)
-            _net.list_layers(VGG19.random(seed=a.seed, device=a.device) if not a.weights
-                        else VGG19.load(a.weights, device=a.device), a.size)
+            _net.list_layers(_net.net_for_listing(a), a.size)
             return 0
         _, log = run(**vars(a))
         return {"done": 0, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}[log["status"]]
