@@ -67,25 +67,26 @@ def recipe_id(net: str) -> str:
 
 
 def summary(rows: list[dict], nets, layers, images, all_seeds) -> str:
-    """Markdown: a per-seed table (mean PSNR over the images) and the spread per net and layer."""
-    def mean_psnr(net, seed, layer):
-        v = [float(r["psnr"]) for r in rows if (r["net"], int(r["seed"]), r["layer"]) == (net, seed, layer)
-             and r["image"] in images]
-        return statistics.mean(v) if len(v) == len(images) else None
+    """Markdown: per seed, the mean PSNR over the images that have a row for that layer; then
+    per net and layer the median, best, worst and spread over the seeds."""
+    def cell(net, seed, layer):
+        return [float(r["psnr"]) for r in rows if (r["net"], int(r["seed"]), r["layer"]) == (net, seed, layer)
+                and r["image"] in images]
 
-    cols = [(n, l) for l in layers for n in nets]
-    lines = [f"Mean PSNR (dB) over {', '.join(images)}; {rows[0]['size']} px, {rows[0]['iters']} iterations "
-             "(`python docs/seed_study.py`).", "",
-             "| seed | " + " | ".join(f"{n}, {l}" for n, l in cols) + " |",
-             "|---" * (len(cols) + 1) + "|"]
+    imgs = {l: sorted({r["image"] for r in rows if r["layer"] == l and r["image"] in images}) for l in layers}
+    cols = [(n, l) for l in layers for n in nets if imgs[l]]
+    lines = [f"PSNR (dB) of the reconstruction, mean over the images; {rows[0]['size']} px, {rows[0]['iters']} "
+             "iterations from white noise (`python docs/seed_study.py`). Images: "
+             + "; ".join(f"{l}: {', '.join(imgs[l])}" for l in layers if imgs[l]) + ".", "",
+             "| seed | " + " | ".join(f"{n}, {l}" for n, l in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     table = {c: {} for c in cols}
     for s in all_seeds:
         cells = []
         for n, l in cols:
-            v = mean_psnr(n, s, l)
-            if v is not None:
-                table[(n, l)][s] = v
-            cells.append("" if v is None else f"{v:.1f}")
+            v = cell(n, s, l)
+            if len(v) == len(imgs[l]):
+                table[(n, l)][s] = statistics.mean(v)
+            cells.append(f"{table[(n, l)][s]:.1f}" if s in table[(n, l)] else "")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines += ["", "| net, layer | seeds | median | best | worst (seed) | best - worst | worst SSIM | "
                   "median feature error |", "|---|---|---|---|---|---|---|---|"]
@@ -111,6 +112,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--out", default=str(HERE / "seed_study"), help="writes OUT.csv and OUT.md")
+    ap.add_argument("--summary-only", action="store_true", help="compute nothing: summarise the rows in OUT.csv")
     a = ap.parse_args(argv)
     nets, images, layers, all_seeds = a.nets.split(","), a.images.split(","), a.layers.split(","), seeds(a.seeds)
     csv_path, md_path = Path(a.out + ".csv"), Path(a.out + ".md")
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
                 for layer in layers:
                     for net in nets:
                         key = (net, recipe_id(net), str(s), image, layer, str(a.size), str(a.iters))
-                        if key in have:
+                        if key in have or a.summary_only:
                             continue
                         row = run_one(net, s, image, layer, a.size, a.iters, Path(tmp))
                         have[key] = row
