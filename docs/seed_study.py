@@ -1,18 +1,18 @@
 """The seed study: how much does the inversion quality depend on the random draw, plain vs ranVGG?
 
-    python docs/seed_study.py                       # seeds 0-9, coffee + chelsea, pool3 + pool5, 96 px, 200 it.
-    python docs/seed_study.py --seeds 0-19 --images coffee --layers pool3
+    python docs/seed_study.py                       # seeds 0-9, coffee, pool3 + pool5, 96 px, 200 iterations
+    python docs/seed_study.py --images chelsea --layers pool3 --md docs/seed_study_chelsea.md
 
 For every seed, net (--net random: one plain draw; --net ranvgg: the stacked net of that seed),
 image and layer, ``tasks.invert`` reconstructs the image from white noise (the project's
 defaults apart from --size and --iters) and the PSNR, SSIM and relative feature error are kept.
 The images are photos the ranVGG recipes were not built on (they are built on their own
 reference image, engine/ranvgg_recipes/reference.png). Rows go to docs/seed_study.csv as they
-come (a run that was stopped resumes where it was); the summary (per net and layer: median,
-best and worst seed of the per-seed mean PSNR over the images, and the spread) goes to
-docs/seed_study.md.
+come (a run that was stopped resumes where it was; --summary-only only summarises); the summary
+(per net and layer: median, best and worst seed, and the spread) goes to docs/seed_study.md.
 
-Takes about 35 s of a 2-core CPU per (seed, net, image) at the defaults (pool3 + pool5).
+Each row's seconds are in the CSV (pool3 50-130 s, pool5 100-190 s on the shared, loaded 2-core
+CPU where it was made).
 """
 from __future__ import annotations
 
@@ -107,15 +107,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--nets", default="random,ranvgg")
-    ap.add_argument("--images", default="coffee,chelsea")
+    ap.add_argument("--images", default="coffee")
     ap.add_argument("--layers", default="pool3,pool5")
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--out", default=str(HERE / "seed_study"), help="writes OUT.csv and OUT.md")
     ap.add_argument("--summary-only", action="store_true", help="compute nothing: summarise the rows in OUT.csv")
+    ap.add_argument("--md", help="where the summary goes (default: OUT.md)")
     a = ap.parse_args(argv)
     nets, images, layers, all_seeds = a.nets.split(","), a.images.split(","), a.layers.split(","), seeds(a.seeds)
-    csv_path, md_path = Path(a.out + ".csv"), Path(a.out + ".md")
+    csv_path, md_path = Path(a.out + ".csv"), Path(a.md or a.out + ".md")
     have = done_rows(csv_path)
     with tempfile.TemporaryDirectory() as tmp:
         for s in all_seeds:

@@ -83,7 +83,8 @@ def run(**kwargs):
         raise UserError(f"--top must be a conv layer ({', '.join(n for n, _ in CONV_SHAPES)}), got {a.top!r}")
     log = _cli.new_log("stack", a)
     net, x0, x_start, bounds = recipes.prepare(a.seed, a.sigma, settings, a.device, reference)
-    print(f"device: {net.device}; seed {a.seed}, sigma {a.sigma}, {net.pooling} pooling; reference {a.image} "
+    shown = "the shipped image" if a.image == "reference" else a.image
+    print(f"device: {net.device}; seed {a.seed}, sigma {a.sigma}, {net.pooling} pooling; reference {shown} "
           f"at {x0.shape[3]}x{x0.shape[2]}; {a.candidates} candidates x {a.iters} iterations per conv layer "
           f"up to {a.top}")
     log.update(device=net.device, seed=a.seed, status="done")
