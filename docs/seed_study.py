@@ -55,7 +55,8 @@ def _key(r) -> tuple:
 def run_one(net: str, seed: int, image: str, layer: str, size: int, iters: int, tmp: Path) -> dict:
     _, log = invert.run(image=image, layer=layer, seed=seed, net=net, size=size, iters=iters, device="cpu",
                         print_every=0, out=str(tmp / "x.png"))
-    return {"net": net, "recipe": recipe_id(net), "seed": seed, "image": image, "layer": layer, "size": size, "iters": iters,
+    return {"net": net, "recipe": recipe_id(net), "seed": seed, "image": image, "layer": layer, "size": size,
+            "iters": iters,
             "psnr": round(log["psnr"], 3), "ssim": round(log["ssim"], 4),
             "feature_error": f"{log['feature_error'][layer]:.3e}", "seconds": round(log["seconds"], 1)}
 

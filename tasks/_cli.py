@@ -47,7 +47,8 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
                               f"(default: {defaults['init']})")
     out = ap.add_argument_group("output")
     if image_task:
-        out.add_argument("--out", default=defaults["out"], metavar="FILE.png", help=f"result (default: {defaults['out']})")
+        out.add_argument("--out", default=defaults["out"], metavar="FILE.png",
+                         help=f"result (default: {defaults['out']})")
         out.add_argument("--save-every", type=int, default=0, metavar="N",
                          help="also save the image every N iterations as OUT_iterN.png (default: 0, never)")
     out.add_argument("--print-every", type=int, default=10, metavar="N",

@@ -63,7 +63,8 @@ def test_interrupt_saves_the_layers_chosen_so_far(tmp_path, monkeypatch):
     np.testing.assert_array_equal(VGG19.load(npz, device="cpu").params["conv1_2"][0],
                                   VGG19.random(seed=0, device="cpu").params["conv1_2"][0])
     recipe = recipes.load(out)  # the recipe says the same, and that it is not complete
-    assert not recipe["complete"] and recipe["layers"]["conv1_1"]["scores"] and not recipe["layers"]["conv1_2"]["scores"]
+    layers = recipe["layers"]
+    assert not recipe["complete"] and layers["conv1_1"]["scores"] and not layers["conv1_2"]["scores"]
     np.testing.assert_array_equal(recipes.to_net(recipe, device="cpu").params["conv1_1"][0], meta_weights(npz))
 
 
