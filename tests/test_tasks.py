@@ -25,7 +25,10 @@ def test_invert_relu1_1_is_near_perfect(tmp_path):
 
 
 def test_invert_deep_layer_lowers_feature_error_by_orders_of_magnitude(tmp_path):
-    _, log = invert.run(image="coffee", layer="pool3", size=64, iters=40, out=str(tmp_path / "p3.png"), **QUIET)
+    # the plain net this threshold was set on (ranVGG seed 0 reaches 89x here at this tiny budget,
+    # and as good a PSNR as the plain net at 96 px / 200 iterations: README, seed study)
+    _, log = invert.run(image="coffee", layer="pool3", size=64, iters=40, out=str(tmp_path / "p3.png"), net="random",
+                        **QUIET)
     start, end = log["start_feature_error"]["pool3"], log["feature_error"]["pool3"]
     assert end < start / 100, (start, end)
     assert end < log["baselines"]["shuffled_pixels"]["feature_error"]["pool3"] / 100
@@ -103,11 +106,15 @@ def test_save_every_and_log_path(tmp_path):
 def test_saved_random_net_is_reused(tmp_path):
     from engine.vgg import VGG19
 
-    VGG19.random(seed=5, device="cpu").save(tmp_path / "w.npz")
-    _, a = invert.run(image="coffee", layer="relu2_1", size=32, iters=3, seed=5, out=str(tmp_path / "a.png"), **QUIET)
-    _, b = invert.run(image="coffee", layer="relu2_1", size=32, iters=3, seed=5, weights=str(tmp_path / "w.npz"),
-                      out=str(tmp_path / "b.png"), **QUIET)
-    assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-6)
+    from engine.recipes import ranvgg
+
+    for name, net in (("random", VGG19.random(seed=5, device="cpu")), ("ranvgg", ranvgg(seed=5, device="cpu"))):
+        net.save(tmp_path / "w.npz")
+        _, a = invert.run(image="coffee", layer="relu2_1", size=32, iters=3, seed=5, net=name,
+                          out=str(tmp_path / "a.png"), **QUIET)
+        _, b = invert.run(image="coffee", layer="relu2_1", size=32, iters=3, seed=5, weights=str(tmp_path / "w.npz"),
+                          out=str(tmp_path / "b.png"), **QUIET)
+        assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-6), name
 
 
 def test_weights_file_names_its_preprocessing(tmp_path):
