@@ -252,11 +252,12 @@ def progress_lines(progress, settings: dict):
         state["done"] += names.index(layer) + 1
         spent = time.perf_counter() - state["t0"]
         eta = spent * (todo - state["done"]) / state["done"]
-        line = (f"[{state['n']}/{total}] {layer} candidate {k}: relative feature error {score:.2e} "
-                f"({seconds:.1f} s); about {eta:.0f} s left")
+        # within 80 columns: "[12/60] conv3_4 cand. 4: rel. error 1.23e-04 (12.3 s), ETA 2m03s"
+        line = (f"[{state['n']}/{total}] {layer} cand. {k}: rel. error {score:.2e} ({seconds:.1f} s), "
+                f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
         if bar:
             end = "\n" if state["n"] == total else ""
-            print(f"\r{line:100s}", end=end, file=sys.stderr, flush=True)
+            print(f"\r{line:79s}", end=end, file=sys.stderr, flush=True)
         else:
             _say(progress, line)
 

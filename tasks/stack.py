@@ -85,7 +85,7 @@ def run(**kwargs):
         if same_file(p, reference):
             raise UserError(f"{what} {str(p)!r} is the reference image: writing it would destroy it")
         _files.check_writable(p, what)
-    est = _cli.preflight(a, str(reference), [("content", "relu" + a.top[4:])], image_out=False)
+    est = _cli.preflight(a, str(reference), [("content", "relu" + a.top[4:])], check_outputs=False)
     settings = {**S, "reference": S["reference"] if a.image == "reference" else str(a.image), "size": a.size,
                 "candidates": a.candidates, "iters": a.iters, "top": a.top, "history": a.history,
                 "pooling": a.pooling or "avg"}

@@ -23,12 +23,12 @@ def test_style_run_prints_within_80_columns(tmp_path, capsys):
 
 
 def test_stack_shows_overall_progress_with_eta(tmp_path, capsys):
-    out_file = tmp_path / "st.npz"
+    out_file = tmp_path / "st.json"
     assert stack.main(["--device", "cpu", "--size", "32", "--iters", "2", "--candidates", "2",
-                       "--top", "conv1_2", "--out", str(out_file)]) == 0
+                       "--top", "conv1_2", "--out", str(out_file), "--save-weights", str(tmp_path / "st.npz")]) == 0
     out = capsys.readouterr().out
-    tries = [l for l in out.splitlines() if l.startswith("try ")]
-    assert [l.split()[1] for l in tries] == ["1/4", "2/4", "3/4", "4/4"]  # across both layers
+    tries = [l for l in out.splitlines() if l.startswith("[")]
+    assert [l.split()[0] for l in tries] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]  # across both layers
     assert all("ETA" in l for l in tries) and "conv1_2 cand. 1" in tries[-1]
     assert "about 80 MB" in out and max(map(len, lines_of(out))) <= 80
 
