@@ -24,8 +24,11 @@ from engine.optim import lbfgs
 from ._files import output_paths, write_log
 
 
-def add_options(ap, default: str, default_iters: int) -> None:
-    g = ap.add_argument_group("coarse to fine")
+def add_options(ap, default: str, default_iters: int, default_pyramid: int) -> None:
+    g = ap.add_argument_group("multi-scale")
+    g.add_argument("--pyramid", type=int, default=default_pyramid, metavar="K",
+                   help="match the Gram matrices also on the image 2x2-averaged 1 .. K-1 times (an image "
+                        f"pyramid: coarse structure as well as fine grain); 1: off (default: {default_pyramid})")
     g.add_argument("--scales", default=default, metavar="N1,N2,...|none",
                    help="optimise first at these smaller sizes (longer side, px, increasing), each result "
                         "upsampled to start the next, then at --size; 'half' is --size/2, 'none' "
@@ -35,23 +38,28 @@ def add_options(ap, default: str, default_iters: int) -> None:
 
 
 def sizes(a, layers=()) -> list[int]:
-    """The coarse sizes of --scales, checked: whole numbers, increasing, 16 <= N < --size."""
+    """The coarse sizes of --scales, checked (whole numbers, increasing, 16 <= N < --size),
+    with --scale-iters and --pyramid."""
+    for name in ("pyramid", "scale_iters"):
+        v = getattr(a, name)
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v!r}")
     spec = a.scales
     if spec is None or str(spec).strip().lower() in ("", "none"):
         return []
     if str(spec).strip().lower() == "half":
-        return [a.size // 2] if a.size // 2 >= 16 else []
-    try:
-        out = [int(v) for v in str(spec).split(",")] if isinstance(spec, str) else [int(v) for v in spec]
-    except (TypeError, ValueError):
-        raise UserError(f"--scales must be comma-separated sizes in px (e.g. 64), 'half' or 'none'; got {spec!r}") from None
+        out = [a.size // 2] if a.size // 2 >= 16 else []
+    else:
+        try:
+            out = [int(v) for v in str(spec).split(",")] if isinstance(spec, str) else [int(v) for v in spec]
+        except (TypeError, ValueError):
+            raise UserError(f"--scales must be comma-separated sizes in px (e.g. 64), 'half' or 'none'; "
+                            f"got {spec!r}") from None
     if any(n < 16 for n in out) or any(b <= c for c, b in zip(out, out[1:])) or (out and out[-1] >= a.size):
         raise UserError(f"--scales {spec}: give increasing sizes between 16 and --size ({a.size}) exclusive, "
                         f"e.g. --scales {max(16, a.size // 2)}")
     if out and any(l.startswith(("fc", "relu6", "relu7")) for l in layers):
         raise UserError("--scales cannot be used with fc layers (they need one fixed input size); use --scales none")
-    if not isinstance(a.scale_iters, (int, np.integer)) or a.scale_iters < 1:
-        raise UserError(f"--scale-iters must be a whole number >= 1, got {a.scale_iters!r}")
     return out
 
 

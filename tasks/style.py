@@ -24,7 +24,7 @@ from engine.vgg import check_layers
 
 from . import _cli, _inputs, _judge, _net, _run, _scales
 
-SCALES, SCALE_ITERS = "none", 100  # coarse to fine: measured in the README
+SCALES, SCALE_ITERS, PYRAMID = "none", 100, 1  # multi-scale defaults: measured in the README
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
 STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
 # the API's defaults (engine.objectives), so that the command line and Objective.style agree
@@ -48,7 +48,7 @@ def _parser():
                    help=f"beta, per style layer (default: {STYLE_WEIGHT:g})")
     g.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"gamma (default: {TV_WEIGHT:g})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
-    _scales.add_options(ap, SCALES, SCALE_ITERS)
+    _scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     _judge.add_options(ap)
     return ap
 
@@ -96,7 +96,7 @@ def run(**kwargs):
         xc = image.preprocess(content, net.preprocessing)
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
-                              a.content_weight, a.style_weight, a.tv_weight)
+                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid)
         x0 = (_inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else _scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0

@@ -21,7 +21,7 @@ from engine.vgg import VGG19
 
 from . import _cli, _inputs, _judge, _net, _run, _scales
 
-SCALES, SCALE_ITERS = "none", 100  # coarse to fine: measured in the README
+SCALES, SCALE_ITERS, PYRAMID = "none", 100, 1  # multi-scale defaults: measured in the README
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1"
 
@@ -33,7 +33,7 @@ def _parser():
     g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
     g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
                    help="extra weight per layer, on top of the automatic factors (default: all 1)")
-    _scales.add_options(ap, SCALES, SCALE_ITERS)
+    _scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     _judge.add_options(ap)
     return ap
 
@@ -72,7 +72,7 @@ def run(**kwargs):
         net.check_input(x_src.shape, layers)
         x0 = (_inputs.start_image(a, x_src.shape, content=x_src, mode=net.preprocessing) if start is None
               else _scales.start_from(start, x_src.shape, net.preprocessing))
-        return Objective.texture(net, x_src, layers, weights), x0
+        return Objective.texture(net, x_src, layers, weights, levels=a.pyramid), x0
 
     try:
         coarse = _scales.coarse_to_fine(a, net, build, layers, log)
