@@ -23,14 +23,11 @@ for name in ("hubble_deep_field", "retina", "rocket"):
     a = a if name == "rocket" else a[h // 4:3 * h // 4, w // 4:3 * w // 4]
     Image.fromarray(a).save(f"out/{name}.png")
 PY
-  python -m tasks.texture --image gravel $J --out docs/texture_gravel.png
   for img in ihc out/retina.png; do
     name=$(basename "$img" .png)
     python -m tasks.texture --image "$img" $J --out "docs/texture_$name.png"
     python -m tasks.texture --image "$img" $J --weights "$TRAINED" --out "docs/texture_${name}_gatys.png"
   done
-  python -m tasks.texture --image ihc $J --scales none --layers relu1_1,relu2_1,relu3_1,relu4_1 \
-    --out docs/texture_ihc_plain.png
   python -m tasks.style --content chelsea --style ihc $J --out docs/style_chelsea_ihc.png
   python -m tasks.style --content chelsea --style ihc $J --weights "$TRAINED" --out docs/style_chelsea_ihc_gatys.png
   python -m tasks.style --content out/rocket.png --style out/retina.png $J --out docs/style_rocket_retina.png
@@ -39,6 +36,11 @@ PY
 else
   echo "no trained VGG-19 at $TRAINED: texture and style figures skipped (set TRAINED=FILE.npz)" >&2
 fi
+# the texture defaults before coarse to fine and relu5_1 (figures kept from that version)
+python -m tasks.texture --image gravel --device cpu --scales none --layers relu1_1,relu2_1,relu3_1,relu4_1 \
+  --out docs/texture_gravel.png
+python -m tasks.texture --image ihc --device cpu --scales none --layers relu1_1,relu2_1,relu3_1,relu4_1 \
+  --out docs/texture_ihc_plain.png --print-every 0
 python -m tasks.style --content chelsea --style ihc --device cpu --content-weight 100 --style-weight 1 \
   --tv-weight 1000 --out docs/style_paper_ratio.png --print-every 0
 python -m tasks.stack --image astronaut --device cpu --out /tmp/stacked.npz --log docs/stacked_astronaut.json --print-every 0
