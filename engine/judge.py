@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend, image, metrics
-from .vgg import VGG19
+from .vgg import DEFAULT_SIGMA, VGG19
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -78,10 +78,11 @@ class Judge:
         return {name: self.score(img) for name, img in images.items()}
 
 
-def random_judge_net(seed: int, like: VGG19) -> VGG19:
-    """An independently seeded random VGG-19 with ``like``'s sigma, pooling and device."""
-    return VGG19.random(seed=seed, sigma=like.meta.get("sigma") or 0.015, pooling=like.pooling,
-                        device=like.device)
+def random_judge_net(seed: int, sigma: float = DEFAULT_SIGMA, pooling: str = "avg", device: str = "cpu") -> VGG19:
+    """An independently seeded random VGG-19. Its settings come from the user's options, never
+    from the optimised net's file, so that a random-net run and a trained-net (Gatys) run of the
+    same command are judged by the same network."""
+    return VGG19.random(seed=seed, sigma=sigma, pooling=pooling, device=device)
 
 
 def summary(scores: dict) -> str:

@@ -26,10 +26,15 @@ def judges(a, net: VGG19, style=None, content=None, blend=None, random_net=None)
     that net), and "trained" when --judge-weights is given.
 
     ``style`` / ``content``: images (H, W, 3) in [0, 255], as the task read them."""
-    nets = {"random": random_net or judging.random_judge_net(a.seed + RANDOM_JUDGE_SEED_OFFSET, net)}
+    nets = {"random": random_net or random_net_for(a, net)}
     if a.judge_weights:
         nets["trained"] = VGG19.load(a.judge_weights, device=net.device, pooling=a.pooling or "avg")
     return {k: judging.Judge(n, style=style, content=content, blend=blend) for k, n in nets.items()}
+
+
+def random_net_for(a, net: VGG19) -> VGG19:
+    """The random judge: seed --seed + offset, --sigma, --pooling (avg unless given)."""
+    return judging.random_judge_net(a.seed + RANDOM_JUDGE_SEED_OFFSET, a.sigma, a.pooling or "avg", net.device)
 
 
 def score(judges_: dict, images: dict) -> dict:

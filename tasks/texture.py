@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 
 from engine import backend, image, metrics
-from engine import judge as judging
 from engine.objectives import Objective
 from engine.vgg import VGG19
 
@@ -84,7 +83,7 @@ def run(**kwargs):
     obj, x_start = build(a.size, coarse)
     check_seed = a.seed + _judge.RANDOM_JUDGE_SEED_OFFSET
     log["check_network_seed"] = check_seed
-    check_net = judging.random_judge_net(check_seed, net)
+    check_net = _judge.random_net_for(a, net)
     score, score_check = gram_scorer(net, xs, layers), gram_scorer(check_net, xs, layers)
     base_imgs = {"white_noise": metrics.white_noise_like(img, a.seed), "shuffled_pixels": metrics.shuffled_pixels(img, a.seed)}
     baselines = {k: image.preprocess(b, net.preprocessing) for k, b in base_imgs.items()}
