@@ -7,10 +7,11 @@ from engine.objectives import Objective
 from tasks import style, texture
 
 QUIET = {"device": "cpu", "print_every": 0}
+L4 = "relu1_1,relu2_1,relu3_1,relu4_1"  # relu5_1 would need 16 px at every pyramid level
 
 
 def test_coarse_stage_runs_first_and_starts_the_fine_one(tmp_path):
-    _, log = texture.run(image="brick", size=48, iters=5, scales="24", scale_iters=4, pyramid=2,
+    _, log = texture.run(image="brick", size=48, iters=5, scales="24", scale_iters=4, pyramid=2, layers=L4,
                          out=str(tmp_path / "t.png"), **QUIET)
     assert log["status"] == "done"
     (stage,) = log["scales"]
@@ -36,7 +37,7 @@ def test_style_with_half_scale(tmp_path):
     ({"pyramid": 4, "size": 32}, "pyramid level 3"),
 ])
 def test_bad_multiscale_options_are_user_errors(tmp_path, opts, words):
-    kw = {"size": 48, "iters": 2, **opts}
+    kw = {"size": 48, "iters": 2, "layers": L4, "scales": "none", **opts}
     with pytest.raises(UserError, match=words):
         texture.run(image="brick", out=str(tmp_path / "t.png"), **kw, **QUIET)
 
