@@ -20,7 +20,9 @@ import skimage.data as d
 from PIL import Image
 a = d.retina()
 h, w = a.shape[:2]
-Image.fromarray(a[h // 4:3 * h // 4, w // 4:3 * w // 4]).save("out/retina.png")
+crop = Image.fromarray(a[h // 4:3 * h // 4, w // 4:3 * w // 4])
+crop.save("out/retina.png")
+crop.resize((128, 128), Image.LANCZOS).save("docs/retina_crop.png")   # shown in the README
 PY
   python -m tasks.texture --image ihc $J --out docs/texture_ihc.png
   python -m tasks.texture --image ihc $J --weights "$TRAINED" --pooling avg --out docs/texture_ihc_gatys.png
