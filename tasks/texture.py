@@ -4,9 +4,12 @@
 
 Starting from white noise, L-BFGS-B matches the feature correlations G = F F^T of --layers,
 each term scaled by its Eq. 4 weighting factor (mu_l), which is what makes a random VGG work
-where Gatys et al. saw white noise. The log reports the relative Gram error per layer in the
-network that was optimised and, so that the score is not the objective itself, in a second,
-independently seeded random network; white noise and shuffled pixels are the baselines.
+where Gatys et al. saw white noise. By default it first solves at half the size (--scales half)
+and continues from that result upsampled: measured in a trained VGG-19, with relu5_1 added this
+halved the error on ihc and retina and barely changed it on another image (README). The log reports the relative Gram error per
+layer in the network that was optimised and, so that the score is not the objective itself,
+in a second, independently seeded random network and, with --judge-weights, in a trained
+VGG-19; white noise and shuffled pixels are the baselines. Gatys et al.: --weights FILE.npz --pooling avg.
 
 --image takes a file or a shipped sample: astronaut, coffee, chelsea, brick, grass, gravel, ihc.
 """
