@@ -17,21 +17,79 @@ DEVICES = ("cpu", "gpu", "auto")
 _THREADS = 256
 
 
-@functools.lru_cache(maxsize=None)
-def _cupy_status():
-    """(cupy module or None, reason it cannot be used or None)."""
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a broken install
-        return None, f"CuPy is not installed ({exc.__class__.__name__}); install it with pip install -e '.[gpu]'"
+INSTALL_HINT = "pip install -e '.[gpu]' (CUDA 13 driver) or -e '.[cuda12]' (CUDA 12 driver), one of the two"
+
+# The device check's kernel: compiled by NVRTC and run on one element, so a missing or broken
+# NVRTC, or a driver that cannot load the module, shows before the first real launch.
+_PROBE_SOURCE = r"""
+extern "C" __global__ void ranvgg_probe(float* y) { y[threadIdx.x] = 2.0f * threadIdx.x + 1.0f; }
+"""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _driver_present() -> bool:
+    """Whether the NVIDIA driver library (libcuda) can be loaded at all."""
+    import ctypes
+
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def device_check(cupy) -> str | None:
+    """Why CuPy cannot run ranvgg on device 0, in one line, or None when it can.
+
+    Beyond counting devices, run what every evaluation needs: a cuBLAS matmul (the conv GEMMs)
+    and an NVRTC-compiled kernel (kernels/*.cu). Each is checked against its known answer.
+    """
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        return cupy, f"CuPy cannot reach a CUDA driver ({msg})"
+        if not _driver_present():
+            return "no CUDA device (no NVIDIA driver is installed on this machine)"
+        msg = _first_line(exc)
+        if "InsufficientDriver" in msg:
+            return f"the NVIDIA driver is too old for this CuPy ({msg}); update the driver or {INSTALL_HINT}"
+        if "NoDevice" in msg:
+            return "no CUDA device (the driver sees no GPU; check CUDA_VISIBLE_DEVICES)"
+        return f"CuPy cannot reach the CUDA driver ({msg})"
     if count < 1:
-        return cupy, "no CUDA device is visible (check CUDA_VISIBLE_DEVICES)"
-    return cupy, None
+        return "no CUDA device (the driver sees no GPU; check CUDA_VISIBLE_DEVICES)"
+    try:
+        a = cupy.arange(6, dtype=cupy.float32).reshape(1, 2, 3)
+        got = cupy.matmul(a, a.transpose(0, 2, 1)).get()      # (1, 2, 3) @ (1, 3, 2): a batched GEMM
+        if not np.allclose(got, [[[5, 14], [14, 50]]]):
+            return f"cuBLAS gives a wrong matmul result ({got.ravel().tolist()})"
+    except Exception as exc:  # ImportError of libcublasLt, CUBLASError, out of memory...
+        return f"cuBLAS does not work ({_first_line(exc)}); reinstall: {INSTALL_HINT}"
+    try:
+        probe = cupy.RawKernel(_PROBE_SOURCE, "ranvgg_probe", options=NVRTC_OPTIONS)
+        y = cupy.zeros(4, dtype=cupy.float32)
+        probe((1,), (4,), (y,))
+        got = y.get()
+        if not np.array_equal(got, [1, 3, 5, 7]):
+            return f"a compiled kernel gives a wrong result ({got.tolist()})"
+    except Exception as exc:  # NVRTC missing, CompileException, module load failure
+        return f"NVRTC cannot compile or run a kernel ({_first_line(exc)}); reinstall: {INSTALL_HINT}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy_status():
+    """(cupy module or None, reason it cannot be used or None), checked once per process."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken install
+        return None, f"no CUDA device usable: CuPy is not installed ({exc.__class__.__name__}); {INSTALL_HINT}"
+    return cupy, device_check(cupy)
 
 
 def gpu_available() -> bool:
@@ -131,14 +189,49 @@ def _module(name: str, device_id: int):
         return cupy.RawModule(code=kernels.source(name), options=NVRTC_OPTIONS)
 
 
+@functools.lru_cache(maxsize=None)
+def _function(name: str, entry: str, suffix: str, device_id: int):
+    """One entry point of a compiled module: looked up once per (device, module, entry, dtype),
+    because ``RawModule.get_function`` costs a dictionary walk and a Python object per launch."""
+    return _module(name, device_id).get_function(f"{entry}_{suffix}")
+
+
 def kernel(name: str, entry: str, dtype):
     """The raw kernel ``<entry>_<f32|f64>`` from ``kernels/<name>.cu`` on the current device."""
     cupy = _cupy_status()[0]
-    dev = cupy.cuda.runtime.getDevice()
-    return _module(name, dev).get_function(f"{entry}_{dtype_suffix(dtype)}")
+    return _function(name, entry, dtype_suffix(dtype), cupy.cuda.runtime.getDevice())
 
 
 def launch(kern, n: int, args) -> None:
     """Launch a grid-stride kernel over ``n`` output elements (1-D grid)."""
     blocks = max(1, min((n + _THREADS - 1) // _THREADS, 65535 * 8))
     kern((blocks,), (_THREADS,), args)
+
+
+# ----------------------------------------------------------------------------- TF32
+
+# cublas_api.h: cublasMath_t CUBLAS_TF32_TENSOR_OP_MATH (CuPy's cublas module names only
+# CUBLAS_DEFAULT_MATH and the deprecated CUBLAS_TENSOR_OP_MATH)
+CUBLAS_TF32_TENSOR_OP_MATH = 3
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let float32 GEMMs on the current GPU use TF32 tensor cores (``--tf32``), or forbid it again.
+
+    TF32 keeps 10 mantissa bits of each product's inputs: about 1e-3 relative error per GEMM
+    instead of 1e-7, for several times the GEMM speed on Ampere and later. Off by default.
+    Two switches, because CuPy has two GEMM paths: ``CUPY_TF32`` / the compute type reaches only
+    its 2-D GEMM (cupy.dot, 2-D matmul), while the batched (N, K, HW) matmul of the convs takes
+    cuBLAS's own math mode, set here on CuPy's cuBLAS handle of the current device and thread.
+    """
+    cupy = _cupy_status()[0]
+    linalg = cupy._core._routines_linalg
+    cublas = cupy.cuda.cublas
+    handle = cupy.cuda.device.get_cublas_handle()
+    cublas.setMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH if enabled else cublas.CUBLAS_DEFAULT_MATH)
+    # what CuPy chose at start (CUPY_TF32 decides it), restored when TF32 is switched off again
+    before = _TF32_SAVED.setdefault("compute_type", cupy._core.get_compute_type(cupy.float32))
+    cupy._core.set_compute_type(cupy.float32, linalg.COMPUTE_TYPE_TF32 if enabled else before)
+
+
+_TF32_SAVED: dict = {}

@@ -4,6 +4,7 @@ Host-side NumPy only: images are (H, W, 3) float32 RGB in [0, 255] ("hwc") until
 ``preprocess`` turns them into the engine's (1, 3, H, W) layout; ``deprocess`` goes back.
 
     load_image          any Pillow mode -> RGB float32, EXIF orientation applied, optional --size
+    image_size          (H, W) from the file's header alone, before any decoding (memory check)
     center_crop_resize  shorter side to `side`, centre crop to side x side (fc layers: 256x256)
     preprocess          hwc [0, 255] -> (1, 3, H, W), "caffe" or "torchvision"
     deprocess           (1, 3, H, W) -> hwc, clipped to [0, 255]
@@ -15,8 +16,6 @@ Host-side NumPy only: images are (H, W, 3) float32 RGB in [0, 255] ("hwc") until
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import UserError
+from .files import atomic_write
 
 # ----------------------------------------------------------------------------- loading
 
@@ -44,14 +44,12 @@ def load_image(path, size: int | None = None) -> np.ndarray:
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer))
                              or size <= 0):
         raise UserError(f"{path}: --size must be a positive whole number of pixels, got {size!r}")
-    if not path.exists():
-        raise UserError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory; give the path of an image file inside it")
+    _check_file(path)
     try:
         with Image.open(path) as im:
+            _draft(im, size)
             im.load()  # decode now: a truncated file fails here, not later
-            im = ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(_reduce(im, size))
             img = _to_rgb_float(im)
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image Pillow can read; give a PNG, JPEG, TIFF, ... file")
@@ -65,6 +63,68 @@ def load_image(path, size: int | None = None) -> np.ndarray:
     return img
 
 
+# above this many pixels, an image much larger than --size is shrunk in its own (8/16-bit)
+# format while decoding, never held as float: a 144-megapixel PNG would take 3 GB as float32.
+# Smaller images are resized in float only, as before (no 8-bit rounding).
+LARGE_PIXELS = 2**24
+
+
+def image_size(path) -> tuple[int, int]:
+    """(height, width) of an image file as ``load_image`` will see it (EXIF orientation
+    applied), read from the header alone: nothing is decoded."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image Pillow can read; give a PNG, JPEG, TIFF, ... file")
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise UserError(f"{path}: cannot read the image ({msg}); re-save or replace the file")
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # 90-degree turns swap the sides
+
+
+def scaled_size(hw, size: int | None) -> tuple[int, int]:
+    """(h, w) after ``load_image``'s scaling of the longer side to ``size``."""
+    h, w = hw
+    if size is None:
+        return h, w
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _large(im: Image.Image, size) -> bool:
+    return size is not None and im.width * im.height > LARGE_PIXELS and max(im.size) >= 4 * size
+
+
+def _draft(im: Image.Image, size) -> None:
+    """A large JPEG decodes at 1/2, 1/4 or 1/8 scale, still at least twice the target size."""
+    if _large(im, size) and im.format == "JPEG":
+        w, h = scaled_size((im.height, im.width), 2 * size)[::-1]
+        im.draft(im.mode, (w, h))
+
+
+def _reduce(im: Image.Image, size) -> Image.Image:
+    """A large image, shrunk by a whole factor (box average, in its own format) to at least
+    twice the target size; the final Lanczos resize is done in float as for any image."""
+    if not _large(im, size):
+        return im
+    factor = max(im.size) // (2 * size)
+    try:
+        return im.reduce(factor) if factor > 1 else im
+    except (ValueError, NotImplementedError):  # a mode reduce() does not handle: decode in full
+        return im
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; give the path of an image file inside it")
+
+
 def _to_rgb_float(im: Image.Image) -> np.ndarray:
     """A decoded Pillow image of any mode -> (H, W, 3) float32 in [0, 255]."""
     mode = im.mode
@@ -75,6 +135,9 @@ def _to_rgb_float(im: Image.Image) -> np.ndarray:
         elif mode == "I":
             peak = next(p for p in (255, 65535, 2**31 - 1) if a.max(initial=0) <= p)
             a *= 255.0 / peak
+        elif not np.isfinite(a).all():
+            raise ValueError(f"{np.count_nonzero(np.isnan(a))} NaN and {np.count_nonzero(np.isinf(a))} "
+                             "infinite pixel value(s)")
         elif a.size and a.min() >= 0.0 and a.max() <= 1.0:
             a *= 255.0
         a = np.clip(a, 0.0, 255.0).astype(np.float32)
@@ -208,8 +271,8 @@ def save_png(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
     """Write (H, W, 3) or (H, W) [0, 255] as an 8-bit PNG (rounded, clipped); returns the path.
 
     Each metadata item becomes a PNG text chunk: strings as they are, anything else
-    JSON-encoded. Parent folders are created. The PNG goes to a temporary file in the same
-    folder first and is then renamed over ``path``, so a crash never leaves half a file.
+    JSON-encoded. Parent folders are created. Written through ``files.atomic_write``: a crash,
+    a full disk or a second run saving the same path never leaves half a file.
     """
     path = Path(path)
     a = np.asarray(img_hwc, dtype=np.float64)
@@ -222,27 +285,7 @@ def save_png(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
     for key, value in (metadata or {}).items():
         text = value if isinstance(value, str) else json.dumps(value, default=_json_default)
         info.add_text(str(key), text, zip=len(text) > 1024)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:  # "x": mode 0666 & ~umask, like any new file
-            im.save(f, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise UserError(f"{path}: cannot write the image ({exc.strerror or exc}); "
-                        "check that the folder is writable")
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return path
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:  # never created, or its folder is not a folder
-        pass
+    return atomic_write(path, lambda f: im.save(f, format="PNG", pnginfo=info), "image")
 
 
 def read_png_metadata(path, decode: bool = False) -> dict:

@@ -115,7 +115,14 @@ class Objective:
         pyramid, as in ``texture``."""
         check_layers([content_layer])
         style_layers = check_layers(style_layers)
+        if hasattr(styles, "shape"):  # one image given bare
+            styles = [styles]
+        styles = list(styles)
+        if not styles:
+            raise UserError("Objective.style needs at least one style image")
         blend = _weights(blend, len(styles), "style image")
+        top = max(blend)  # scale first: 1e308 + 1e308 would overflow to inf and zero every weight
+        blend = [b / top for b in blend]
         blend = [b / sum(blend) for b in blend]
         terms = [Term(f"content:{content_layer}", "content", content_layer,
                       net.features(xc, [content_layer])[content_layer], content_weight)]
@@ -254,9 +261,12 @@ def _positions(h: int, w: int, layer: str) -> int:
 def _weights(weights, n, what):
     if weights is None:
         return [1.0] * n
-    weights = [float(w) for w in weights]
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise UserError(f"{what} weights must be numbers, got {weights!r}") from None
     if len(weights) != n:
         raise UserError(f"{len(weights)} weight(s) given for {n} {what}(s): give one per {what}")
-    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+    if any(not np.isfinite(w) or w < 0 for w in weights) or max(weights, default=0) <= 0:
         raise UserError(f"{what} weights must be non-negative numbers, not all zero: got {weights}")
     return weights

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from . import backend
+from .errors import UserError
 
 
 class NonFiniteError(FloatingPointError):
@@ -48,8 +49,9 @@ def lbfgs(objective, x0, bounds=None, iters: int = 500, history: int = 10,
     callback(it, x, loss, terms, elapsed): called after every iteration on the host; it may
     raise StopIteration to end the run early.
     """
-    if iters < 1:
-        raise ValueError("iters must be at least 1")
+    for name, v in (("iters", iters), ("history", history)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise UserError(f"{name} must be a whole number >= 1, got {v!r}")
     shape = x0.shape
     x_flat = np.asarray(x0, np.float64).ravel().copy()
     state = {"x": x_flat.copy(), "loss": np.inf, "evals": 0, "it": 0}

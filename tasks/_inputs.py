@@ -22,6 +22,15 @@ def image_path(spec) -> Path:
                     f"({', '.join(image.SAMPLES)}); check the path")
 
 
+def planned_shape(spec, size: int, layers=()) -> tuple[int, int, int, int]:
+    """(1, 3, H, W) the image ``spec`` will have in the run, from its header alone (the memory
+    check comes before any decoding). fc layers take a --size x --size crop."""
+    if any(l.startswith(("fc", "relu6", "relu7")) for l in layers):
+        return 1, 3, size, size
+    h, w = image.scaled_size(image.image_size(image_path(spec)), size)
+    return 1, 3, h, w
+
+
 def read(spec, size: int) -> np.ndarray:
     """(H, W, 3) float32 in [0, 255], longer side ``size``."""
     return image.load_image(image_path(spec), size=size)

@@ -13,12 +13,14 @@ import numpy as np
 
 from engine import backend, image
 from engine.objectives import Objective
+from engine.lbfgs_device import lbfgs_device
 from engine.optim import lbfgs
 from engine.vgg import VGG19
 
-from ._files import output_paths, write_log
-from ._net import check_memory
+from ._files import output_paths, save_outputs
 
+# --optimizer: scipy's L-BFGS-B on the host (the default), or the L-BFGS that stays on the device
+OPTIMIZERS = {"lbfgs": (lbfgs, "L-BFGS-B"), "lbfgs-device": (lbfgs_device, "L-BFGS on the device")}
 
 
 @dataclass
@@ -36,10 +38,9 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
     out, log_path = output_paths(a)
-    need = check_memory(net, x0.shape, obj.layers or ["conv1_1"])
-    log["memory_estimate_bytes"] = need
-    print(f"memory: about {need / 2**20:.0f} MiB needed, "
-          f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
+    if "memory_estimate_bytes" in log:  # checked by the task before any work (_cli.preflight)
+        print(f"memory: about {log['memory_estimate_bytes'] / 2**20:.0f} MiB needed, "
+              f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
     t0 = time.perf_counter()
     factors = obj.calibrate(x0)
     log["weighting_factors"] = factors
@@ -57,11 +58,13 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
                   f"ETA {_duration(per * (a.iters - it))}", flush=True)
         if a.save_every and it % a.save_every == 0:
             path = out.with_name(f"{out.stem}_iter{it}{out.suffix or '.png'}")
-            image.save_png(path, image.deprocess(x.astype(np.float32), mode), {**meta, "iteration": it})
+            x = backend.to_host(x).astype(np.float32)  # lbfgs-device hands over the device array
+            image.save_png(path, image.deprocess(x, mode), {**meta, "iteration": it})
 
+    method, what = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
     print(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
-          f"(L-BFGS-B, history {a.history}, tolerances off)")
-    res = lbfgs(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
+          f"({what}, history {a.history}, tolerances off)")
+    res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
     x = res.x.astype(np.float32)
     img = image.deprocess(x, mode)
     log.update(iterations=res.iterations, evaluations=res.evaluations, seconds=round(time.perf_counter() - t0, 3),
@@ -79,11 +82,10 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
             img = setup.finish(img, x, log)
         except KeyboardInterrupt:
             log["status"] = "interrupted"
-    saved = image.save_png(out, img, {**meta, "iterations": res.iterations, "final_loss": res.loss})
-    write_log(log_path, log)
     print(f"{res.iterations} iterations, {res.evaluations} evaluations in {_duration(res.seconds)} "
           f"({res.stop}); final loss {res.loss:.4e}")
-    print(f"saved {saved} and {log_path}")
+    save_outputs(log, [("image", out, lambda: image.save_png(out, img, {**meta, "iterations": res.iterations,
+                                                                         "final_loss": res.loss}))], log_path)
     return img, log
 
 

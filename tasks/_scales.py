@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 
-from engine import image
+from engine import backend, image
 from engine.errors import UserError
-from engine.optim import lbfgs
 
-from ._files import output_paths, write_log
+from ._files import output_paths, save_outputs
+from ._run import OPTIMIZERS
 
 
 def add_options(ap, default: str, default_iters: int, default_pyramid: int) -> None:
@@ -78,8 +78,9 @@ def coarse_to_fine(a, net, build, layers, log: dict):
         obj, x0 = build(size, img)
         t0 = time.perf_counter()
         obj.calibrate(x0)
-        res = lbfgs(obj, x0, (lo, hi), iters=a.scale_iters, history=a.history)
-        img = image.deprocess(res.x.astype(np.float32), net.preprocessing)
+        method, _ = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
+        res = method(obj, x0, (lo, hi), iters=a.scale_iters, history=a.history)
+        img = image.deprocess(backend.to_host(res.x).astype(np.float32), net.preprocessing)
         log["scales"].append({"size": size, "shape": list(x0.shape[2:]), "iterations": res.iterations,
                               "evaluations": res.evaluations, "seconds": round(time.perf_counter() - t0, 3),
                               "final_loss": res.loss})
@@ -106,7 +107,6 @@ def _save_early(a, img, log, res):
     print(f"\n{'interrupted' if res.interrupted else 'error: ' + str(res.failed)} in a coarse stage: "
           "saving its result", file=sys.stderr)
     out, log_path = output_paths(a)
-    image.save_png(out, img, {"task": log["task"], "args": log["args"], "coarse_stage": True})
-    write_log(log_path, log)
-    print(f"saved {out} and {log_path}")
+    meta = {"task": log["task"], "args": log["args"], "coarse_stage": True}
+    save_outputs(log, [("image", out, lambda: image.save_png(out, img, meta))], log_path)
     return img, log

@@ -52,7 +52,10 @@ def run(image_spec=None, **kwargs):
     if not (a.tv_weight >= 0 and a.tv_weight < float("inf")):
         raise UserError(f"--tv-weight must be a number >= 0, got {a.tv_weight!r}")
     layers = _cli.layer_list(a.layer)
+    terms = [("content", l) for l in layers] + ([("tv", None)] if a.tv_weight else [])
+    est = _cli.preflight(a, a.image, terms, layers=layers)
     log = _cli.new_log("invert", a)
+    log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
     img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
     x0 = image.preprocess(img, net.preprocessing)

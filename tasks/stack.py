@@ -16,6 +16,7 @@ import time
 
 from engine import image, stacked
 from engine.errors import UserError
+from engine.vgg import CONV_SHAPES
 
 from . import _cli, _files, _inputs, _net
 
@@ -42,8 +43,12 @@ def run(**kwargs):
         raise UserError("--weights: the stacked net is built from fresh random draws (--seed, --sigma)")
     if not isinstance(a.candidates, int) or a.candidates < 1:
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
+    if not isinstance(a.top, str) or not a.top.startswith("conv") or a.top not in dict(CONV_SHAPES):
+        raise UserError(f"--top must be a conv layer ({', '.join(dict(CONV_SHAPES))}), got {a.top!r}")
     out, log_path = _files.output_paths(a)
+    est = _cli.preflight(a, a.image, [("content", "relu" + a.top[4:])])
     log = _cli.new_log("stack", a)
+    log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
     x0 = image.preprocess(_inputs.read(a.image, a.size), net.preprocessing)
     net.check_input(x0.shape, ["relu" + a.top[4:]] if a.top.startswith("conv") else [a.top])
@@ -70,10 +75,18 @@ def run(**kwargs):
         print(f"error: {exc}; saving the layers chosen so far", file=sys.stderr)
     log["stacked"] = net.meta.get("stacked", {})
     log["seconds"] = round(time.perf_counter() - t0, 3)
-    net.save(out)
-    _files.write_log(log_path, log)
-    print(f"saved {out} and {log_path}")
+    _files.save_outputs(log, [("weights", out, lambda: _save_net(net, out))], log_path)
     return net, log
+
+
+def _save_net(net, out) -> None:
+    """net.save, with a failure to write as one UserError line (the weights file's own writer
+    removes its temporary)."""
+    try:
+        net.save(out)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the weights ({exc.strerror or exc}); "
+                        "check that the folder is writable") from None
 
 
 def main(argv=None) -> int:

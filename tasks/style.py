@@ -76,9 +76,12 @@ def run(**kwargs):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = _cli.layer_list(a.style_layers)
+    terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
+    est = _cli.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
     log = _cli.new_log("style", a)
     every_layer = [content_layer, *style_layers]
     _scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
+    log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
 
     def read(size):

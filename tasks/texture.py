@@ -64,8 +64,10 @@ def run(**kwargs):
     _cli.validate(a)
     layers = _cli.layer_list(a.layers)
     weights = _cli.floats(a.layer_weights, "--layer-weights")
+    est = _cli.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = _cli.new_log("texture", a)
     _scales.sizes(a, layers)  # a bad --scales fails before the network is built
+    log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
 
     def build(size, start):

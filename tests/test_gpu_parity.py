@@ -7,6 +7,8 @@ runs them on the CPU under a grid emulator).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,19 @@ from engine.autograd import Tensor
 from engine.ops import conv3x3, fc, gram, losses, pooling, relu, tv
 
 REASON = backend.gpu_unavailable_reason()
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"no CUDA device: {REASON}")]
+# On a GPU machine a broken install must not pass this suite by skipping it: RANVGG_REQUIRE_GPU=1
+# turns the skip into a failure that names the reason.
+REQUIRED = os.environ.get("RANVGG_REQUIRE_GPU", "") not in ("", "0")
+if REASON is not None and REQUIRED:
+    pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("gpu_required")]
+else:
+    pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"GPU tests skipped: {REASON} "
+                                                      "(RANVGG_REQUIRE_GPU=1 makes this a failure)")]
+
+
+@pytest.fixture
+def gpu_required():
+    pytest.fail(f"RANVGG_REQUIRE_GPU is set but the GPU cannot be used: {REASON}", pytrace=False)
 
 DTYPES = (np.float32, np.float64)
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}  # BLAS and cuBLAS sum in different orders
@@ -51,6 +65,15 @@ def with_grad(loss_fn, f):
 def case_conv3x3(a):
     p = conv3x3.ConvWeights(a["conv_w"], a["conv_b"])
     return conv3x3.conv3x3_forward(a["x"], p), conv3x3.conv3x3_backward(a["conv_gy"], p)
+
+
+def case_conv3x3_relu(a):
+    """The fused node the network uses when the pre-activation is not asked for: its forward,
+    and its backward with the ReLU mask folded into the backward conv's gather."""
+    p = conv3x3.ConvWeights(a["conv_w"], a["conv_b"])
+    y, gx = with_grad(lambda x: losses.content_loss(conv3x3.conv3x3_relu(x, p), a["conv_gy"]), a["x"])
+    y_relu = relu.relu_forward(conv3x3.conv3x3_forward(a["x"], p))
+    return y, gx, y_relu, conv3x3.conv3x3_backward(a["conv_gy"], p, relu_out=y_relu)
 
 
 def case_relu(a):
@@ -146,6 +169,71 @@ def test_network_features_parity():
     for name in LAYER_NAMES:
         g = backend.to_host(gpu[name])
         assert np.abs(g - cpu[name]).max() <= 1e-4 * np.abs(cpu[name]).max(), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layer", ["relu3_1", "pool4"])
+def test_fused_network_gradient_parity(layer, dtype):
+    """Only the deepest layer requested, so every conv below it runs as a fused conv+ReLU node:
+    the input gradient of a content loss agrees on both devices."""
+    from engine.objectives import Objective
+    from engine.vgg import VGG19
+
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(0, 50, (1, 3, 40, 36))
+    x = rng.normal(0, 50, (1, 3, 40, 36))
+    results = {}
+    for device in ("cpu", "gpu"):
+        net = VGG19.random(seed=0, device=device, dtype=dtype)
+        value, grad = Objective.inversion(net, x0, layer).value_and_grad(x)
+        results[device] = (value, backend.to_host(grad))
+    (v_cpu, g_cpu), (v_gpu, g_gpu) = results["cpu"], results["gpu"]
+    assert v_gpu == pytest.approx(v_cpu, rel=10 * RTOL[dtype])
+    assert_close(g_gpu, g_cpu, dtype, f"input gradient through the fused convs up to {layer}")
+
+
+def test_device_lbfgs_parity(tmp_path):
+    """--optimizer lbfgs-device: the same run on both devices, close; on the GPU its vectors stay
+    device arrays (the callback sees a CuPy array)."""
+    from tasks import invert
+
+    runs = {}
+    for device in ("cpu", "gpu"):
+        _, runs[device] = invert.run(image="astronaut", layer="pool3", size=64, iters=5, device=device,
+                                     optimizer="lbfgs-device", print_every=0, out=str(tmp_path / f"{device}.png"))
+    assert runs["gpu"]["status"] == "done" and runs["gpu"]["iterations"] == 5
+    assert runs["gpu"]["losses"][0]["loss"] == pytest.approx(runs["cpu"]["losses"][0]["loss"], rel=1e-3)
+    assert runs["gpu"]["final_loss"] == pytest.approx(runs["cpu"]["final_loss"], rel=5e-2)
+
+    from engine.lbfgs_device import lbfgs_device
+    from engine.objectives import Objective
+    from engine.vgg import VGG19
+
+    seen = []
+    net = VGG19.random(seed=0, device="gpu")
+    x0 = np.random.default_rng(0).normal(0, 50, (1, 3, 32, 32)).astype(np.float32)
+    obj = Objective.inversion(net, x0, "pool2")
+    obj.calibrate(x0)
+    lbfgs_device(obj, x0[:, :, ::-1].copy(), iters=2, callback=lambda it, x, *rest: seen.append(backend.is_gpu(x)))
+    assert seen == [True, True]
+
+
+def test_tf32_is_opt_in_and_close():
+    """--tf32: the features move by TF32's rounding only (well under 1e-2), and switching it off
+    gives strict float32 back."""
+    from engine.vgg import VGG19
+
+    x = np.random.default_rng(0).normal(0, 50, (1, 3, 64, 64)).astype(np.float32)
+    net = VGG19.random(seed=0, device="gpu")
+    strict = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    try:
+        backend.set_tf32(True)
+        fast = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    finally:
+        backend.set_tf32(False)
+    again = backend.to_host(net.features(x, ["pool5"])["pool5"])
+    assert np.abs(fast - strict).max() <= 1e-2 * np.abs(strict).max()
+    assert np.abs(again - strict).max() <= 1e-6 * np.abs(strict).max()
 
 
 @pytest.mark.parametrize("task, kwargs", [

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from .. import backend
+from ..parallel import parallel_jit
 from ..autograd import Tensor, record
 
 
@@ -44,7 +45,7 @@ class ConvWeights:
         self.bias_col = bias.reshape(1, cout, 1)
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit
 def _im2col_cpu(x, cols):
     n, c, h, w = x.shape
     for b in range(n):

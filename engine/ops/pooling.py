@@ -16,10 +16,11 @@ import numba
 import numpy as np
 
 from .. import backend
+from ..parallel import parallel_jit
 from ..autograd import Tensor, record
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit
 def _avg_fwd_cpu(x, y):
     n, c, h, w = x.shape
     ho, wo = h // 2, w // 2
@@ -32,7 +33,7 @@ def _avg_fwd_cpu(x, y):
                 y[b, ci, i, j] = s * 0.25
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit
 def _avg_bwd_cpu(gy, gx):
     n, c, h, w = gx.shape
     ho, wo = gy.shape[2], gy.shape[3]
@@ -46,7 +47,7 @@ def _avg_bwd_cpu(gy, gx):
                     gx[b, ci, i, j] = 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit
 def _max_fwd_cpu(x, y, arg):
     n, c, h, w = x.shape
     ho, wo = h // 2, w // 2
@@ -65,7 +66,7 @@ def _max_fwd_cpu(x, y, arg):
                 arg[b, ci, i, j] = k
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_jit
 def _max_bwd_cpu(gy, arg, gx):
     n, c, h, w = gx.shape
     ho, wo = gy.shape[2], gy.shape[3]

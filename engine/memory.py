@@ -1,0 +1,191 @@
+"""How much memory a run needs, from the shapes and options alone (nothing is allocated).
+
+    est = estimate((1, 3, 128, 128), [("content", "pool3")], history=10)
+    est.total, est.parts          # bytes; {"weights": ..., "network pass": ..., ...}
+
+The estimate walks the network the way ``VGG19.forward`` and ``autograd.backward`` do and adds
+up every buffer alive at the peak, which is in the backward pass of the first block:
+
+- weights: the host copy of every conv (and fc, if used) layer, and the backward GEMM layout
+  (Cin, Cout*9) made for each layer used (the forward layout is a view of the weights);
+- the network pass: every kept activation (one per fused conv+ReLU, pool, and requested
+  pre-activation), the loss gradients, and at each layer the transient buffers: the forward
+  gather Cin*9*HW, and in backward the gather Cout*9*HW of the flipped conv, the ReLU-masked
+  gradient it gathers from, the incoming and outgoing gradients;
+- targets: the content features and Gram matrices matched, the image(s) kept by the objective;
+- L-BFGS-B (host, float64): scipy's work array 2*m*n + 5n + 11m^2 + 8m, and the dozen
+  n-vectors around it (x, gradient, bounds, the best iterate, ...);
+
+Checked against tracemalloc's peak at three sizes in tests/test_memory.py (within 20%).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .vgg import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest
+
+_INDEX = {name: i for i, (name, _, _) in enumerate(LAYERS)}
+_CONV = dict(CONV_SHAPES)
+_FC = dict(FC_SIZES)
+_F64 = 8
+# n-vectors (float64) the optimiser holds besides scipy's work array: scipy's x, g, bounds
+# (2), the flat start, the best and last iterates, the gradient copy, and transients
+_LBFGS_VECTORS = 12
+
+
+@dataclass
+class Estimate:
+    """Bytes per part; ``host`` names the parts that live in host RAM whatever the device."""
+
+    parts: dict = field(default_factory=dict)
+    host: set = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.parts.values()))
+
+    def on(self, where: str) -> int:
+        """Bytes on the "host" or the "device" (on a CPU run both are RAM)."""
+        return int(sum(v for k, v in self.parts.items() if (k in self.host) == (where == "host")))
+
+    def largest(self) -> tuple[str, int]:
+        name = max(self.parts, key=self.parts.get)
+        return name, int(self.parts[name])
+
+
+def human(nbytes: int) -> str:
+    """1536 -> "1.5 KiB"; bytes in the largest unit that keeps a figure >= 1."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "avg",
+             fc_inputs: int | None = None, extra_nets: int = 0) -> Estimate:
+    """Memory of a run on an input of ``shape`` (N, 3, H, W).
+
+    terms: [(kind, layer)] with kind "content", "gram" or "tv" (layer None); a bare layer
+    name counts as a content term. history: the L-BFGS memory m. fc_inputs: fc6's input size
+    (512*s*s) when fc layers are used. extra_nets: further random nets held at the same time
+    (the texture task's check net).
+    """
+    terms = [("content", t) if isinstance(t, str) else tuple(t) for t in terms]
+    layers = [l for _, l in terms if l]
+    item = np.dtype(dtype).itemsize
+    n, _, h, w = (int(v) for v in shape)
+    est = Estimate(host={"L-BFGS history", "L-BFGS vectors"})
+    top = _INDEX[deepest(check_layers(list(dict.fromkeys(layers))))] if layers else -1
+    est.parts["weights"] = (1 + extra_nets) * _weights_bytes(top, fc_inputs) + _layouts_bytes(top, fc_inputs)
+    est.parts["network pass"] = _pass_peak(n, h, w, terms, top, item, pooling)
+    est.parts["targets"] = _targets_bytes(n, h, w, terms, item)
+    m, nx = int(history), n * 3 * h * w
+    est.parts["L-BFGS history"] = _F64 * (2 * m * nx + 11 * m * m + 8 * m)
+    est.parts["L-BFGS vectors"] = _F64 * (5 + _LBFGS_VECTORS) * nx
+    return est
+
+
+def _weights_bytes(top: int, fc_inputs) -> int:
+    """Host float32 copies: all 16 convs always, the fc layers when used."""
+    total = sum(int(np.prod(s)) + s[0] for _, s in CONV_SHAPES)
+    if top >= _INDEX["fc6"]:
+        n_in = fc_inputs or 512 * 8 * 8
+        for _, n_out in FC_SIZES:
+            total += n_out * n_in + n_out
+            n_in = n_out
+    return 4 * total
+
+
+def _layouts_bytes(top: int, fc_inputs) -> int:
+    """The backward GEMM layout (Cin, Cout*9) of every conv used (float32 on the CPU is a view
+    otherwise; a float64 or GPU net copies once more, which this ignores)."""
+    return 4 * sum(int(np.prod(s)) for name, s in CONV_SHAPES if _INDEX[name] <= top)
+
+
+def _targets_bytes(n, h, w, terms, item) -> int:
+    total = 2 * n * 3 * h * w * item  # the input image and the starting image
+    for kind, layer in terms:
+        if kind == "tv" or layer is None:
+            total += n * 3 * h * w * item
+            continue
+        c, hh, ww = layer_shape(layer, h, w)
+        total += (c * c if kind == "gram" else n * c * hh * ww) * item
+    return total
+
+
+def layer_shape(layer: str, h: int, w: int) -> tuple[int, int, int]:
+    """(C, h, w) of ``layer``'s output for an (h, w) input."""
+    c = 3
+    for name, kind, owner in LAYERS[:_INDEX[layer] + 1]:
+        if kind == "conv":
+            c = _CONV[name][0]
+        elif kind == "pool":
+            h, w = h // 2, w // 2
+        elif kind == "fc":
+            c, h, w = _FC[name], 1, 1
+    return c, h, w
+
+
+def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
+    """Peak bytes of one forward + backward pass (value_and_grad), beyond weights/targets.
+
+    Replays the allocations: ``live`` is what is held, ``peak`` the most ever held."""
+    want = {l for _, l in terms if l}
+    h0, w0 = h, w
+    x = n * 3 * h * w * item
+    live = 2 * x  # the float32 device copy of x, and the gradient w.r.t. x it ends with
+    peak, steps, c, i = live, [], 3, 0
+    while i <= top:
+        name, kind, owner = LAYERS[i]
+        if kind == "conv":
+            cout, hw = _CONV[name][0], h * w
+            cols, out = n * c * 9 * hw * item, n * cout * hw * item
+            peak = max(peak, live + cols + out)           # gather + GEMM output
+            peak = max(peak, live + 2 * out)              # ReLU: pre-activation and output
+            fused = name not in want and i + 1 <= len(LAYERS) - 1 and LAYERS[i + 1][1] == "relu"
+            live += out if fused else 2 * out
+            steps.append(("conv_relu" if fused else "conv", c, cout, hw))
+            if fused:
+                i += 1
+            c = cout
+        elif kind == "relu":
+            live += n * c * h * w * item
+            steps.append(("relu", c, c, h * w))
+        elif kind == "pool":
+            hw_in = h * w
+            h, w = h // 2, w // 2
+            live += n * c * h * w * (item + (1 if pooling == "max" else 0))
+            steps.append(("pool", c, c, hw_in))
+        else:  # fc
+            n_out = _FC[name]
+            peak = max(peak, live + n * n_out * item)
+            live += n * n_out * item
+            steps.append(("fc", c * h * w, n_out, 1))
+            c, h, w = n_out, 1, 1
+        i += 1
+    # the losses: a content term keeps F - F0; all their gradients exist before the walk down
+    for kind, layer in terms:
+        if kind == "tv" or layer is None:
+            live += 2 * x  # the TV gradient, kept by its graph node, and its sum's temporary
+            continue
+        c_l, hh, ww = layer_shape(layer, h0, w0)
+        f = n * c_l * hh * ww * item
+        live += f if kind == "content" else 2 * c_l * c_l * item
+        peak = max(peak, live + f)
+        live += f  # its gradient
+    peak = max(peak, live)
+    # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient
+    for kind, cin, cout, hw in reversed(steps):
+        gy = n * cout * hw * item if kind != "pool" else n * cout * (hw // 4) * item
+        if kind in ("conv", "conv_relu"):
+            cols = n * cout * 9 * hw * item
+            gx = n * cin * hw * item
+            masked = n * cout * hw * (item + 1) if kind == "conv_relu" else 0  # gy * (y > 0), its mask
+            peak = max(peak, live + gy + cols + max(masked, gx))
+        elif kind == "pool":
+            peak = max(peak, live + gy + n * cin * hw * item)
+        else:
+            peak = max(peak, live + 2 * gy)
+    return int(peak)

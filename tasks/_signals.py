@@ -1,0 +1,76 @@
+"""Signals of the command-line tasks: SIGTERM stops a run like Ctrl-C, and saving is never cut.
+
+    with handling():          # SIGTERM raises KeyboardInterrupt, as SIGINT does: the run saves
+        ...
+        with deferred():      # while the outputs are written, Ctrl-C / SIGTERM wait
+            save()
+    exit_status(code)         # 130 after SIGINT, 143 after SIGTERM
+
+Only the main thread can own signal handlers; elsewhere (a task called from a worker thread)
+both helpers do nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+_received: list[int] = []   # signals seen since handling() began, in order
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(signum, frame):
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def handling():
+    """SIGINT and SIGTERM both raise KeyboardInterrupt (so both save what there is)."""
+    _received.clear()
+    if not _main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def deferred(what: str = "saving"):
+    """Hold SIGINT and SIGTERM while the block runs: a second Ctrl-C during a save must not
+    leave half a file or lose the run. A signal that arrives is noted (once, on stderr) and
+    counts for the exit status; the save goes on."""
+    if not _main_thread():
+        yield
+        return
+
+    noted = []
+
+    def note(signum, frame):
+        if not noted:
+            print(f"\n{what}: please wait, the files are being written", file=sys.stderr, flush=True)
+        noted.append(signum)
+        _received.append(signum)
+
+    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def exit_status(code: int) -> int:
+    """``code``, or the status of the signal that stopped the run (143 SIGTERM, 130 SIGINT)."""
+    if not _received:
+        return code
+    return EXIT_SIGTERM if signal.SIGTERM in _received else EXIT_SIGINT
