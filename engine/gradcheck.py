@@ -207,6 +207,14 @@ def _net_checks():
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 25, 50.0)
 
+    def pyramid(device):  # Gram terms on x 2x2-averaged once and twice: the graph runs through the averaging
+        net = VGG19.random(seed=7, sigma=0.05, device=device, dtype=np.float64)
+        xc, xs = np.random.default_rng(26).uniform(-100, 100, (2, 1, 3, 32, 32))
+        obj = Objective.style(net, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
+                              tv_weight=1.0, levels=3)
+        obj.calibrate(xc)
+        return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
+
     # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
     # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
     return [
@@ -214,6 +222,7 @@ def _net_checks():
         Check("network max pool (to pool5)", (1, 3, 32, 32), network("max"), eps=1e-7),
         Check("network with fc (to fc8)", (1, 3, 32, 32), network_fc, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
+        Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
     ]
 
 

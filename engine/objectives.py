@@ -31,8 +31,16 @@ from .autograd import Tensor, add, backward
 from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
+from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
 from .vgg import FC_LAYERS, VGG19, check_layers
+
+# Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
+# Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets
+# TV dominate (a blur; measured in the README).
+STYLE_CONTENT_LAYER = "relu2_2"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Term:
     target: object = None          # F0 (content) or G0 (gram), on the device
     weight: float = 1.0            # the user's weight (alpha, beta * blend, gamma, ...)
     factor: float = 1.0            # Eq. 4 weighting factor, set by calibrate()
+    level: int = 0                 # image pyramid level: the net sees x 2x2-averaged ``level`` times
 
     def loss(self, feats: dict, x: Tensor, scale: float = None) -> Tensor:
         s = self.weight * self.factor if scale is None else scale
@@ -64,6 +73,7 @@ class Objective:
         self.net = net
         self.terms = terms
         self.layers = sorted({t.layer for t in terms if t.layer}, key=net.layer_names().index)
+        self.levels = sorted({t.level for t in terms})
         self.last_terms: dict[str, float] = {}
         self.evaluations = 0
 
@@ -84,21 +94,25 @@ class Objective:
         return cls(net, terms)
 
     @classmethod
-    def texture(cls, net: VGG19, xs, layers, weights=None) -> "Objective":
-        """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``."""
+    def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1) -> "Objective":
+        """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
+
+        ``levels`` > 1 adds an image pyramid: the same Gram terms on x and xs 2x2-averaged
+        once, twice, ... (``levels - 1`` times), each with its own Eq. 4 factor; see
+        ``_gram_terms``."""
         layers = check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
-        grams = _gram_targets(net, [xs], [1.0], layers, xs)
-        return cls(net, [Term(f"style:{l}", "gram", l, grams[l], w) for l, w in zip(layers, weights)])
+        return cls(net, _gram_terms(net, [xs], [1.0], layers, weights, xs, levels))
 
     @classmethod
-    def style(cls, net: VGG19, xc, styles, blend=None, content_layer="relu2_2",
-              style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-              content_weight=100.0, style_weight=1.0, tv_weight=1000.0) -> "Objective":
+    def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
+              style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
+              tv_weight=TV_WEIGHT, levels: int = 1) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
-        ``blend`` (normalised to sum to 1; equal by default)."""
+        ``blend`` (normalised to sum to 1; equal by default). ``levels``: the style terms' image
+        pyramid, as in ``texture``."""
         check_layers([content_layer])
         style_layers = check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -112,8 +126,7 @@ class Objective:
         blend = [b / sum(blend) for b in blend]
         terms = [Term(f"content:{content_layer}", "content", content_layer,
                       net.features(xc, [content_layer])[content_layer], content_weight)]
-        grams = _gram_targets(net, styles, blend, style_layers, xc)
-        terms += [Term(f"style:{l}", "gram", l, grams[l], style_weight) for l in style_layers]
+        terms += _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc, levels)
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image
@@ -123,8 +136,17 @@ class Objective:
     # ------------------------------------------------------------------ evaluation
 
     def _forward(self, x):
+        """(x as a Tensor, {pyramid level: {layer: Tensor}}): the net run on x, and on x
+        2x2-averaged once per level (the graph runs back through the averaging to x)."""
         xt = Tensor(self.net.to_device(x), requires_grad=True)
-        return xt, (self.net.forward(xt, self.layers) if self.layers else {})
+        feats, h = {}, xt
+        for level in range(max(self.levels) + 1):
+            if level:
+                h = avgpool2(h, f"pyramid{level}")
+            layers = [l for l in self.layers if any(t.layer == l and t.level == level for t in self.terms)]
+            if layers:
+                feats[level] = self.net.forward(h, layers)
+        return xt, feats
 
     def calibrate(self, x_start) -> dict:
         """Eq. 4: set every term's factor to 1 / mean|d term / dx| at ``x_start``.
@@ -136,13 +158,13 @@ class Objective:
             leaf = xt
             if term.kind == "content":
                 # the paper's F(x') = 0 reading: back-propagate dL/dF = -F0 / (N M)
-                f = feats[term.layer]
+                f = feats[term.level][term.layer]
                 loss = content_loss(f, _content_probe_target(f.data, term.target), 1.0, term.name)
             elif term.kind == "tv" and term.target is not None:
                 leaf = Tensor(self.net.to_device(term.target), requires_grad=True)
-                loss = term.loss(feats, leaf, scale=1.0)
+                loss = term.loss({}, leaf, scale=1.0)
             else:
-                loss = term.loss(feats, xt, scale=1.0)
+                loss = term.loss(feats.get(term.level, {}), xt, scale=1.0)
             leaf.grad = None
             backward(loss)
             g = float(abs(leaf.grad).mean())
@@ -157,7 +179,7 @@ class Objective:
 
         Per-term values (weighted, as summed) are left in ``self.last_terms``."""
         xt, feats = self._forward(x)
-        losses = [t.loss(feats, xt) for t in self.terms]
+        losses = [t.loss(feats.get(t.level, {}), xt) for t in self.terms]
         total = add(*losses)
         backward(total)
         xp = self.net.xp
@@ -173,6 +195,39 @@ def _content_probe_target(f, f0):
     content_loss back-propagates (F - target) / (N M); with target = F + F0 that is
     -F0 / (N M) regardless of the current features, i.e. the gradient at F = 0."""
     return f + f0
+
+
+def _gram_terms(net: VGG19, images, blend, layers, weights, like, levels: int) -> list[Term]:
+    """Gram terms for ``layers`` at pyramid levels 0 .. levels-1 (names "style:relu3_1",
+    "style:relu3_1@1", ...).
+
+    Level k matches the Gram matrices of x and of the style images both 2x2-averaged k times:
+    a random net's 3x3 filters on a half-size image see twice as far, so the coarse
+    arrangement of the texture is constrained as well as its fine grain (a Gaussian-pyramid
+    Gram loss, as in Snelgrove 2017; multi-scale random filters, Ustyuzhaninov et al. 2017)."""
+    if not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise UserError(f"pyramid levels must be a whole number >= 1, got {levels!r}")
+    terms = []
+    for k in range(levels):
+        h, w = (s >> k for s in like.shape[2:])
+        try:
+            net.check_input((1, 3, h, w), layers)
+        except UserError as exc:
+            raise UserError(f"pyramid level {k} averages the image down to {h}x{w} px: {exc}; "
+                            f"use fewer pyramid levels or a larger size") from None
+        small = [_averaged(net, img, k) for img in images]
+        grams = _gram_targets(net, small, blend, layers, _averaged(net, like, k))
+        terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], w, level=k)
+                  for l, w in zip(layers, weights)]
+    return terms
+
+
+def _averaged(net: VGG19, x, times: int):
+    """x (N, 3, H, W) 2x2-averaged ``times`` times, on the net's device."""
+    x = net.to_device(x)
+    for _ in range(times):
+        x = avgpool2_forward(x)
+    return x
 
 
 def _gram_targets(net: VGG19, images, blend, layers, like) -> dict:

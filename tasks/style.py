@@ -17,18 +17,19 @@ import sys
 
 from engine import backend, image, metrics
 from engine.errors import UserError
+from engine import objectives
 from engine.objectives import Objective
 from engine.ops.gram import gram_forward
 from engine.vgg import check_layers
 
-from . import _cli, _inputs, _net, _run
+from . import _cli, _inputs, _judge, _net, _run, _scales
 from ._console import quiet_by_default, say
 
+SCALES, SCALE_ITERS, PYRAMID = "none", 100, 1  # multi-scale defaults: measured in the README
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
-STYLE_LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
-# Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets
-# TV dominate (a blur; measured in the README). 10:1:0.1 keeps content and style in balance.
-CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
+STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
+# the API's defaults (engine.objectives), so that the command line and Objective.style agree
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = objectives.CONTENT_WEIGHT, objectives.STYLE_WEIGHT, objectives.TV_WEIGHT
 
 
 def _parser():
@@ -39,7 +40,8 @@ def _parser():
                    help="style image (repeat for several; default: ihc)")
     g.add_argument("--style-blend", default=None, metavar="W1,W2,...",
                    help="one weight per --style image, normalised to sum to 1 (default: equal)")
-    g.add_argument("--content-layer", default="relu2_2", help="content layer (default: relu2_2)")
+    g.add_argument("--content-layer", default=objectives.STYLE_CONTENT_LAYER,
+                   help=f"content layer (default: {objectives.STYLE_CONTENT_LAYER})")
     g.add_argument("--style-layers", default=STYLE_LAYERS, help=f"style layers (default: {STYLE_LAYERS})")
     g.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT,
                    help=f"alpha (default: {CONTENT_WEIGHT:g})")
@@ -47,6 +49,8 @@ def _parser():
                    help=f"beta, per style layer (default: {STYLE_WEIGHT:g})")
     g.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"gamma (default: {TV_WEIGHT:g})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
+    _scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
+    _judge.add_options(ap)
     return ap
 
 
@@ -81,19 +85,37 @@ def run(**kwargs):
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
     est = _cli.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
     log = _cli.new_log("style", a)
+    every_layer = [content_layer, *style_layers]
+    _scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
     net = _net.make_net(a, log)
-    content = _inputs.fit_for_fc(_inputs.read(a.content, a.size), [content_layer, *style_layers], net, a.size, log)
-    xc = image.preprocess(content, net.preprocessing)
-    net.check_input(xc.shape, [content_layer, *style_layers])
-    xs = []
-    for spec in styles:
-        s = _inputs.read(spec, a.size)
-        xs.append(image.preprocess(s, net.preprocessing))
-        net.check_input(xs[-1].shape, style_layers)
-    obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
-                          a.content_weight, a.style_weight, a.tv_weight)
-    x_start = _inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing)
+
+    def read(size):
+        """The content (H, W, 3) and style images read at ``size``, checked against the net."""
+        content = _inputs.fit_for_fc(_inputs.read(a.content, size), every_layer, net, size, log)
+        net.check_input((1, 3, *content.shape[:2]), every_layer)
+        style_imgs = [_inputs.read(spec, size) for spec in styles]
+        for s in style_imgs:
+            net.check_input((1, 3, *s.shape[:2]), style_layers)
+        return content, style_imgs
+
+    def build(size, start):
+        """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
+        content, style_imgs = read(size)
+        xc = image.preprocess(content, net.preprocessing)
+        xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
+        obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
+                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid)
+        x0 = (_inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
+              else _scales.start_from(start, xc.shape, net.preprocessing))
+        return obj, x0
+
+    try:
+        coarse = _scales.coarse_to_fine(a, net, build, every_layer, log)
+    except _scales.Interrupted as stop:
+        return stop.args[0]
+    content, style_imgs = read(a.size)
+    obj, x_start = build(a.size, coarse)
     # keyed by kind too: the content layer may also be a style layer
     targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms if t.kind != "tv"}
 
@@ -106,6 +128,7 @@ def run(**kwargs):
         return metrics.relative_error(f[content_layer], targets["content", content_layer]), style
 
     log["start_content_error"], log["start_style_error"] = errors(x_start)
+    judges = _judge.judges(a, net, style=style_imgs, content=content, blend=blend)
 
     def finish(out_img, x, log):
         log["content_error"], log["style_error"] = errors(x)
@@ -114,6 +137,8 @@ def run(**kwargs):
         if a.original_colors:
             out_img = image.luminance_transfer(out_img, content)
             log["original_colors"] = True
+        log["judge"] = _judge.score(judges, {"result": out_img, "content_image": content})
+        _judge.report(log["judge"])
         return out_img
 
     return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)

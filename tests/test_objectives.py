@@ -81,3 +81,42 @@ def test_value_and_grad_reports_terms_that_sum_to_the_total(net):
     assert grad.shape == x.shape and obj.evaluations == 1
     assert set(obj.last_terms) == {"content:relu2_2", "style:relu1_1", "style:relu3_1", "tv"}
     assert value == pytest.approx(sum(obj.last_terms.values()), rel=1e-12)
+
+
+def test_style_defaults_are_one_set_for_the_api_and_the_command_line(net):
+    """Objective.style's defaults and python -m tasks.style's are the same numbers."""
+    import inspect
+
+    from engine import objectives
+    from tasks import _cli, style
+
+    cli = _cli.defaults_of(style.PARSER)
+    api = inspect.signature(Objective.style).parameters
+    assert api["content_weight"].default == cli["content_weight"] == objectives.CONTENT_WEIGHT
+    assert api["style_weight"].default == cli["style_weight"] == objectives.STYLE_WEIGHT
+    assert api["tv_weight"].default == cli["tv_weight"] == objectives.TV_WEIGHT
+    assert api["content_layer"].default == cli["content_layer"]
+    assert ",".join(api["style_layers"].default) == cli["style_layers"]
+    assert api["levels"].default == cli["pyramid"]
+    (xc, xs) = images((1, 3, 32, 32), (1, 3, 32, 32))
+    weights = {t.name: t.weight for t in Objective.style(net, xc, [xs]).terms}
+    assert weights["content:relu2_2"] == objectives.CONTENT_WEIGHT and weights["tv"] == objectives.TV_WEIGHT
+
+
+def test_pyramid_levels_match_the_averaged_images(net):
+    """Level k's Gram target is the Gram of the style image 2x2-averaged k times, and its
+    term is met exactly (zero loss and gradient) at the style image itself."""
+    from engine.ops.pooling import avgpool2_forward
+
+    (xs,) = images((1, 3, 32, 32), seed=4)
+    obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], levels=3)
+    assert [t.name for t in obj.terms] == ["style:relu1_1", "style:relu2_1", "style:relu1_1@1",
+                                           "style:relu2_1@1", "style:relu1_1@2", "style:relu2_1@2"]
+    quarter = avgpool2_forward(avgpool2_forward(xs))
+    f = net.features(quarter, ["relu2_1"])["relu2_1"]
+    np.testing.assert_allclose(obj.terms[-1].target, gram_forward(f), rtol=1e-10)
+    obj.calibrate(images((1, 3, 32, 32), seed=5)[0])
+    value, grad = obj.value_and_grad(xs)
+    assert abs(value) < 1e-12 and np.abs(grad).max() < 1e-9
+    value_off, _ = obj.value_and_grad(images((1, 3, 32, 32), seed=6)[0])
+    assert value_off > 1e-3
