@@ -60,8 +60,10 @@ def photo(tmp_path):
     (invert.main, ["--image", "{dir}/./sub/../photo.png", "--out", "{photo}"], "is the --image file"),
     (style.main, ["--style", "ihc", "--style", "{photo}", "--out", "{photo}"], "is the --style file"),
     (style.main, ["--content", "{photo}", "--log", "{photo}"], "is the --content file"),
-    (stack.main, ["--image", "{photo}", "--out", "{photo}"], "is the --image file"),
-    (stack.main, ["--out", "{dir}/w.npz", "--log", "{dir}/w.npz"], "--out and --log are the same"),
+    (stack.main, ["--image", "{photo}", "--log", "{photo}"], "is the reference image"),
+    (stack.main, ["--out", "{dir}/w.json", "--log", "{dir}/w.json"], "--out and --log are the same"),
+    (stack.main, ["--out", "{dir}/w.json", "--save-weights", "{photo}.npz", "--log", "{photo}.npz"],
+     "--log and --save-weights are the same"),
 ])
 def test_colliding_paths_are_refused_before_any_work(main, argv, expect, photo, tmp_path, capsys):
     import re
@@ -191,14 +193,16 @@ def test_second_ctrl_c_during_the_stack_save(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(stacked, "build", interrupted_build)
     monkeypatch.setattr(VGG19, "save", save_hit_by_ctrl_c)
     out = tmp_path / "s.npz"
-    code = stack.main(["--device", "cpu", "--size", "32", "--iters", "1", "--out", str(out)])
+    code = stack.main(["--device", "cpu", "--size", "32", "--iters", "1", "--out", str(tmp_path / "s.json"),
+                       "--save-weights", str(out)])
     err = capsys.readouterr().err
     assert code == 130 and "Traceback" not in err
-    assert "interrupted: saving the layers chosen so far" in err and "please wait" in err
+    assert "interrupted: writing the layers chosen so far" in err and "please wait" in err
     assert "nothing" not in err  # never the false "nothing to save"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.npz"]
+    written = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("_scores.png"))  # plot: matplotlib
+    assert written == ["s.json", "s.npz", "s_log.json"]
     assert VGG19.load(out, device="cpu").params["conv5_4"][0].shape == (512, 512, 3, 3)
-    assert _strict_json(tmp_path / "s.json")["status"] == "interrupted"
+    assert _strict_json(tmp_path / "s_log.json")["status"] == "interrupted"
 
 
 # ----------------------------------------------------------------------------- one-line errors

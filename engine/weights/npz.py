@@ -16,7 +16,6 @@ the cast to float32, where 1e300 becomes inf.
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files import atomic_write
 from . import meta as meta_schema
 from .safezip import open_zip
 
@@ -209,41 +209,4 @@ def write(path, params: dict, meta: dict) -> Path:
     for layer, (w, b) in params.items():
         arrays[f"{layer}.weight"], arrays[f"{layer}.bias"] = np.asarray(w), np.asarray(b)
     arrays["meta"] = np.array(text)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise UserError(f"{path}: cannot write the weights ({exc.strerror or exc}); "
-                        "check that the folder is writable and the disk has room") from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every filesystem allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+    return atomic_write(path, lambda f: np.savez(f, **arrays), "weights")
