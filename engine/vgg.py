@@ -274,7 +274,8 @@ class VGG19:
                 cols = max(cols, n * c * 9 * h * w)
                 c = dict(CONV_SHAPES)[name][0]
                 acts += n * c * h * w
-                weights += 3 * c * dict(CONV_SHAPES)[name][1] * 9  # weight + two GEMM layouts
+                # weight + two GEMM layouts + Winograd F(4x4) forward and backward (36/9 each)
+                weights += 11 * c * dict(CONV_SHAPES)[name][1] * 9
             elif kind == "pool":
                 h, w = h // 2, w // 2
                 acts += n * c * h * w
