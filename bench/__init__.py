@@ -1,1 +1,1 @@
-"""Benchmarks: how fast the engine is (python -m bench.bench_kernels)."""
+"""Benchmarks, never tests: python -m bench.iteration | bench.ops | bench.scaling (bench/RESULTS.md)."""

@@ -14,7 +14,7 @@ __version__ = "0.1.0"  # the one place: setup.cfg reads it, ``ranvgg --version``
 
 # numba's default (OpenMP) threads keep spinning after a parallel loop and starve the BLAS GEMM
 # that follows: a pool3 evaluation at 128 px took 247 ms with it and 81 ms with the workqueue
-# layer (2-core CPU, python -m bench.bench_evaluation; bench/RESULTS.md). A user's choice wins.
+# layer (2-core CPU, bench/RESULTS.md). A user's choice wins.
 if "NUMBA_THREADING_LAYER" not in _os.environ:
     _os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
     if "numba" in _sys.modules:

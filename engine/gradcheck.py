@@ -113,6 +113,12 @@ def _op_checks():
         p = _conv_params(device, 3, 4, 11)
         return scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), _rand(device, (2, 3, 6, 5), 1)
 
+    def winograd(m):  # on the GPU this is im2col again: Winograd is CPU only
+        def make(device):
+            p = _conv_params(device, 3, 4, 24 + m)
+            return scalarized(lambda t: conv3x3.conv3x3_relu(t, p, algorithm=f"f{m}")), _rand(device, (2, 3, 7, 9), m)
+        return make
+
     def relu_(device):
         return scalarized(relu.relu), _rand(device, (2, 3, 4, 5), 2)
 
@@ -154,6 +160,8 @@ def _op_checks():
     return [
         Check("conv3x3 (bias)", (2, 3, 5, 6), conv),
         Check("conv3x3+relu", (2, 3, 6, 5), conv_relu),
+        Check("conv3x3+relu Winograd F(2x2)", (2, 3, 7, 9), winograd(2)),
+        Check("conv3x3+relu Winograd F(4x4)", (2, 3, 7, 9), winograd(4)),
         Check("relu", (2, 3, 4, 5), relu_),
         Check("avgpool2 (odd)", (2, 3, 5, 7), avg),
         Check("maxpool2 (odd)", (2, 3, 6, 7), mx),

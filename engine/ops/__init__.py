@@ -1,6 +1,7 @@
 """The primitive ops, one family per file: forward, input-gradient backward, CPU and GPU paths.
 
-    conv3x3.py  3x3 stride-1 pad-1 convolution (im2col gather + GEMM), bias
+    conv3x3.py  3x3 stride-1 pad-1 convolution (im2col gather + GEMM), bias; picks the algorithm
+    winograd.py the CPU's Winograd F(2x2) / F(4x4) form of that conv (conv3x3.py dispatches)
     relu.py     ReLU
     pooling.py  2x2 average and max pooling
     fc.py       fully connected (fc6-fc8)

@@ -12,8 +12,14 @@ prepared once per network (``ConvWeights``), never per call.
 
 CPU: the gather is a numba loop; GPU: ``conv3x3_im2col`` in ``kernels/conv3x3.cu``; the GEMMs
 go to BLAS / cuBLAS through ``xp.matmul``.
+
+On the CPU most layers take Winograd F(4x4) or F(2x2) instead (``winograd.py``: 4x or 2.25x
+fewer multiplies, the weight transforms made once per layer), chosen per call by map size
+(``choose``); ``RANVGG_CONV=im2col|f2|f4|auto`` overrides the choice for every layer.
 """
 from __future__ import annotations
+
+import os
 
 import numba
 import numpy as np
@@ -21,6 +27,10 @@ import numpy as np
 from .. import backend
 from ..parallel import parallel_jit
 from ..autograd import Tensor, record
+from ..errors import UserError
+from . import winograd
+
+ALGORITHMS = ("auto", "im2col", "f2", "f4")
 
 
 class ConvWeights:
@@ -43,6 +53,35 @@ class ConvWeights:
         self.w_bwd = xp.ascontiguousarray(flipped.reshape(cin, cout * 9))
         self.has_bias = bool(xp.any(bias != 0))
         self.bias_col = bias.reshape(1, cout, 1)
+        self._winograd = {}  # (m, backward) -> U (a*a, Cout, Cin), made at first use
+
+    def winograd_u(self, m: int, backward: bool):
+        """Winograd F(m x m) weights, made once: (a*a, Cout, Cin), or (a*a, Cin, Cout) for the
+        backward conv (from the flipped, channel-swapped kernel)."""
+        key = (m, backward)
+        if key not in self._winograd:
+            w = self.w_bwd.reshape(self.cin, self.cout, 3, 3) if backward else self.weight
+            self._winograd[key] = winograd.weight_transform(w, m, self.weight.dtype)
+        return self._winograd[key]
+
+
+def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
+    """The conv algorithm for one call: "im2col", "f2" or "f4" (CPU only; the GPU: im2col).
+
+    Measured on a 2-core EPYC, single-thread CPU time per conv (bench/RESULTS.md): F(4x4) beats
+    im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, and
+    for the 3-channel image layer (K = 3 per Winograd GEMM), im2col wins."""
+    forced = os.environ.get("RANVGG_CONV", "auto")
+    if forced not in ALGORITHMS:
+        raise UserError(f"RANVGG_CONV={forced!r} is not a conv algorithm: use one of {', '.join(ALGORITHMS)}")
+    if xp is not np:
+        return "im2col"
+    if forced != "auto":
+        return forced
+    if cin < 16:
+        return "im2col"
+    side = min(h, w)
+    return "f4" if side >= 32 else "f2" if side >= 16 else "im2col"
 
 
 @parallel_jit
@@ -93,37 +132,53 @@ def _conv(x, w_mat, relu_out=None):
     return out.reshape(n, w_mat.shape[0], h, w)
 
 
-def conv3x3_forward(x, p: ConvWeights):
-    """x (N, Cin, H, W) -> (N, Cout, H, W)."""
+def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None = None):
+    """x (N, Cin, H, W) -> (N, Cout, H, W); ``relu``: rectified (fused into Winograd's output
+    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s; CuPy arrays always
+    take im2col (the GPU has no Winograd path)."""
     if x.shape[1] != p.cin:
         raise ValueError(f"conv3x3 expects {p.cin} input channels, got {x.shape[1]}")
+    xp = backend.array_module(x)
+    algorithm = algorithm or choose(p.cin, p.cout, *x.shape[2:], xp=xp)
+    if algorithm != "im2col" and xp is np:
+        m = int(algorithm[1])
+        return winograd.winograd_conv(x, p.winograd_u(m, False), m, p.bias if p.has_bias else None, relu)
     out = _conv(x, p.w_fwd)
     if p.has_bias:
         n, co, h, w = out.shape
         out = (out.reshape(n, co, h * w) + p.bias_col).reshape(n, co, h, w)
+    if relu:
+        from .relu import relu_forward
+
+        out = relu_forward(out)
     return out
 
 
-def conv3x3_backward(gy, p: ConvWeights, relu_out=None):
+def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = None):
     """gy (N, Cout, H, W) -> gx (N, Cin, H, W): the flipped, transposed conv, no bias.
 
     relu_out: the output of a ReLU that followed this conv; gy is then the gradient w.r.t. that
-    output, and the ReLU's backward is fused into the gather."""
+    output, and the ReLU's backward is fused into the gather (im2col) or the tile copy
+    (Winograd). ``algorithm`` as in ``conv3x3_forward``."""
+    xp = backend.array_module(gy)
+    algorithm = algorithm or choose(p.cout, p.cin, *gy.shape[2:], xp=xp)
+    if algorithm != "im2col" and xp is np:
+        m = int(algorithm[1])
+        return winograd.winograd_conv(gy, p.winograd_u(m, True), m, mask=relu_out)
     return _conv(gy, p.w_bwd, relu_out)
 
 
-def conv3x3(x: Tensor, p: ConvWeights, name=None) -> Tensor:
-    return record(conv3x3_forward(x.data, p), (x,), lambda gy: (conv3x3_backward(gy, p),), name)
+def conv3x3(x: Tensor, p: ConvWeights, name=None, algorithm: str | None = None) -> Tensor:
+    return record(conv3x3_forward(x.data, p, algorithm=algorithm), (x,),
+                  lambda gy: (conv3x3_backward(gy, p, algorithm=algorithm),), name)
 
 
-def conv3x3_relu(x: Tensor, p: ConvWeights, name=None) -> Tensor:
+def conv3x3_relu(x: Tensor, p: ConvWeights, name=None, algorithm: str | None = None) -> Tensor:
     """relu(conv3x3(x)) as one graph node, for when nobody asks for the pre-activation.
 
-    Backward needs only the rectified output, so the pre-activation is freed at once: the
-    network keeps one activation per conv layer instead of two. The ReLU's backward is fused
-    into the backward conv's gather.
+    Backward needs only the rectified output, so the pre-activation is never kept: the
+    network keeps one activation per conv layer instead of two. The ReLU is fused into the
+    forward (Winograd) and its backward into the backward conv's input pass.
     """
-    from .relu import relu_forward
-
-    y = relu_forward(conv3x3_forward(x.data, p))
-    return record(y, (x,), lambda gy: (conv3x3_backward(gy, p, relu_out=y),), name)
+    y = conv3x3_forward(x.data, p, relu=True, algorithm=algorithm)
+    return record(y, (x,), lambda gy: (conv3x3_backward(gy, p, relu_out=y, algorithm=algorithm),), name)

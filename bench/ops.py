@@ -1,6 +1,12 @@
-"""Per-op benchmarks at VGG-19 shapes: the engine's op against a plain array-op baseline.
+"""Every op at every VGG-19 shape: the engine's op against a plain array-op baseline, GFLOP/s.
 
-    python -m bench.bench_kernels [--device cpu|gpu|auto] [--size 256] [--repeat N] [--dtype float32]
+    python -m bench.ops [--device cpu|gpu|auto] [--size 256] [--repeat N] [--dtype float32]
+
+Convs: all 16 VGG-19 layers at their map size for a size x size image, with the algorithm the
+engine picks there (im2col, Winograd F(2x2) or F(4x4): ``conv3x3.choose``); GFLOP/s counts the
+direct conv's 2*Cin*Cout*9*H*W multiply-adds whatever the algorithm, and "of GEMM" is that rate
+over the machine's own measured GEMM rate (a 2048^3 float32 matmul, timed first): above 100%
+means fewer multiplies than direct, not a faster GEMM.
 
 For every op: check the engine's result (on the chosen device) against the baseline computed
 with NumPy on a small input, warm up, then time forward and backward and report medians. The
@@ -105,6 +111,9 @@ class Case:
     bwd: Callable
     base_fwd: Callable
     base_bwd: Callable
+    flops: float | None = None     # direct-conv multiply-adds x 2, per input pixel of the map
+    cin: int = 0
+    cout: int = 0
 
 
 def rng_array(xp, shape, dtype, seed, scale=1.0):
@@ -125,6 +134,7 @@ def conv_case(name, cin, cout, div):
         lambda a: conv3x3.conv3x3_backward(a["gy"], a["p"]),
         lambda a: conv_slices(a["x"], a["p"].w_fwd),
         lambda a: conv_slices(a["gy"], a["p"].w_bwd),
+        flops=2 * cin * cout * 9, cin=cin, cout=cout,
     )
 
 
@@ -150,12 +160,20 @@ def im2col_case(channels, div):
                 lambda a: conv3x3.im2col3x3(a["x"]), None, lambda a: im2col_slices(a["x"]), None)
 
 
+def _vgg_convs():
+    from engine.vgg import CONV_SHAPES
+
+    out = []
+    for name, (cout, cin, _, _) in CONV_SHAPES:
+        block = int(name[4])
+        out.append(conv_case(name, cin, cout, 2 ** (block - 1)))
+    return out
+
+
 CASES = [
     im2col_case(64, 1),
     im2col_case(512, 16),
-    conv_case("conv1_2", 64, 64, 1),
-    conv_case("conv3_1", 128, 256, 4),
-    conv_case("conv5_1", 512, 512, 16),
+    *_vgg_convs(),
     map_case("relu", 64, "xp.where",
              lambda a: relu.relu_forward(a["x"]), lambda a: relu.relu_backward(a["y"], a["gy"]),
              lambda a: backend.array_module(a["x"]).where(a["x"] > 0, a["x"], 0),
@@ -235,12 +253,13 @@ def fmt(v, spec=".2f"):
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_kernels", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.ops", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=backend.DEVICES)
     ap.add_argument("--size", type=int, default=256, help="image side; deeper layers get size/4, size/16")
     ap.add_argument("--repeat", type=int, default=None, help="timed calls per op (default 10 on CPU, 30 on GPU)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    ap.add_argument("--check-size", type=int, default=18, help="map side of the correctness check")
+    ap.add_argument("--check-size", type=int, default=None,
+                    help="image side of the correctness check (default: --size, the timed shapes themselves)")
     args = ap.parse_args(argv)
     try:
         device = backend.resolve_device(args.device)
@@ -252,22 +271,39 @@ def main(argv=None) -> None:
     warmup = 3 if device == "gpu" else 1
     t = timer(device)
 
-    print(f"ranvgg kernel benchmarks: device={device}, dtype={args.dtype}, size={args.size}, "
-          f"repeat={repeat}, medians in ms; ratio = baseline / engine")
-    head = f"{'op':<20} {'input (N,C,H,W)':<18} {'fwd':>9} {'bwd':>9}   {'baseline':<30} {'fwd':>9} {'bwd':>9} {'ratio f':>8} {'ratio b':>8}"
+    ceiling = gemm_ceiling(xp, dtype, t)
+    print(f"ranvgg op benchmarks: device={device}, dtype={args.dtype}, size={args.size}, "
+          f"repeat={repeat}, medians in ms; ratio = baseline / engine; GEMM ceiling {ceiling:.0f} GFLOP/s")
+    head = (f"{'op':<20} {'input (N,C,H,W)':<18} {'algo':<6} {'fwd':>8} {'bwd':>8} {'GFLOP/s f':>9} {'b':>5} "
+            f"{'of GEMM':>8}   {'baseline':<30} {'fwd':>8} {'bwd':>8} {'ratio f':>8} {'ratio b':>8}")
     print(head)
     print("-" * len(head))
     for case in CASES:
-        check(case, xp, dtype, args.check_size)
+        check(case, xp, dtype, args.check_size or args.size)
         a = case.make(xp, dtype, args.size)
         ms = [median_ms(t, fn, a, repeat, warmup) for fn in (case.fwd, case.bwd, case.base_fwd, case.base_bwd)]
         ratio_f = ms[2] / ms[0]
         ratio_b = None if ms[1] is None else ms[3] / ms[1]
-        shape = "x".join(str(d) for d in case.shape(args.size))
-        print(f"{case.name:<20} {shape:<18} {fmt(ms[0]):>9} {fmt(ms[1]):>9}   {case.baseline:<30} "
-              f"{fmt(ms[2]):>9} {fmt(ms[3]):>9} {fmt(ratio_f):>8} {fmt(ratio_b):>8}")
+        n, c, h, w = case.shape(args.size)
+        shape = f"{n}x{c}x{h}x{w}"
+        algo, gf, gb, frac = "-", None, None, None
+        if case.flops:
+            algo = conv3x3.choose(case.cin, case.cout, h, w, xp)
+            gf, gb = (case.flops * h * w / (v * 1e6) for v in ms[:2])
+            frac = f"{100 * gf / ceiling:.0f}%"
+        print(f"{case.name:<20} {shape:<18} {algo:<6} {fmt(ms[0]):>8} {fmt(ms[1]):>8} {fmt(gf, '.0f'):>9} "
+              f"{fmt(gb, '.0f'):>5} {frac or '-':>8}   {case.baseline:<30} {fmt(ms[2]):>8} {fmt(ms[3]):>8} "
+              f"{fmt(ratio_f):>8} {fmt(ratio_b):>8}", flush=True)
         del a
-    print("checked: every op matched its NumPy baseline on a small input before it was timed")
+    print("checked: every op matched its NumPy baseline at the timed shapes before it was timed")
+
+
+def gemm_ceiling(xp, dtype, t, n: int = 2048) -> float:
+    """GFLOP/s of one large square matmul on the device: what BLAS / cuBLAS can do here."""
+    a = rng_array(xp, (n, n), dtype, 0)
+    b = rng_array(xp, (n, n), dtype, 1)
+    ms = median_ms(t, lambda _: a @ b, None, 5, 1)
+    return 2 * n ** 3 / (ms * 1e6)
 
 
 if __name__ == "__main__":

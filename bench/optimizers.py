@@ -1,6 +1,7 @@
-"""One objective evaluation (forward + backward through VGG-19) per layer, median of 7.
+"""What a user waits for: one objective evaluation per layer (median of 7), and with --optimizers the
+cost per iteration of scipy's L-BFGS-B and of the device L-BFGS.
 
-    python -m bench.bench_evaluation [--device cpu|gpu|auto] [--size 128] [--tf32] [--optimizers]
+    python -m bench.optimizers [--device cpu|gpu|auto] [--size 128] [--tf32] [--optimizers]
 
 The end-to-end cost per L-BFGS-B evaluation, which is what a user waits for. Compare
 threading layers with NUMBA_THREADING_LAYER=omp|workqueue (the engine picks workqueue).
@@ -20,7 +21,7 @@ from engine.vgg import VGG19
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_evaluation", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.optimizers", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", choices=backend.DEVICES)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=7)

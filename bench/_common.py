@@ -1,0 +1,166 @@
+"""Shared by the bench commands: the machine, timing (A/B alternation, medians), peak memory,
+one evaluation of the engine, and the same evaluation in PyTorch (an optional bench extra)."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from engine import UserError, backend
+
+
+def fail(exc: UserError):
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--sizes {text!r}: give image sides separated by commas, e.g. 128,256,512") from None
+    if not sizes or min(sizes) < 32:
+        raise UserError(f"--sizes {text!r}: every side must be at least 32 (pool5 needs 5 poolings)")
+    return sizes
+
+
+def parse_args(ap, argv, sizes: str, repeat: int):
+    """--device/--sizes/--layer/--repeat on top of ``ap``'s own; returns (args, sizes, device),
+    or exits with one ``error:`` line."""
+    ap.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    ap.add_argument("--sizes", default=sizes, help=f"image sides, comma-separated (default {sizes})")
+    ap.add_argument("--layer", default="pool5", help="the content layer (conv/relu/pool)")
+    ap.add_argument("--repeat", type=int, default=repeat, help=f"timed evaluations per contender and size (default {repeat})")
+    args = ap.parse_args(argv)
+    try:
+        from engine.vgg import check_layers
+
+        check_layers([args.layer])
+        return args, parse_sizes(args.sizes), backend.resolve_device(args.device)
+    except UserError as exc:
+        fail(exc)
+
+
+def machine(device: str) -> str:
+    """One line: CPU model and cores (and GPU name), library versions, thread layers."""
+    import numba
+
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    line = (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy {np.__version__}, "
+            f"numba {numba.__version__} ({numba.config.THREADING_LAYER} layer)")
+    if device == "gpu":
+        cupy = backend.xp_for("gpu")
+        line += f"; GPU {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}"
+    return line
+
+
+def sync(device: str) -> None:
+    if device == "gpu":
+        backend.xp_for("gpu").cuda.Device().synchronize()
+        try:
+            import torch
+            torch.cuda.synchronize()
+        except Exception:
+            pass
+
+
+def alternate(fns: dict, repeat: int, device: str = "cpu") -> dict:
+    """{name: median seconds}, the calls interleaved A, B, A, B... after one warm-up each, so a
+    busy neighbour slows every contender alike (the CPU here is shared)."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_bytes(contender: str, size: int, layer: str, device: str = "cpu") -> int | None:
+    """Peak memory of one evaluation by ``contender`` ("engine" | "torch"), measured in a fresh
+    process (``python -m bench._memory``) so that neither allocator's cache hides the other:
+    peak RSS (or the GPU pools' peak) minus the level once the inputs are made, first
+    evaluation included (the engine's Winograd weights are made there)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "bench._memory", contender, str(size), layer, device]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    try:
+        return int(out.stdout.split()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def mib(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+# ----------------------------------------------------------------------------- the evaluation
+
+def engine_evaluation(size: int, layer: str, device: str, seed: int = 0):
+    """(net, fn): fn() runs one Objective.value_and_grad for a content loss at ``layer`` on a
+    (1, 3, size, size) image (what L-BFGS-B calls each step) and returns (loss, grad)."""
+    from engine.objectives import Objective
+    from engine.vgg import VGG19
+
+    net = VGG19.random(seed=seed, device=device)
+    rng = np.random.default_rng(seed)
+    x0 = rng.normal(0, 50, (1, 3, size, size)).astype(np.float32)
+    x = rng.normal(0, 50, (1, 3, size, size)).astype(np.float32)
+    obj = Objective.inversion(net, x0, layer)
+    return net, x0, x, lambda: obj.value_and_grad(x)
+
+
+def torch_evaluation(net, x0, x, layer: str, device: str):
+    """The same evaluation in PyTorch (nn.Conv2d/ReLU/AvgPool2d or MaxPool2d, the net's own
+    weights, autograd for the input gradient), or None when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from engine.vgg import LAYERS
+
+    import numba
+
+    dev = "cuda" if device == "gpu" else "cpu"
+    torch.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # as many threads as the engine
+    mods = []
+    for name, kind, owner in LAYERS[:[n for n, _, _ in LAYERS].index(layer) + 1]:
+        if kind == "conv":
+            w, b = net.params[owner]
+            conv = torch.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+            conv.weight.data, conv.bias.data = torch.from_numpy(w.copy()), torch.from_numpy(b.copy())
+            conv.requires_grad_(False)
+            mods.append(conv)
+        elif kind == "relu":
+            mods.append(torch.nn.ReLU())
+        elif kind == "pool":
+            mods.append(torch.nn.AvgPool2d(2) if net.pooling == "avg" else torch.nn.MaxPool2d(2))
+        else:
+            raise UserError(f"--layer {layer}: the PyTorch comparison covers conv/relu/pool layers only")
+    model = torch.nn.Sequential(*mods).to(dev)
+    with torch.no_grad():
+        target = model(torch.from_numpy(x0).to(dev))
+    xt = torch.from_numpy(x).to(dev)
+
+    def run():
+        xi = xt.clone().requires_grad_(True)
+        f = model(xi)
+        loss = ((f - target) ** 2).sum() / (2 * f.numel())
+        loss.backward()
+        return float(loss.detach()), xi.grad
+
+    return run

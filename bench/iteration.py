@@ -1,0 +1,86 @@
+"""One L-BFGS-B evaluation (forward to a layer, content loss, input gradient): this engine
+against PyTorch, alternating in one process; the optimiser's own cost; peak memory.
+
+    python -m bench.iteration [--device cpu|gpu] [--sizes 128,256,512] [--layer pool5] [--repeat 5]
+
+Before timing, the engine's loss and gradient are checked against PyTorch's (same weights).
+ratio = engine / PyTorch (below 1: the engine is faster). Without torch installed (it is an
+optional bench extra, never needed to run ranvgg) only the engine's own figures are printed.
+Both use the same thread count: NUMBA_NUM_THREADS (and OPENBLAS_NUM_THREADS for the engine's
+GEMMs); set both to 1 for a single-thread comparison. The optimiser line is scipy's L-BFGS-B alone, on a free objective of the same size: what each
+iteration costs on top of its evaluations (about 1.2 evaluations per iteration in practice).
+"""
+from __future__ import annotations
+
+import argparse
+import numpy as np
+
+from engine import UserError, backend
+from ._common import alternate, engine_evaluation, fail, machine, mib, parse_args, peak_bytes, torch_evaluation
+
+
+def optimiser_cost(size: int, iters: int = 20) -> float:
+    """Seconds per L-BFGS-B iteration for a (1, 3, size, size) image, objective cost ~0."""
+    from engine.optim import lbfgs
+
+    rng = np.random.default_rng(0)
+    target = rng.uniform(-100, 100, (1, 3, size, size))
+    curve = rng.uniform(1, 100, target.shape)  # ill-conditioned: no convergence in 20 steps
+
+    class Free:  # a quadratic bowl: the objective itself costs a few elementwise passes
+        def value_and_grad(self, x):
+            d = x - target
+            return float(0.5 * (curve * d * d).sum()), curve * d
+
+    res = lbfgs(Free(), np.zeros_like(target), bounds=(-128.0, 128.0), iters=iters)
+    return res.seconds / max(res.iterations, 1)
+
+
+def check(engine_fn, torch_fn) -> str:
+    le, ge = engine_fn()
+    lt, gt = torch_fn()
+    ge, gt = backend.to_host(ge).astype(np.float64), gt.detach().cpu().numpy().astype(np.float64)
+    lerr = abs(le - lt) / abs(lt)
+    # a norm, not the largest element: a ReLU near 0 that flips in one float32 run and not the
+    # other moves single elements by 1e-2 of the maximum (float64 agrees to 1e-14 either way)
+    gerr = float(np.linalg.norm(ge - gt) / np.linalg.norm(gt))
+    if lerr > 1e-3 or gerr > 1e-2:
+        raise SystemExit(f"engine and PyTorch disagree: loss {le:.6g} vs {lt:.6g}, gradient error {gerr:.1e}")
+    return f"loss rel. diff {lerr:.0e}, gradient {gerr:.0e} (norm)"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.iteration", description=__doc__.split("\n\n")[0])
+    a, sizes, device = parse_args(ap, argv, "128,256,512", 5)
+    import numba
+
+    print(f"machine: {machine(device)}; {numba.config.NUMBA_NUM_THREADS} thread(s) each")
+    print(f"one evaluation = forward to {a.layer} + content loss + input gradient, batch 1, float32; "
+          f"medians of {a.repeat}, contenders alternating")
+    head = f"{'size':>5} {'ranvgg':>10} {'PyTorch':>10} {'ratio':>6} {'optimiser/it':>13} {'peak ranvgg':>12} {'peak PyTorch':>13}  check"
+    print(head)
+    print("-" * len(head))
+    for size in sizes:
+        net, x0, x, engine_fn = engine_evaluation(size, a.layer, device)
+        try:
+            torch_fn = torch_evaluation(net, x0, x, a.layer, device)
+        except UserError as exc:
+            fail(exc)
+        fns = {"engine": engine_fn}
+        note = "torch not installed: engine only"
+        if torch_fn is not None:
+            note = check(engine_fn, torch_fn)
+            fns["torch"] = torch_fn
+        med = alternate(fns, a.repeat, device)
+        peaks = {k: peak_bytes(k, size, a.layer, device) for k in fns}
+        opt = optimiser_cost(size)
+        t_torch = med.get("torch")
+        ratio = "-" if t_torch is None else f"{med['engine'] / t_torch:.2f}"
+        print(f"{size:>5} {med['engine'] * 1e3:>8.0f}ms {'-' if t_torch is None else f'{t_torch * 1e3:.0f}ms':>10} "
+              f"{ratio:>6} {opt * 1e3:>11.1f}ms {mib(peaks['engine']):>12} {mib(peaks.get('torch')):>13}  {note}",
+              flush=True)
+    print("peak = how far memory rose during one evaluation (RSS high-water mark on the CPU)")
+
+
+if __name__ == "__main__":
+    main()
