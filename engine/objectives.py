@@ -32,7 +32,7 @@ from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.tv import tv_loss
-from .vgg import FC_LAYERS, VGG19, check_layers
+from .vgg import FC_LAYERS, LAYER_NAMES, VGG19
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Objective:
 
         ``tv_weight``: an optional total-variation prior (Mahendran & Vedaldi); the paper uses
         none (0, the default). Calibrated at x0, like the style transfer's."""
-        layers = check_layers([layers] if isinstance(layers, str) else layers)
+        layers = net.check_layers([layers] if isinstance(layers, str) else layers)
         weights = _weights(weights, len(layers), "layer")
         feats = net.features(x0, layers)
         terms = [Term(f"content:{l}", "content", l, feats[l], w) for l, w in zip(layers, weights)]
@@ -86,7 +86,7 @@ class Objective:
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``."""
-        layers = check_layers(layers)
+        layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         grams = _gram_targets(net, [xs], [1.0], layers, xs)
         return cls(net, [Term(f"style:{l}", "gram", l, grams[l], w) for l, w in zip(layers, weights)])
@@ -99,8 +99,8 @@ class Objective:
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
         ``blend`` (normalised to sum to 1; equal by default)."""
-        check_layers([content_layer])
-        style_layers = check_layers(style_layers)
+        net.check_layers([content_layer])
+        style_layers = net.check_layers(style_layers)
         blend = _weights(blend, len(styles), "style image")
         blend = [b / sum(blend) for b in blend]
         terms = [Term(f"content:{content_layer}", "content", content_layer,
@@ -191,7 +191,7 @@ def _positions(h: int, w: int, layer: str) -> int:
     """M = h*w of ``layer``'s feature maps for an (h, w) input (2x2 pools, floored; fc: 1)."""
     if layer in FC_LAYERS:
         return 1
-    names = VGG19.layer_names()
+    names = LAYER_NAMES  # poolB comes after block B in every architecture: VGG-19's names suffice
     pools = sum(1 for n in names[:names.index(layer) + 1] if n.startswith("pool"))
     return (h >> pools) * (w >> pools)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine import backend
 from engine.errors import UserError
-from engine.vgg import DEFAULT_SIGMA, POOLING, VGG19, check_layers
+from engine.vgg import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
 
 from . import _net
 
@@ -39,6 +39,9 @@ def parser(prog: str, doc: str, defaults: dict) -> argparse.ArgumentParser:
                      help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
     net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
                      "or what the weights file says)")
+    net.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                     help="depth of the random VGG: vgg11, vgg13, vgg16 or vgg19 (default: vgg19, or what the "
+                          "weights file says); layer names keep the convB_I scheme (--list-layers)")
     net.add_argument("--weights", metavar="FILE.npz", help="a saved or trained VGG-19 instead of a fresh random one")
     net.add_argument("--list-layers", action="store_true", help="print the layer names and shapes at --size, and exit")
     opt = ap.add_argument_group("optimisation (L-BFGS-B)")
@@ -64,9 +67,14 @@ def defaults_of(ap: argparse.ArgumentParser) -> dict:
     return {a.dest: a.default for a in ap._actions if a.dest != "help"}
 
 
+# Keywords of run(**kwargs) with no command-line form: ``network``, a ready VGG19 object (e.g.
+# built by tasks.experiments) used instead of the one --weights/--seed would make.
+API_ONLY = {"network": None}
+
+
 def options(ap: argparse.ArgumentParser, kwargs: dict) -> argparse.Namespace:
     """The CLI's defaults overridden by ``kwargs``: how ``run(**kwargs)`` gets its arguments."""
-    known = defaults_of(ap)
+    known = {**defaults_of(ap), **API_ONLY}
     unknown = set(kwargs) - set(known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -98,8 +106,7 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
     try:
         if a.list_layers:
             validate(a)
-            _net.list_layers(VGG19.random(seed=a.seed, device=a.device) if not a.weights
-                        else VGG19.load(a.weights, device=a.device), a.size)
+            _net.list_layers(_net.make_net(argparse.Namespace(**{**vars(a), **API_ONLY}), {}, quiet=True), a.size)
             return 0
         _, log = run(**vars(a))
         return {"done": 0, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}[log["status"]]

@@ -67,7 +67,7 @@ def run(**kwargs):
     check_seed = a.seed + 1000003
     log["check_network_seed"] = check_seed
     check_net = VGG19.random(seed=check_seed, sigma=net.meta.get("sigma") or 0.015, pooling=net.pooling,
-                             device=net.device)
+                             device=net.device, arch=net.arch)
     score, score_check = gram_scorer(net, xs, layers), gram_scorer(check_net, xs, layers)
     baselines = {"white_noise": image.preprocess(metrics.white_noise_like(img, a.seed), net.preprocessing),
                  "shuffled_pixels": image.preprocess(metrics.shuffled_pixels(img, a.seed), net.preprocessing)}
