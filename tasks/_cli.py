@@ -140,4 +140,7 @@ def floats(spec, what):
 
 
 def new_log(task: str, a) -> dict:
-    return {"task": task, "args": {k: v for k, v in vars(a).items()}}
+    args = {k: v for k, v in vars(a).items() if k not in API_ONLY}
+    if getattr(a, "network", None) is not None:   # a given net is described, not serialised
+        args["network"] = {"kind": a.network.meta.get("kind"), "arch": a.network.arch, "seed": a.network.meta.get("seed")}
+    return {"task": task, "args": args}
