@@ -32,9 +32,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from engine import backend
 from engine.errors import UserError
-from engine.vgg import ARCHS, check_layers
+from engine.vgg import ARCHS, FC_LAYERS, check_layers
 
 from . import _cli
 from .figures import FIGURES, nets
@@ -120,6 +122,9 @@ def resolve(a) -> argparse.Namespace:
     from . import _inputs
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []):
         _inputs.image_path(img)
+    if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
+        x = np.zeros((1, 3) + _inputs.read(o.image, a.size).shape[:2], np.float32)
+        nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
     o.out = Path(a.out or f"out/experiments/{a.figure}")
     return o
 

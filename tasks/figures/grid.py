@@ -44,9 +44,15 @@ def draw(cells: list, row_labels: list, col_labels: list, path: Path, title: str
     return path
 
 
-def _load(cell):
+def _load(cell, least: int = 96):
+    """The cell's image, enlarged by a whole factor (nearest) so that small runs stay visible."""
     if cell is None:
         return None
     if isinstance(cell, (str, Path)):
-        return Image.open(cell).convert("RGB") if Path(cell).exists() else None
-    return Image.fromarray(np.clip(np.rint(cell), 0, 255).astype(np.uint8))
+        if not Path(cell).exists():
+            return None
+        im = Image.open(cell).convert("RGB")
+    else:
+        im = Image.fromarray(np.clip(np.rint(cell), 0, 255).astype(np.uint8))
+    k = -(-least // max(im.size))
+    return im.resize((im.size[0] * k, im.size[1] * k), Image.NEAREST) if k > 1 else im

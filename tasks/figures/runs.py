@@ -105,22 +105,35 @@ def _scores(spec: dict, img: np.ndarray, log: dict) -> dict:
 
 def _gram_error(judge, img, ref) -> float:
     """Relative Gram error summed over relu1_1..relu5_1 of ``img`` against ``ref`` in ``judge``."""
-    score = texture.gram_scorer(judge, image.preprocess(ref, judge.preprocessing), JUDGE_STYLE_LAYERS)
-    return score(image.preprocess(img, judge.preprocessing))["total"]
+    fx = _judge_features(judge, img, JUDGE_STYLE_LAYERS)
+    return metrics.gram_relative_error(fx, _judge_features(judge, ref, JUDGE_STYLE_LAYERS, cache=True))["total"]
 
 
 def _style_errors(judge, img, content, style_img):
     """(Gram error against the style image, summed relu1_1..relu5_1, with the Gram of a
     different-sized style image rescaled to the result's positions; content error at relu4_2)."""
     layers = JUDGE_STYLE_LAYERS + [JUDGE_CONTENT_LAYER]
-    pre = judge.preprocessing
-
-    def feats(x):
-        return {k: backend.to_host(v).astype(np.float64) for k, v in judge.features(image.preprocess(x, pre), layers).items()}
-
-    fx, fc, fs = feats(img), feats(content), feats(style_img)
+    fx = _judge_features(judge, img, layers)
+    fc, fs = (_judge_features(judge, im, layers, cache=True) for im in (content, style_img))
     style_err = 0.0
     for l in JUDGE_STYLE_LAYERS:
         g_s = gram_forward(fs[l]) * (fx[l].shape[2] * fx[l].shape[3] / (fs[l].shape[2] * fs[l].shape[3]))
         style_err += metrics.relative_error(gram_forward(fx[l]), g_s)
     return style_err, metrics.relative_error(fx[JUDGE_CONTENT_LAYER], fc[JUDGE_CONTENT_LAYER])
+
+
+_REFERENCES = {}   # (judge, reference image bytes, layers) -> features: references recur across runs
+
+
+def _judge_features(judge, img, layers, cache=False) -> dict:
+    """{layer: (1, C, h, w) float64 host array} of ``img`` (H, W, 3) in ``judge``."""
+    k = (id(judge), img.shape, hash(np.ascontiguousarray(img).tobytes()), tuple(layers))
+    if cache and k in _REFERENCES:
+        return _REFERENCES[k]
+    x = image.preprocess(img, judge.preprocessing)
+    out = {l: backend.to_host(f).astype(np.float64) for l, f in judge.features(x, layers).items()}
+    if cache:
+        if len(_REFERENCES) > 32:
+            _REFERENCES.clear()
+        _REFERENCES[k] = out
+    return out
