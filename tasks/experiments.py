@@ -47,6 +47,9 @@ DEFAULTS = {"size": 64, "iters": 100}
 
 def _parser():
     first, _, rest = __doc__.strip().partition("\n\n")
+    rest += "\n\nEach figure's defaults:\n" + "\n".join(
+        f"  {name:5s}  " + "; ".join(f"{k} {v or 'pool1..pool5 (and fc6-fc8 at 256 px)'}" for k, v in fig.DEFAULTS.items())
+        for name, fig in FIGURES.items())
     ap = _cli._Parser(prog="python -m tasks.experiments", description=first, epilog=rest,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("figure", choices=tuple(FIGURES), help="which figure")
@@ -61,7 +64,8 @@ def _parser():
     ap.add_argument("--trained", metavar="FILE.npz", help="a trained VGG-19: adds the trained rows and judge")
     ap.add_argument("--size", type=int, default=DEFAULTS["size"], help="longer image side, px (default: 64)")
     ap.add_argument("--iters", type=int, default=DEFAULTS["iters"], help="L-BFGS-B iterations (default: 100)")
-    ap.add_argument("--device", default="cpu", choices=backend.DEVICES, help="cpu, gpu or auto (default: cpu)")
+    ap.add_argument("--device", default="auto", choices=backend.DEVICES,
+                    help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
     ap.add_argument("--workers", type=int, default=0, metavar="N", help="local Dask cluster of N processes")
     ap.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--fresh", action="store_true", help="delete OUT's earlier results first")
@@ -97,7 +101,7 @@ def resolve(a) -> argparse.Namespace:
     o.image = o.images[0]
     o.styles = _list(a.styles or d.get("styles", "ihc"))
     o.textures = _list(a.textures or d.get("textures", "gravel"))
-    layers = a.layers or d["layers"]
+    layers = a.layers or d.get("layers")
     o.layers = check_layers(_list(layers)) if layers else None
     o.nets = _list(a.nets or d["nets"])
     for n in o.nets:

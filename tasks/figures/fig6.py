@@ -7,7 +7,7 @@ from .. import _inputs
 from . import common, grid
 
 TITLE = "Style transfer"
-DEFAULTS = {"image": "chelsea", "styles": "ihc,brick", "layers": None, "nets": "ranvgg", "seeds": "0"}
+DEFAULTS = {"image": "chelsea", "styles": "ihc,brick", "nets": "ranvgg", "seeds": "0"}
 COLUMNS = ["key", "task", "net", "arch", "seed", "image", "style", "size", "content_error", "style_error",
            "content_error_random_judge", "style_error_random_judge", "content_error_trained_judge",
            "style_error_trained_judge", "iterations", "seconds", "status"]
