@@ -152,3 +152,21 @@ def test_dask_cluster_gives_the_same_csv(tmp_path):
            [{k: v for k, v in r.items() if k not in drop} for r in dask]
     assert len(local) == 2
     print(f"in-process + Dask: {time.perf_counter() - t0:.1f} s")
+
+
+def test_stacked_net_of_another_depth(monkeypatch):
+    """The 'stacked' kind runs the greedy builder on any --arch, over the convs of STACK's blocks."""
+    from tasks.figures import nets
+
+    monkeypatch.setitem(nets.STACK, "size", 32)
+    monkeypatch.setitem(nets.STACK, "iters", 1)
+    monkeypatch.setitem(nets.STACK, "candidates", 2)
+    monkeypatch.setitem(nets.STACK, "blocks", 2)
+    nets._cached.cache_clear()
+    net = nets.get_net("stacked", 4, "vgg11", device="cpu")
+    nets._cached.cache_clear()
+    assert net.arch == "vgg11" and net.meta["kind"] == "stacked"
+    assert list(net.meta["stacked"]["layers"]) == ["conv1_1", "conv2_1"]
+    assert all(len(r["scores"]) == 2 for r in net.meta["stacked"]["layers"].values())
+    plain = VGG19.random(seed=4, device="cpu", arch="vgg11")
+    assert np.array_equal(net.params["conv3_1"][0], plain.params["conv3_1"][0])   # past block 2: the plain draw
