@@ -69,6 +69,8 @@ def _parser():
     ap.add_argument("--workers", type=int, default=0, metavar="N", help="local Dask cluster of N processes")
     ap.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--fresh", action="store_true", help="delete OUT's earlier results first")
+    ap.add_argument("--redraw", action="store_true", help="run nothing: redraw the figure and summary from the "
+                    "rows already in OUT (same settings)")
     ap.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     return ap
 
@@ -154,11 +156,13 @@ def run(argv=None, **kwargs):
     fig = FIGURES[a.figure]
     specs = fig.specs(o)
     results = Results(o.out, specs, fig.COLUMNS, settings_of(o))
-    print(f"{a.figure}: {len(specs)} runs ({len(results.todo())} to do) "
-          f"{'on Dask' if a.workers or a.scheduler else 'in this process'}; writing {o.out}", flush=True)
+    if not a.redraw:
+        print(f"{a.figure}: {len(specs)} runs ({len(results.todo())} to do) "
+              f"{'on Dask' if a.workers or a.scheduler else 'in this process'}; writing {o.out}", flush=True)
     interrupted = False
     try:
-        run_all(results, a.workers, a.scheduler, a.quiet)
+        if not a.redraw:
+            run_all(results, a.workers, a.scheduler, a.quiet)
     except KeyboardInterrupt:
         interrupted = True
         print(f"\ninterrupted: {len(results.rows)} of {len(specs)} runs kept in {o.out / 'results.csv'}; "

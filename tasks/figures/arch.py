@@ -15,14 +15,18 @@ COLUMNS = ["key", "task", "net", "arch", "seed", "image", "layer", "size", "psnr
 
 def specs(o) -> list:
     out = []
-    for arch in ARCHS:
-        for net in o.nets:
-            for seed in o.seeds:
+    # seed-major: an interrupted sweep has every architecture for its first seeds
+    for seed in o.seeds:
+        for arch in ARCHS:
+            for net in o.nets:
                 for layer in o.layers:
                     out.append(common.spec(o, "invert", net, seed, o.image, layer, arch=arch))
                 for tex in o.textures:
                     out.append(common.spec(o, "texture", net, seed, tex, ",".join(common.TEXTURE_DEPTHS),
                                            arch=arch, label="texture"))
+    for tex in o.textures:   # what the judges give images that cost nothing
+        for b in ("white_noise", "shuffled"):
+            out.append(common.spec(o, "baseline", b, o.seeds[0], tex, "", arch="none", kind="texture"))
     return out
 
 
@@ -31,8 +35,7 @@ def report(o, results, out):
     notes = []
     inv = [r for r in rows if r["task"] == "invert"]
     tex = [r for r in rows if r["task"] == "texture"]
-    for r in rows:
-        r["arch_net"] = f"{r['arch']} {r['net']}"
+    base = [r for r in rows if r["task"] == "baseline"]
     why = plots.available()
     if why:
         notes.append(why)
@@ -56,8 +59,8 @@ def report(o, results, out):
     notes.append(f"wrote {path}")
     summary = "Inversion\n\n" + common.table(inv, ["arch", "net", "layer"], ["psnr", "ssim"])
     judged = ["gram_error_random_judge"] + (["gram_error_trained_judge"] if o.trained else [])
-    summary += "\n\nTexture (Gram error relu1_1..relu5_1 in the judge nets)\n\n" + common.table(
-        tex, ["arch", "net", "image"], judged)
+    summary += "\n\nTexture (Gram error relu1_1..relu5_1 in the judge nets; free baselines last)\n\n" + common.table(
+        tex + base, ["arch", "net", "image"], judged)
     summary += "\n\n" + ranking(inv, tex)
     return summary, notes
 
