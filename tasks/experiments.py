@@ -176,7 +176,7 @@ def write_summary(o, fig, results, argv) -> None:
     table, notes = fig.report(o, results, o.out)
     pngs = sorted(p.name for p in o.out.glob("*.png"))
     text = [f"# {o.figure}: {fig.TITLE}", "",
-            f"Command: `python -m tasks.experiments {' '.join(shlex.quote(str(x)) for x in argv)}`", "",
+            f"Command: `python -m tasks.experiments {' '.join(shlex.quote(str(x)) for x in argv if x != '--redraw')}`", "",
             f"Settings: {json.dumps(settings_of(o))}", "",
             f"{len(results.rows)} of {len(results.specs)} runs done.", "",
             table, ""] + [f"![{p}]({p})" for p in pngs] + [""] + [f"- {n}" for n in notes if not n.startswith("wrote")]

@@ -22,9 +22,10 @@ def draw(cells: list, row_labels: list, col_labels: list, path: Path, title: str
     cap = 14 if any(any(r) for r in captions) else 0
     ncol = max(len(r) for r in cells) if cells else 0
     top = HEAD + (16 if title else 0)
-    canvas = Image.new("RGB", (SIDE + ncol * (cw + PAD) + PAD, top + len(cells) * (ch + cap + PAD) + PAD), "white")
-    d = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
+    width = max(SIDE + ncol * (cw + PAD) + PAD, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font)) + 2 * PAD)
+    canvas = Image.new("RGB", (width, top + len(cells) * (ch + cap + PAD) + PAD), "white")
+    d = ImageDraw.Draw(canvas)
     if title:
         d.text((PAD, 2), title, fill="black", font=font)
     for c, label in enumerate(col_labels):
