@@ -21,5 +21,5 @@ esac
 case "${2:-all}" in
 b|all)
   run arch --nets random --seeds 0-1 --trained "$T"
-  run fig3 --nets random --seeds 0-4 --layers pool3 --trained "$T" ;;
+  run fig3 --nets ranvgg,random --seeds 0-4 --layers pool3 --trained "$T" ;;
 esac
