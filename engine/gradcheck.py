@@ -206,6 +206,13 @@ def _net_checks():
         obj = Objective.inversion(net, x0, ["relu2_1", "relu7", "fc8"])
         return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 23, 50.0)
 
+    def vgg11(device):
+        # another depth from the same block tables (engine/vgg.py ARCHS): one conv in blocks 1-2
+        net = VGG19.random(seed=6, sigma=0.05, device=device, dtype=np.float64, arch="vgg11")
+        x0 = np.random.default_rng(26).uniform(-100, 100, (1, 3, 32, 32))
+        obj = Objective.inversion(net, x0, ["relu2_1", "relu3_2", "pool5"])
+        return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
+
     def style(device):
         net = VGG19.random(seed=5, sigma=0.05, device=device, dtype=np.float64)
         rng = np.random.default_rng(24)
@@ -229,6 +236,7 @@ def _net_checks():
         Check("network avg pool (to pool5)", (1, 3, 32, 32), network("avg"), eps=1e-7),
         Check("network max pool (to pool5)", (1, 3, 32, 32), network("max"), eps=1e-7),
         Check("network with fc (to fc8)", (1, 3, 32, 32), network_fc, eps=1e-7),
+        Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
     ]

@@ -33,7 +33,7 @@ from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
-from .vgg import FC_LAYERS, VGG19, check_layers
+from .vgg import FC_LAYERS, LAYER_NAMES, VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
 # Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets
@@ -85,7 +85,7 @@ class Objective:
 
         ``tv_weight``: an optional total-variation prior (Mahendran & Vedaldi); the paper uses
         none (0, the default). Calibrated at x0, like the style transfer's."""
-        layers = check_layers([layers] if isinstance(layers, str) else layers)
+        layers = net.check_layers([layers] if isinstance(layers, str) else layers)
         weights = _weights(weights, len(layers), "layer")
         feats = net.features(x0, layers)
         terms = [Term(f"content:{l}", "content", l, feats[l], w) for l, w in zip(layers, weights)]
@@ -100,7 +100,7 @@ class Objective:
         ``levels`` > 1 adds an image pyramid: the same Gram terms on x and xs 2x2-averaged
         once, twice, ... (``levels - 1`` times), each with its own Eq. 4 factor; see
         ``_gram_terms``."""
-        layers = check_layers(layers)
+        layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         return cls(net, _gram_terms(net, [xs], [1.0], layers, weights, xs, levels))
 
@@ -113,8 +113,8 @@ class Objective:
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
         ``blend`` (normalised to sum to 1; equal by default). ``levels``: the style terms' image
         pyramid, as in ``texture``."""
-        check_layers([content_layer])
-        style_layers = check_layers(style_layers)
+        net.check_layers([content_layer])
+        style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
             styles = [styles]
         styles = list(styles)
@@ -253,7 +253,7 @@ def _positions(h: int, w: int, layer: str) -> int:
     """M = h*w of ``layer``'s feature maps for an (h, w) input (2x2 pools, floored; fc: 1)."""
     if layer in FC_LAYERS:
         return 1
-    names = VGG19.layer_names()
+    names = LAYER_NAMES  # poolB comes after block B in every architecture: VGG-19's names suffice
     pools = sum(1 for n in names[:names.index(layer) + 1] if n.startswith("pool"))
     return (h >> pools) * (w >> pools)
 

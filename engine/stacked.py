@@ -15,7 +15,7 @@ from .errors import UserError
 from .metrics import relative_error
 from .objectives import Objective
 from .optim import lbfgs
-from .vgg import CONV_SHAPES, VGG19
+from .vgg import VGG19
 
 RULE = ("per conv layer in order, the candidate with the smallest relative feature error of the "
         "reconstruction from its relu output")
@@ -36,14 +36,14 @@ def build(net: VGG19, x0, x_start, bounds, candidates: int = 3, iters: int = 50,
     progress(layer, k, score, seconds): called after every reconstruction.
     Returns {layer: {"scores": [relative feature error per candidate], "chosen": k}}.
     """
-    names = [name for name, _ in CONV_SHAPES]
+    names = [name for name, _ in net.conv_shapes]
     if top not in names:
         raise UserError(f"--top must be a conv layer ({', '.join(names)}), got {top!r}")
     if candidates < 1:
         raise UserError(f"--candidates must be at least 1, got {candidates}")
     seed, sigma = net.meta.get("seed", 0), net.meta.get("sigma", 0.015)
     report = {}
-    for index, (name, shape) in enumerate(CONV_SHAPES[:names.index(top) + 1]):
+    for index, (name, shape) in enumerate(net.conv_shapes[:names.index(top) + 1]):
         relu = "relu" + name[4:]
         original, bias = net.params[name]
         draws = [original] + [candidate(seed, index, k, shape, sigma) for k in range(1, candidates)]

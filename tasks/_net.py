@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine import backend, memory, recipes
 from engine.errors import UserError
-from engine.vgg import LAYER_NAMES, VGG19
+from engine.vgg import DEFAULT_ARCH, VGG19
 
 from ._console import say
 
@@ -24,14 +24,25 @@ def net_choice(a) -> str:
     return net or weights or "ranvgg"
 
 
-def make_net(a, log: dict) -> VGG19:
-    """The network of --net / --weights on --device, said in one line and in the log."""
+def make_net(a, log: dict, quiet: bool = False) -> VGG19:
+    """The network of ``a.network`` (a net handed over, API only), --net / --weights and --arch
+    on --device, said in one line (unless ``quiet``) and recorded in the log."""
     device = backend.resolve_device(a.device)
+    arch = getattr(a, "arch", None) or DEFAULT_ARCH
     choice = net_choice(a)
-    if choice == "random":
-        net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
-        what = f"plain random weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+    if getattr(a, "network", None) is not None:
+        net = a.network
+        choice = "given"
+        what = f"a given network ({net.meta.get('kind', 'unknown kind')}, {net.arch})"
+    elif choice == "random" or (choice == "ranvgg" and arch != DEFAULT_ARCH and not getattr(a, "net", None)):
+        net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device, arch=arch)
+        what = f"plain random {arch} weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+        if choice == "ranvgg":
+            what += " (ranVGG recipes are VGG-19's: --arch picks a plain random net)"
+            choice = "random"
     elif choice == "ranvgg":
+        if arch != DEFAULT_ARCH:
+            raise UserError(f"--net ranvgg: the ranVGG recipes are VGG-19's; with --arch {arch} use --net random")
         net = recipes.ranvgg(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
         what = f"ranVGG seed {a.seed} (stacked, {_recipe_summary(net)}), sigma {a.sigma}"
     elif recipes.is_recipe_file(choice):
@@ -39,6 +50,8 @@ def make_net(a, log: dict) -> VGG19:
         what = f"ranVGG from the recipe {choice} (seed {net.meta['seed']}, {_recipe_summary(net)})"
     elif choice.lower().endswith(".npz") or Path(choice).exists():
         net = VGG19.load(choice, device=device, pooling=a.pooling)
+        if getattr(a, "arch", None) and a.arch != net.arch:
+            raise UserError(f"--arch {a.arch}: {choice} holds a {net.arch}; drop --arch or use --arch {net.arch}")
         what = f"weights from {choice} ({net.meta.get('kind', 'unknown kind')})"
     else:
         raise UserError(f"--net {choice!r}: use ranvgg, random, a recipe (.json) or a weights file (.npz)")
@@ -48,12 +61,14 @@ def make_net(a, log: dict) -> VGG19:
     tf32 = bool(getattr(a, "tf32", False))
     if net.device == "gpu":
         backend.set_tf32(tf32)                       # also switches it off after a --tf32 run
-    elif tf32:
+    elif tf32 and not quiet:
         say("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
     chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
-    say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
+    if not quiet:
+        say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
     log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={
-        "net": choice if choice in NETS else "file", "weights": None if choice in NETS else choice,
+        "net": choice if choice in (*NETS, "given") else "file",
+        "weights": None if choice in (*NETS, "given") else choice, "arch": net.arch,
         "pooling": net.pooling, "sigma": net.meta.get("sigma"), "preprocessing": net.preprocessing,
         "recipe": net.meta.get("recipe")})
     return net
@@ -70,15 +85,16 @@ def net_for_listing(a) -> VGG19:
     stands for ranvgg and recipes (same shapes); a weights file is loaded (its fc size counts)."""
     choice = net_choice(a)
     if choice in NETS or recipes.is_recipe_file(choice):
-        return VGG19.random(seed=a.seed, device=a.device)
+        return VGG19.random(seed=a.seed, device=a.device, arch=getattr(a, "arch", None) or DEFAULT_ARCH)
     return VGG19.load(choice, device=a.device)
 
 
 def list_layers(net: VGG19, size: int) -> None:
     """Each layer's shape at --size, computed from the sizes alone (any --size is instant)."""
-    top = [n for n in LAYER_NAMES if not n.startswith(("fc", "relu6", "relu7"))]
+    names = net.layer_names()
+    top = [n for n in names if not n.startswith(("fc", "relu6", "relu7"))]
     shapes = {k: memory.layer_shape(k, size, size) for k in top} if size >= 32 else {}
-    for name in LAYER_NAMES:
+    for name in names:
         s = shapes.get(name)
         side = net.fc_input_side()
         desc = f"{s[0]} x {s[1]} x {s[2]}" if s else (f"needs a {side}x{side} input" if name not in top else "")

@@ -57,7 +57,7 @@ def read(path, dtype=np.float32) -> tuple[dict, dict]:
         meta = {}
         if "meta" in headers:
             meta = meta_schema.parse(str(_read_array(zf, "meta", where)), where)
-        _check_layers(headers, where)
+        _check_layers(headers, where, meta.get("arch"))
         arrays = {}
         for name in headers:
             if name != "meta":
@@ -100,14 +100,14 @@ def check_array(name: str, shape: tuple, dtype, where: str) -> None:
         raise UserError(f"{where}: {name} has shape {tuple(shape)}, expected {want}")
 
 
-def check_params(params: dict, where: str) -> None:
+def check_params(params: dict, where: str, arch=None) -> None:
     """{layer: (weight, bias)} arrays: every name, dtype and shape, before anything is written."""
     headers = {}
     for layer, (w, b) in params.items():
         for part, a in (("weight", w), ("bias", b)):
             check_array(f"{layer}.{part}", np.shape(a), np.asarray(a).dtype, where)
             headers[f"{layer}.{part}"] = (np.shape(a), np.asarray(a).dtype)
-    _check_layers(headers, where)
+    _check_layers(headers, where, arch)
 
 
 def _npy_header(zf, info, where):
@@ -154,13 +154,21 @@ def _fc6_shape(shape, where):
     return shape
 
 
-def _check_layers(headers: dict, where: str) -> None:
-    from ..vgg import CONV_SHAPES, FC_SIZES
+def _check_layers(headers: dict, where: str, arch=None) -> None:
+    """Every conv layer of the architecture (meta's "arch": VGG-11/13/16 use a subset of
+    VGG-19's names and shapes; default vgg19), and fc6-fc8 all or none."""
+    from ..vgg import DEFAULT_ARCH, FC_SIZES, conv_shapes_of
 
-    for name, _ in CONV_SHAPES:
+    arch = arch or DEFAULT_ARCH
+    convs = conv_shapes_of(arch)
+    for name, _ in convs:
         for part in ("weight", "bias"):
             if f"{name}.{part}" not in headers:
-                raise UserError(f"{where}: missing '{name}.{part}'; a VGG-19 weights file needs all 16 conv layers")
+                raise UserError(f"{where}: missing '{name}.{part}'; a {arch.upper()} weights file needs all "
+                                f"{len(convs)} conv layers")
+    extra = sorted({k.rsplit(".", 1)[0] for k in headers if k.startswith("conv")} - {n for n, _ in convs})
+    if extra:
+        raise UserError(f"{where}: {', '.join(extra)} do not belong to {arch}; check the meta's 'arch'")
     fc = [f"{name}.{part}" for name, _ in FC_SIZES for part in ("weight", "bias")]
     present = [k for k in fc if k in headers]
     if present and len(present) != len(fc):
@@ -204,7 +212,7 @@ def write(path, params: dict, meta: dict) -> Path:
         raise UserError(f"{path}: exists and is not a regular file; choose another path for the weights")
     text = meta_schema.dumps(meta)
     meta_schema.parse(text, str(path))  # never write a file that would not load
-    check_params(params, str(path))
+    check_params(params, str(path), meta.get("arch"))
     arrays = {}
     for layer, (w, b) in params.items():
         arrays[f"{layer}.weight"], arrays[f"{layer}.bias"] = np.asarray(w), np.asarray(b)

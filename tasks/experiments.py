@@ -1,0 +1,212 @@
+"""The paper's figures as commands, and the comparison of architectures it left for later.
+
+    python -m tasks.experiments fig3 --seeds 0-2 --trained vgg19.npz --out out/fig3
+
+FIGURE is one of
+  fig1   reconstruction by layer (paper Fig. 1-2): pool1..pool5 (fc6-fc8 at --size 256), a grid
+  fig3   variation over networks: PSNR / SSIM / feature error over --seeds per layer, box plots
+  fig4   convergence: loss and feature error against the iteration (relu5_1), a line plot
+  fig5   texture by depth: Gram matching up to relu1_1 .. relu4_1 for several textures, a grid
+  fig6   style grid: contents x styles, one row per net, scores under each image
+  arch   random VGG-11/13/16/19, plain and stacked: the same inversion and texture measures
+
+Each writes OUT/ with the figure PNG(s), results.csv (one row per run), curves.csv (loss per
+iteration), runs/KEY.png (every result image), settings.json and summary.md. Nets (--nets):
+ranvgg (the default stacked VGG-19, issue 7), random (a plain draw), stacked (a greedy stack
+built here: convs up to block 3, 3 candidates, 20 iterations, 48 px, astronaut), and trained
+(added whenever --trained FILE.npz is given). Texture and style results are scored in an
+independent random VGG-19 (seed 1000003) and in the trained net, with the free baselines.
+
+Runs are independent: --workers N spreads them over a local Dask cluster (N worker
+processes, loopback only), --scheduler ADDRESS over an existing one (its workers need this
+project installed and the image/weights paths readable). The CSV keeps the spec order whatever
+finishes first. Interrupted (Ctrl-C), a figure keeps its finished rows; the same command again
+resumes without redoing them (--fresh starts over).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine import backend
+from engine.errors import UserError
+from engine.vgg import ARCHS, FC_LAYERS, check_layers
+
+from . import _cli
+from .figures import FIGURES, nets
+from .figures.executor import Results, run_all
+
+DEFAULTS = {"size": 64, "iters": 100}
+
+
+def _parser():
+    first, _, rest = __doc__.strip().partition("\n\n")
+    rest += "\n\nEach figure's defaults:\n" + "\n".join(
+        f"  {name:5s}  " + "; ".join(f"{k} {v or 'pool1..pool5 (and fc6-fc8 at 256 px)'}" for k, v in fig.DEFAULTS.items())
+        for name, fig in FIGURES.items())
+    ap = _cli._Parser(prog="python -m tasks.experiments", description=first, epilog=rest,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("figure", choices=tuple(FIGURES), help="which figure")
+    ap.add_argument("--out", metavar="DIR", help="output folder (default: out/experiments/FIGURE)")
+    ap.add_argument("--image", help="photo (fig1/3/4/arch), textures (fig5) or contents (fig6): a file or a "
+                    "sample name, comma-separated where several (default: the figure's)")
+    ap.add_argument("--styles", help="fig6: style images, comma-separated (default: ihc,brick)")
+    ap.add_argument("--textures", help="arch: texture images, comma-separated (default: gravel)")
+    ap.add_argument("--layers", help="layers, comma-separated (default: the figure's)")
+    ap.add_argument("--nets", help="ranvgg, random, stacked, comma-separated (default: the figure's)")
+    ap.add_argument("--seeds", help="seeds: 0-9 or 0,3,5 (default: the figure's)")
+    ap.add_argument("--trained", metavar="FILE.npz", help="a trained VGG-19: adds the trained rows and judge")
+    ap.add_argument("--size", type=int, default=DEFAULTS["size"], help="longer image side, px (default: 64)")
+    ap.add_argument("--iters", type=int, default=DEFAULTS["iters"], help="L-BFGS-B iterations (default: 100)")
+    ap.add_argument("--device", default="auto", choices=backend.DEVICES,
+                    help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
+    ap.add_argument("--workers", type=int, default=0, metavar="N", help="local Dask cluster of N processes")
+    ap.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    ap.add_argument("--fresh", action="store_true", help="delete OUT's earlier results first")
+    ap.add_argument("--redraw", action="store_true", help="run nothing: redraw the figure and summary from the "
+                    "rows already in OUT (same settings)")
+    ap.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    return ap
+
+
+PARSER = _parser()
+
+
+def seeds(spec) -> list:
+    """"0-2" -> [0, 1, 2]; "0,3" -> [0, 3]."""
+    out = []
+    try:
+        for part in str(spec).split(","):
+            lo, _, hi = part.strip().partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise UserError(f"--seeds must look like 0-9 or 0,3,5, got {spec!r}") from None
+    if not out or min(out) < 0:
+        raise UserError(f"--seeds must name at least one seed >= 0, got {spec!r}")
+    return list(dict.fromkeys(out))
+
+
+def resolve(a) -> argparse.Namespace:
+    """The figure's defaults filled in and every option checked before any work."""
+    fig = FIGURES[a.figure]
+    d = fig.DEFAULTS
+    o = argparse.Namespace(**vars(a))
+    o.seeds_text = a.seeds or d["seeds"]
+    o.seeds = seeds(o.seeds_text)
+    o.images = _list(a.image or d["image"])
+    o.image = o.images[0]
+    o.styles = _list(a.styles or d.get("styles", "ihc"))
+    o.textures = _list(a.textures or d.get("textures", "gravel"))
+    layers = a.layers or d.get("layers")
+    o.layers = check_layers(_list(layers)) if layers else None
+    o.nets = _list(a.nets or d["nets"])
+    for n in o.nets:
+        if n not in nets.KINDS or n == "trained":
+            raise UserError(f"--nets: unknown net {n!r}; use ranvgg, random or stacked (trained: --trained FILE)")
+    nets.check_available(o.nets)
+    if a.figure == "arch" and o.layers:
+        for arch in ARCHS:
+            nets.get_net("random", 0, arch).check_layers(o.layers)
+    for name in ("size", "iters"):
+        if getattr(a, name) < 1:
+            raise UserError(f"--{name} must be a whole number >= 1, got {getattr(a, name)}")
+    if a.size < 32:
+        raise UserError(f"--size {a.size} is too small: use at least 32 px (pool5)")
+    if a.workers < 0:
+        raise UserError(f"--workers must be >= 0, got {a.workers}")
+    if a.trained:
+        path = Path(a.trained)
+        if not path.is_file():
+            raise UserError(f"--trained {a.trained!r}: no such file (convert one with python -m tasks.weights)")
+        o.trained = str(path.resolve())
+    from . import _inputs
+    for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []):
+        _inputs.image_path(img)
+    if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
+        x = np.zeros((1, 3) + _inputs.read(o.image, a.size).shape[:2], np.float32)
+        nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
+    o.out = Path(a.out or f"out/experiments/{a.figure}")
+    return o
+
+
+def _list(spec) -> list:
+    return [s.strip() for s in str(spec).split(",") if s.strip()]
+
+
+def settings_of(o) -> dict:
+    """What results depend on; a folder made with other settings is not resumed into."""
+    keep = ("figure", "images", "styles", "textures", "layers", "nets", "seeds", "trained", "size", "iters", "device")
+    return {k: getattr(o, k) for k in keep}
+
+
+def run(argv=None, **kwargs):
+    """Run a figure. ``argv`` as on the command line, or keywords (``figure="fig3", size=32``)."""
+    a = PARSER.parse_args(argv if argv is not None else _argv(kwargs))
+    o = resolve(a)
+    if a.fresh and o.out.exists():
+        for name in ("results.csv", "curves.csv", "settings.json", "summary.md", "runs"):
+            p = o.out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    fig = FIGURES[a.figure]
+    specs = fig.specs(o)
+    results = Results(o.out, specs, fig.COLUMNS, settings_of(o))
+    if not a.redraw:
+        print(f"{a.figure}: {len(specs)} runs ({len(results.todo())} to do) "
+              f"{'on Dask' if a.workers or a.scheduler else 'in this process'}; writing {o.out}", flush=True)
+    interrupted = False
+    try:
+        if not a.redraw:
+            run_all(results, a.workers, a.scheduler, a.quiet)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted: {len(results.rows)} of {len(specs)} runs kept in {o.out / 'results.csv'}; "
+              "the same command resumes", file=sys.stderr)
+    if results.rows:
+        write_summary(o, fig, results, argv if argv is not None else _argv(kwargs))
+    return results, interrupted
+
+
+def write_summary(o, fig, results, argv) -> None:
+    table, notes = fig.report(o, results, o.out)
+    pngs = sorted(p.name for p in o.out.glob("*.png"))
+    text = [f"# {o.figure}: {fig.TITLE}", "",
+            f"Command: `python -m tasks.experiments {' '.join(shlex.quote(str(x)) for x in argv if x != '--redraw')}`", "",
+            f"Settings: {json.dumps(settings_of(o))}", "",
+            f"{len(results.rows)} of {len(results.specs)} runs done.", "",
+            table, ""] + [f"![{p}]({p})" for p in pngs] + [""] + [f"- {n}" for n in notes if not n.startswith("wrote")]
+    (o.out / "summary.md").write_text("\n".join(text) + "\n")
+    for n in notes:
+        print(n)
+    print(f"wrote {o.out / 'summary.md'} and {o.out / 'results.csv'}")
+
+
+def _argv(kwargs: dict) -> list:
+    kwargs = dict(kwargs)
+    out = [kwargs.pop("figure")]
+    for k, v in kwargs.items():
+        if v is True:
+            out.append(f"--{k.replace('_', '-')}")
+        elif v not in (None, False):
+            out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def main(argv=None) -> int:
+    try:
+        _, interrupted = run(argv if argv is not None else sys.argv[1:])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else _cli.EXIT_ERROR
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _cli.EXIT_ERROR
+    return _cli.EXIT_INTERRUPTED if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""The figures of ``python -m tasks.experiments``: one module per figure, each with
+
+    TITLE, DEFAULTS (image, layers, nets, seeds, ...), COLUMNS (of results.csv),
+    specs(options) -> [run spec, ...]      the independent runs (figures/runs.py executes one)
+    report(options, results, out) -> (summary Markdown, [notes])   draws the PNG(s)
+
+figures/executor.py runs the specs in-process or on Dask and keeps results.csv.
+"""
+from . import arch, fig1, fig3, fig4, fig5, fig6
+
+FIGURES = {"fig1": fig1, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "arch": arch}

@@ -1,0 +1,33 @@
+"""fig3: variation over networks: per layer, the spread of PSNR / SSIM / feature error over
+--seeds for plain random nets and for ranVGG, one trained row; box plots."""
+from __future__ import annotations
+
+from . import common, plots
+from .fig1 import COLUMNS  # noqa: F401  (same measures as fig1)
+
+TITLE = "Variation over networks"
+DEFAULTS = {"image": "coffee", "layers": "pool1,pool3,pool5", "nets": "ranvgg,random", "seeds": "0-2"}
+
+
+def specs(o) -> list:
+    out = []
+    common.check_sizes(o, o.layers)
+    for net in common.nets_with_trained(o, o.nets):
+        for layer in o.layers:
+            for seed in (o.seeds[:1] if net == "trained" else o.seeds):
+                out.append(common.spec(o, "invert", net, seed, o.image, layer))
+    return out
+
+
+def report(o, results, out):
+    rows = results.ordered_rows()
+    notes = []
+    why = plots.available()
+    if why:
+        notes.append(why)
+    else:
+        path = plots.boxes(rows, "layer", "net", ["psnr", "ssim", "feature_error"], out / "fig3.png",
+                           f"{TITLE}: {common.name_of(o.image)}, {o.size} px, {o.iters} it, seeds {o.seeds_text}")
+        notes.append(f"wrote {path}")
+    summary = common.table(rows, ["net", "layer"], ["psnr", "ssim", "feature_error"])
+    return summary, notes

@@ -1,0 +1,172 @@
+"""tasks.experiments: every figure at tiny settings, resume, settings checks, errors, and the
+same numbers on a local Dask cluster as in-process."""
+import csv
+import time
+
+import numpy as np
+import pytest
+
+from engine import UserError
+from engine.vgg import VGG19
+from tasks import experiments
+from tasks.figures import FIGURES, plots, runs
+
+TINY = {"size": 32, "iters": 2, "seeds": "0-1", "nets": "random", "quiet": True}
+# the smallest settings that still exercise each figure's rows, grid and plot (2 seeds where the
+# figure is about seeds; one elsewhere, to keep the suite fast)
+FIGURE_OPTIONS = {
+    "fig1": {"layers": "pool1,pool2", "seeds": "0"},
+    "fig3": {"layers": "pool1"},
+    "fig4": {"layers": "relu2_1", "seeds": "0"},
+    "fig5": {"image": "gravel", "layers": "relu1_1", "seeds": "0", "iters": 1},
+    "fig6": {"styles": "ihc", "seeds": "0", "iters": 1},
+    "arch": {"layers": "pool1", "seeds": "0", "iters": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A stand-in for the trained VGG-19 (the code path is the same whatever the weights)."""
+    path = tmp_path_factory.mktemp("w") / "trained.npz"
+    net = VGG19.random(seed=77, device="cpu")
+    net.meta["kind"] = "trained"
+    net.save(path)
+    return str(path)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# arch runs 4 architectures x (inversion + texture): 268 s on the loaded 2-core machine
+SLOW_FIGURES = {"arch"}
+
+
+@pytest.mark.parametrize("figure", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW_FIGURES else f
+                                    for f in FIGURES])
+def test_figure_writes_its_folder(figure, tmp_path, trained):
+    opts = {**TINY, **FIGURE_OPTIONS[figure]}
+    if figure != "arch":
+        opts["trained"] = trained
+    results, interrupted = experiments.run(figure=figure, out=str(tmp_path), **opts)
+    assert not interrupted
+    rows = read_csv(tmp_path / "results.csv")
+    assert list(rows[0]) == FIGURES[figure].COLUMNS
+    assert len(rows) == len(results.specs) and all(r["status"] == "done" for r in rows)
+    for r in rows:
+        assert (tmp_path / "runs" / f"{r['key']}.png").exists()
+        assert r["net"] and r["seed"] != "" and float(r["seconds"]) >= 0
+    nets = {r["net"] for r in rows}
+    if figure == "arch":
+        assert {r["arch"] for r in rows if r["task"] != "baseline"} == {"vgg11", "vgg13", "vgg16", "vgg19"}
+    else:
+        assert "trained" in nets and "random" in nets
+    measured = {"fig5": "gram_error_trained_judge", "fig6": "style_error_trained_judge",
+                "arch": "gram_error_random_judge"}.get(figure, "psnr")
+    values = [float(r[measured]) for r in rows if r[measured] != ""]
+    assert values and all(np.isfinite(values))
+    pngs = {p.name for p in tmp_path.glob("*.png")}
+    assert pngs, "no figure drawn"
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| net" in summary or "| arch" in summary or "| image" in summary
+    if figure == "fig3":   # one trained row per layer, all seeds of the random net
+        assert sorted(r["seed"] for r in rows if r["net"] == "random" and r["layer"] == "pool1") == ["0", "1"]
+        assert len(rows) == 3
+        assert [r["seed"] for r in rows if r["net"] == "trained" and r["layer"] == "pool1"] == ["0"]
+    if figure == "fig4":
+        curves = read_csv(tmp_path / "curves.csv")
+        assert len(curves) == 2 * len(rows) and all(float(c["feature_error"]) > 0 for c in curves)
+
+
+def test_interrupted_figure_resumes_without_redoing(tmp_path, monkeypatch):
+    opts = {**TINY, "layers": "pool1", "seeds": "0-2", "iters": 1, "out": str(tmp_path)}
+    calls = []
+    real = runs.execute
+
+    def flaky(spec):
+        calls.append(spec["key"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(runs, "execute", flaky)
+    results, interrupted = experiments.run(figure="fig1", **opts)
+    assert interrupted and len(read_csv(tmp_path / "results.csv")) == 2
+    first = read_csv(tmp_path / "results.csv")
+    calls.clear()
+    results, interrupted = experiments.run(figure="fig1", **opts)
+    assert not interrupted and len(calls) == 1          # only the run not done yet
+    rows = read_csv(tmp_path / "results.csv")
+    assert [r["key"] for r in rows] == [s["key"] for s in results.specs]   # spec order, not finish order
+    assert rows[:2] == first
+    calls.clear()
+    experiments.run(figure="fig1", **opts)
+    assert calls == []
+    with pytest.raises(UserError, match="other settings"):
+        experiments.run(figure="fig1", **{**opts, "iters": 2})
+    experiments.run(figure="fig1", fresh=True, **{**opts, "iters": 2, "seeds": "0"})
+    assert len(read_csv(tmp_path / "results.csv")) == 1
+
+
+def test_without_matplotlib_the_csv_and_summary_are_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "available", lambda: "matplotlib is not installed (test)")
+    experiments.run(figure="fig3", out=str(tmp_path), **{**TINY, "layers": "pool1", "seeds": "0", "iters": 1})
+    assert not (tmp_path / "fig3.png").exists() and (tmp_path / "results.csv").exists()
+    assert "matplotlib is not installed (test)" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fig3", "--seeds", "a-b"], "--seeds must look like"),
+    (["fig3", "--nets", "ranvgg"], "engine/recipes.py"),
+    (["fig3", "--nets", "resnet"], "unknown net 'resnet'"),
+    (["fig1", "--trained", "/nonexistent.npz", "--nets", "random"], "no such file"),
+    (["fig1", "--layers", "pool9", "--nets", "random"], "unknown layer 'pool9'"),
+    (["fig1", "--image", "nope", "--nets", "random"], "not a sample image name"),
+    (["arch", "--layers", "relu3_4"], "unknown layer 'relu3_4' in vgg11"),
+    (["fig1", "--size", "16", "--nets", "random"], "too small"),
+])
+def test_bad_options_are_one_line_errors(argv, message, tmp_path, capsys):
+    if "ranvgg" in argv:
+        try:
+            import engine.recipes  # noqa: F401
+            pytest.skip("engine.recipes is present in this build: 'ranvgg' is valid")
+        except ImportError:
+            pass
+    assert experiments.main(argv + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow   # starting two worker processes took 100 s on a loaded 2-core machine
+def test_dask_cluster_gives_the_same_csv(tmp_path):
+    """Two worker processes on loopback: the same numbers, in the same order, as in-process."""
+    pytest.importorskip("dask.distributed", reason="dask.distributed is not installed (extra 'dask')")
+    opts = {**TINY, "layers": "pool1", "iters": 3}
+    t0 = time.perf_counter()
+    experiments.run(figure="fig1", out=str(tmp_path / "local"), **opts)
+    experiments.run(figure="fig1", out=str(tmp_path / "dask"), workers=2, **opts)
+    local, dask = read_csv(tmp_path / "local" / "results.csv"), read_csv(tmp_path / "dask" / "results.csv")
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in local] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in dask]
+    assert len(local) == 2
+    print(f"in-process + Dask: {time.perf_counter() - t0:.1f} s")
+
+
+def test_stacked_net_of_another_depth(monkeypatch):
+    """The 'stacked' kind runs the greedy builder on any --arch, over the convs of STACK's blocks."""
+    from tasks.figures import nets
+
+    monkeypatch.setitem(nets.STACK, "size", 32)
+    monkeypatch.setitem(nets.STACK, "iters", 1)
+    monkeypatch.setitem(nets.STACK, "candidates", 2)
+    monkeypatch.setitem(nets.STACK, "blocks", 2)
+    nets._cached.cache_clear()
+    net = nets.get_net("stacked", 4, "vgg11", device="cpu")
+    nets._cached.cache_clear()
+    assert net.arch == "vgg11" and net.meta["kind"] == "stacked"
+    assert list(net.meta["stacked"]["layers"]) == ["conv1_1", "conv2_1"]
+    assert all(len(r["scores"]) == 2 for r in net.meta["stacked"]["layers"].values())
+    plain = VGG19.random(seed=4, device="cpu", arch="vgg11")
+    assert np.array_equal(net.params["conv3_1"][0], plain.params["conv3_1"][0])   # past block 2: the plain draw
