@@ -81,6 +81,7 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     est.parts["weights"] = (1 + extra_nets) * _weights_bytes(top, fc_inputs) + _layouts_bytes(top, fc_inputs)
     est.parts["network pass"] = _pass_peak(n, h, w, terms, top, item, pooling)
     est.parts["targets"] = _targets_bytes(n, h, w, terms, item)
+    est.parts["Winograd"] = _winograd_bytes(n, h, w, top, item)
     m, nx = int(history), n * 3 * h * w
     est.parts["L-BFGS history"] = _F64 * (2 * m * nx + 11 * m * m + 8 * m)
     est.parts["L-BFGS vectors"] = _F64 * (5 + _LBFGS_VECTORS) * nx
@@ -102,6 +103,32 @@ def _layouts_bytes(top: int, fc_inputs) -> int:
     """The backward GEMM layout (Cin, Cout*9) of every conv used (float32 on the CPU is a view
     otherwise; a float64 or GPU net copies once more, which this ignores)."""
     return 4 * sum(int(np.prod(s)) for name, s in CONV_SHAPES if _INDEX[name] <= top)
+
+
+def _winograd_bytes(n, h, w, top, item) -> int:
+    """The CPU Winograd convs (engine/ops/winograd.py): every conv that uses F(2x2)/F(4x4) keeps
+    its transformed weights, forward and backward ((m+2)^2 x Cout x Cin each), and all of them
+    share scratch buffers (the split input, V, M and the cropped output) grown to the largest."""
+    from .ops.conv3x3 import choose  # the per-layer choice, RANVGG_CONV included
+
+    weights, scratch = 0, {}
+    for name, kind, _ in LAYERS[:top + 1]:
+        if kind == "pool":
+            h, w = h // 2, w // 2
+        if kind != "conv":
+            continue
+        cout, cin = _CONV[name][:2]
+        algo = choose(cin, cout, h, w)
+        if algo == "im2col":
+            continue
+        m = 4 if algo == "f4" else 2
+        a2, th, tw = (m + 2) ** 2, -(-h // m), -(-w // m)
+        weights += 2 * a2 * cout * cin
+        for ci, co in ((cin, cout), (cout, cin)):   # forward, and backward (channels swapped)
+            for tag, size in (("split", n * ci * m * m * (th + 1) * (tw + 1)), ("v", a2 * ci * n * th * tw),
+                              ("m", a2 * co * n * th * tw), ("y", n * co * th * m * tw * m)):
+                scratch[tag] = max(scratch.get(tag, 0), size)
+    return item * (weights + sum(scratch.values()))
 
 
 def _targets_bytes(n, h, w, terms, item) -> int:
@@ -128,6 +155,13 @@ def layer_shape(layer: str, h: int, w: int) -> tuple[int, int, int]:
     return c, h, w
 
 
+def _im2col(cin, cout, h, w) -> bool:
+    """Whether a conv of these sizes gathers an im2col buffer (else Winograd; the CPU's choice)."""
+    from .ops.conv3x3 import choose
+
+    return choose(cin, cout, h, w) == "im2col"
+
+
 def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
     """Peak bytes of one forward + backward pass (value_and_grad), beyond weights/targets.
 
@@ -141,28 +175,31 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
         name, kind, owner = LAYERS[i]
         if kind == "conv":
             cout, hw = _CONV[name][0], h * w
-            cols, out = n * c * 9 * hw * item, n * cout * hw * item
-            peak = max(peak, live + cols + out)           # gather + GEMM output
-            peak = max(peak, live + 2 * out)              # ReLU: pre-activation and output
             fused = name not in want and i + 1 <= len(LAYERS) - 1 and LAYERS[i + 1][1] == "relu"
+            out = n * cout * hw * item
+            if _im2col(c, cout, h, w):
+                peak = max(peak, live + n * c * 9 * hw * item + out)   # gather + GEMM output
+                peak = max(peak, live + 2 * out)                       # ReLU: pre-activation and output
+            else:  # Winograd: in the shared scratch buffers, the ReLU fused into the output transform
+                peak = max(peak, live + (1 if fused else 2) * out)
             live += out if fused else 2 * out
-            steps.append(("conv_relu" if fused else "conv", c, cout, hw))
+            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w)))
             if fused:
                 i += 1
             c = cout
         elif kind == "relu":
             live += n * c * h * w * item
-            steps.append(("relu", c, c, h * w))
+            steps.append(("relu", c, c, h * w, True))
         elif kind == "pool":
             hw_in = h * w
             h, w = h // 2, w // 2
             live += n * c * h * w * (item + (1 if pooling == "max" else 0))
-            steps.append(("pool", c, c, hw_in))
+            steps.append(("pool", c, c, hw_in, True))
         else:  # fc
             n_out = _FC[name]
             peak = max(peak, live + n * n_out * item)
             live += n * n_out * item
-            steps.append(("fc", c * h * w, n_out, 1))
+            steps.append(("fc", c * h * w, n_out, 1, True))
             c, h, w = n_out, 1, 1
         i += 1
     # the losses: a content term keeps F - F0; all their gradients exist before the walk down
@@ -177,9 +214,11 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
         live += f  # its gradient
     peak = max(peak, live)
     # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient
-    for kind, cin, cout, hw in reversed(steps):
+    for kind, cin, cout, hw, gathers in reversed(steps):
         gy = n * cout * hw * item if kind != "pool" else n * cout * (hw // 4) * item
-        if kind in ("conv", "conv_relu"):
+        if kind in ("conv", "conv_relu") and not gathers:  # Winograd: the mask fused, scratch shared
+            peak = max(peak, live + gy + n * cin * hw * item)
+        elif kind in ("conv", "conv_relu"):
             cols = n * cout * 9 * hw * item
             gx = n * cin * hw * item
             masked = n * cout * hw * (item + 1) if kind == "conv_relu" else 0  # gy * (y > 0), its mask
