@@ -22,10 +22,12 @@ weights; a ReLU that followed the conv is applied as a mask inside the input cop
 
 Tiles are cut from a zero-padded copy of the input (one channel's rows padded to a whole number
 of tiles), so the transform loops have no bounds checks. Scratch buffers (the padded copy, V, M)
-are kept between calls (``_scratch``): they are the size of the largest layer and would
+are kept between calls (``scratch``, one set per thread): they are the size of the largest layer and would
 otherwise be allocated, and page-faulted, on every conv.
 """
 from __future__ import annotations
+
+import threading
 
 import numba
 import numpy as np
@@ -167,24 +169,30 @@ def _output_transform(mm, at, bias, relu, y):
 
 # ----------------------------------------------------------------------------- the conv
 
-_scratch: dict = {}
+_local = threading.local()  # scratch buffers per thread: two threads' convs never share them
+
+
+def _buffers() -> dict:
+    if not hasattr(_local, "scratch"):
+        _local.scratch = {}
+    return _local.scratch
 
 
 def scratch(tag: str, shape, dtype):
-    """A reusable buffer of ``shape``: one flat array per (tag, dtype), grown when needed.
-
-    The contents are garbage; callers overwrite every element they read."""
+    """A reusable buffer of ``shape``: one flat array per (tag, dtype) and thread, grown when
+    needed. The contents are garbage; callers overwrite every element they read."""
     key = (tag, np.dtype(dtype))
     size = int(np.prod(shape))
-    buf = _scratch.get(key)
+    bufs = _buffers()
+    buf = bufs.get(key)
     if buf is None or buf.size < size:
-        buf = _scratch[key] = np.empty(size, dtype)
+        buf = bufs[key] = np.empty(size, dtype)
     return buf[:size].reshape(shape)
 
 
 def release_scratch() -> None:
-    """Free the scratch buffers (they are rebuilt at the next conv)."""
-    _scratch.clear()
+    """Free this thread's scratch buffers (they are rebuilt at the next conv)."""
+    _buffers().clear()
 
 
 def winograd_conv(x, u, m: int, bias=None, relu: bool = False, mask=None):
