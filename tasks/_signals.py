@@ -36,7 +36,14 @@ def handling():
     if not _main_thread():
         yield
         return
-    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    with _handled_by(_interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def _handled_by(handler):
+    """SIGINT and SIGTERM go to ``handler`` inside the block; the old handlers come back after."""
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -61,12 +68,8 @@ def deferred(what: str = "saving"):
         noted.append(signum)
         _received.append(signum)
 
-    old = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handled_by(note):
         yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def exit_status(code: int) -> int:

@@ -80,3 +80,11 @@ def _stat(vals, s):
 
 def _fmt(v) -> str:
     return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def inversion_specs(o) -> list:
+    """Inversions of ``o.image`` at each of ``o.layers`` for every net and seed (the trained net:
+    one seed, its weights do not depend on it); fig3 and fig4."""
+    return [spec(o, "invert", net, seed, o.image, layer)
+            for net in nets_with_trained(o, o.nets) for layer in o.layers
+            for seed in (o.seeds[:1] if net == "trained" else o.seeds)]

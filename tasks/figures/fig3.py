@@ -10,13 +10,8 @@ DEFAULTS = {"image": "coffee", "layers": "pool1,pool3,pool5", "nets": "ranvgg,ra
 
 
 def specs(o) -> list:
-    out = []
     common.check_sizes(o, o.layers)
-    for net in common.nets_with_trained(o, o.nets):
-        for layer in o.layers:
-            for seed in (o.seeds[:1] if net == "trained" else o.seeds):
-                out.append(common.spec(o, "invert", net, seed, o.image, layer))
-    return out
+    return common.inversion_specs(o)
 
 
 def report(o, results, out):

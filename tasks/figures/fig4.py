@@ -10,9 +10,7 @@ DEFAULTS = {"image": "coffee", "layers": "relu5_1", "nets": "ranvgg", "seeds": "
 
 
 def specs(o) -> list:
-    return [common.spec(o, "invert", net, seed, o.image, layer)
-            for net in common.nets_with_trained(o, o.nets) for layer in o.layers
-            for seed in (o.seeds[:1] if net == "trained" else o.seeds)]
+    return common.inversion_specs(o)
 
 
 def report(o, results, out):

@@ -43,13 +43,7 @@ def boxes(rows, x: str, group: str, metrics: list, path: Path, title: str = "") 
         if m == "feature_error":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, axes, path, title)
 
 
 def lines(series: dict, panels: list, path: Path, title: str = "") -> Path:
@@ -65,6 +59,13 @@ def lines(series: dict, panels: list, path: Path, title: str = "") -> Path:
         ax.set_xlabel("iteration")
         ax.set_title(p)
         ax.grid(alpha=0.3)
+    return _save(fig, axes, path, title)
+
+
+def _save(fig, axes, path: Path, title: str) -> Path:
+    """Legend in the first panel, the title, then write and free the figure."""
+    import matplotlib.pyplot as plt
+
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
