@@ -1,4 +1,4 @@
-"""Images in and out (SPEC section 2): load, resize, preprocess, save, sample images.
+"""Images in and out (docs/method.md, section 2): load, resize, preprocess, save, sample images.
 
 Host-side NumPy only: images are (H, W, 3) float32 RGB in [0, 255] ("hwc") until
 ``preprocess`` turns them into the engine's (1, 3, H, W) layout; ``deprocess`` goes back.

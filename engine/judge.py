@@ -1,4 +1,4 @@
-"""Judge a result in a network other than the one optimised (SPEC section 7).
+"""Judge a result in a network other than the one optimised (docs/method.md, section 7).
 
 A random net's own objective can be met to 1e-5 while the picture is poor, so results are
 scored in a second network: a trained VGG-19 (the paper's comparison network, when a weights

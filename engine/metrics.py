@@ -1,4 +1,4 @@
-"""Measures of quality (SPEC section 7) and the baselines that cost nothing.
+"""Measures of quality (docs/method.md, section 7) and the baselines that cost nothing.
 
 Pure NumPy functions on host arrays, computed in float64 whatever the input dtype.
 

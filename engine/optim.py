@@ -1,4 +1,4 @@
-"""L-BFGS-B over the image: the one place where host and device meet (SPEC section 5).
+"""L-BFGS-B over the image: the one place where host and device meet (docs/method.md, section 5).
 
 x lives on the host in float64 (scipy's choice). Each evaluation copies it to the device, where
 the objective computes its loss and gradient in the net's dtype; only the scalar and the

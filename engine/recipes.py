@@ -1,4 +1,4 @@
-"""The default network, ranVGG: a stacked net (SPEC section 6) stored as a small JSON recipe.
+"""The default network, ranVGG: a stacked net (docs/method.md, section 6) stored as a small JSON recipe.
 
 A stacked net is fully defined by its seed, sigma and the candidate kept for each conv layer,
 because every candidate comes from its own seeded stream (``engine.stacked.candidate``) and

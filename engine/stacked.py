@@ -1,4 +1,4 @@
-"""The paper's greedy "stacked" ranVGG (SPEC section 6).
+"""The paper's greedy "stacked" ranVGG (docs/method.md, section 6).
 
 For each conv layer in forward order, with the layers before it fixed: draw K candidate weight
 sets for it, reconstruct the reference image from its rectified output (``reluB_I``) with each

@@ -5,7 +5,7 @@ are the same class with another block table (``arch=``); VGG-19 is the default, 
 constants (CONV_SHAPES, LAYER_NAMES, ...) are VGG-19's. Code that must work for any depth asks
 the net: ``net.conv_shapes``, ``net.layer_names()``, ``net.check_layers(...)``.
 
-Layer names (SPEC section 1): ``convB_I`` is a conv's pre-activation, ``reluB_I`` its rectified
+Layer names (docs/method.md, section 1): ``convB_I`` is a conv's pre-activation, ``reluB_I`` its rectified
 output, ``poolB`` a pooled output, then ``fc6 relu6 fc7 relu7 fc8``. The paper's "conv5_1"
 (Caffe, in-place ReLU) is ``relu5_1`` here.
 
@@ -133,7 +133,7 @@ class VGG19:
     @classmethod
     def random(cls, seed: int = 0, sigma: float = DEFAULT_SIGMA, pooling: str = "avg",
                device: str = "auto", dtype=np.float32, arch: str = DEFAULT_ARCH) -> "VGG19":
-        """Every weight ~ N(0, sigma^2), biases zero (SPEC section 1); ``arch``: vgg11|13|16|19.
+        """Every weight ~ N(0, sigma^2), biases zero (docs/method.md, section 1); ``arch``: vgg11|13|16|19.
 
         Weights are drawn on the host from ``numpy.random.default_rng(seed)`` in layer order,
         so CPU and GPU see identical weights. The fc weights (fc6 alone is 134M values) are

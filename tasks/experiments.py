@@ -109,7 +109,6 @@ def resolve(a) -> argparse.Namespace:
     for n in o.nets:
         if n not in nets.KINDS or n == "trained":
             raise UserError(f"--nets: unknown net {n!r}; use ranvgg, random or stacked (trained: --trained FILE)")
-    nets.check_available(o.nets)
     if a.figure == "arch" and o.layers:
         for arch in ARCHS:
             nets.get_net("random", 0, arch).check_layers(o.layers)

@@ -1,4 +1,4 @@
-"""The greedy stacked ranVGG (SPEC section 6)."""
+"""The greedy stacked ranVGG (docs/method.md, section 6)."""
 import json
 
 import numpy as np

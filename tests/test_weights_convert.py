@@ -1,5 +1,5 @@
 """engine/weights/convert.py and python -m tasks.weights: every source format, at real VGG-19
-shapes, mapped onto SPEC section 1 and preprocessed as the original network expects."""
+shapes, mapped onto docs/method.md, section 1 and preprocessed as the original network expects."""
 import json
 import zipfile
 

@@ -1,4 +1,4 @@
-"""Gram matrix of a layer's feature maps: G = F F^T (SPEC section 3, Eq. 5).
+"""Gram matrix of a layer's feature maps: G = F F^T (docs/method.md, section 3, Eq. 5).
 
 F (N, C, h, w) is read as (N, C, M) with M = h*w; G is (N, C, C), unnormalised (the 1/M
 factors live in the loss). Backward of a general upstream gradient gG:

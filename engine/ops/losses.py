@@ -1,4 +1,4 @@
-"""The two feature losses of the paper, with their gradients derived by hand (SPEC section 3).
+"""The two feature losses of the paper, with their gradients derived by hand (docs/method.md, section 3).
 
 For one image, F is layer l's activation as an N_l x M_l matrix (N_l channels, M_l = h*w).
 

@@ -1,4 +1,4 @@
-"""Total variation, the smoothness prior of Eq. 9 (SPEC section 3).
+"""Total variation, the smoothness prior of Eq. 9 (docs/method.md, section 3).
 
     R(x) = sum_{c,i,j} (x[c,i,j+1] - x[c,i,j])^2 + (x[c,i+1,j] - x[c,i,j])^2
 

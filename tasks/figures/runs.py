@@ -21,7 +21,7 @@ from engine.ops.gram import gram_forward
 from .. import _inputs, invert, style, texture
 from . import nets
 
-JUDGE_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]   # SPEC section 7
+JUDGE_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]   # docs/method.md, section 7
 JUDGE_CONTENT_LAYER = "relu4_2"
 
 
