@@ -37,7 +37,7 @@ def parse_args(ap, argv, sizes: str, repeat: int):
     ap.add_argument("--repeat", type=int, default=repeat, help=f"timed evaluations per contender and size (default {repeat})")
     args = ap.parse_args(argv)
     try:
-        from engine.vgg import check_layers
+        from engine.arch import check_layers
 
         check_layers([args.layer])
         return args, parse_sizes(args.sizes), backend.resolve_device(args.device)
@@ -131,7 +131,7 @@ def torch_evaluation(net, x0, x, layer: str, device: str):
         import torch
     except ImportError:
         return None
-    from engine.vgg import LAYERS
+    from engine.arch import LAYERS
 
     import numba
 

@@ -161,7 +161,7 @@ def im2col_case(channels, div):
 
 
 def _vgg_convs():
-    from engine.vgg import CONV_SHAPES
+    from engine.arch import CONV_SHAPES
 
     out = []
     for name, (cout, cin, _, _) in CONV_SHAPES:

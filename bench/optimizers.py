@@ -51,8 +51,8 @@ def main(argv=None):
 
 def optimizer_costs(net, x0, repeat, iters=20):
     """Seconds per iteration of each optimiser on pool3, and its overhead beyond the evaluations."""
-    from engine import image
-    from engine.lbfgs_device import lbfgs_device
+    from engine.io import image
+    from engine.optim.device_lbfgs import lbfgs_device
     from engine.optim import lbfgs
 
     obj = Objective.inversion(net, x0, "pool3")

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import image, metrics
+from engine.io import image
+from engine import metrics
 from engine.vgg import VGG19
 from engine.objectives import Objective, Term
 from engine.optim import lbfgs
@@ -41,8 +42,8 @@ def load_img(spec, size):
         w, h = im.size; s = size / max(w, h)
         im = im.resize((max(1, round(w*s)), max(1, round(h*s))), Image.LANCZOS)
         return np.asarray(im, np.float32)
-    from tasks import _inputs
-    return _inputs.read(spec, size)
+    from tasks.pipeline import inputs
+    return inputs.read(spec, size)
 
 def trained():
     if "t" not in _cache:

@@ -1,30 +1,33 @@
-"""ranvgg: deep image representation with untrained, random-weight VGG-19.
+"""ranvgg's engine: deep image representation with untrained, random-weight VGG networks.
 
-    engine.backend    NumPy / CuPy selection and the raw CUDA kernels (the only CuPy import)
-    engine.autograd   a tiny reverse-mode autograd over input gradients
-    engine.ops        conv3x3, relu, pooling, fc, gram, losses, tv
-    engine.vgg        the VGG-19 network: random or loaded weights
-    engine.objectives inversion, texture and style objectives, Eq. 4 weighting factors
-    engine.optim      L-BFGS-B, the one place where host and device meet
+The compute core (host or device arrays, nothing read or written):
+
+    engine.backend     NumPy / CuPy selection and the raw CUDA kernels (the only CuPy import)
+    engine.arch        the architecture tables: layer names, conv shapes, poolings, map shapes
+    engine.autograd    a tiny reverse-mode autograd over input gradients
+    engine.ops         one op per file: conv3x3 (+ winograd), relu, pooling, fc, gram, losses, tv
+    engine.parallel    numba's parallel loops, callable from any thread
+    engine.vgg         the network: random draws or loaded weights
+    engine.objectives  inversion, texture and style objectives with the Eq. 4 weighting factors
+    engine.optim       the optimisers: scipy's L-BFGS-B (host) and an L-BFGS that stays on the device
+    engine.stacked     the greedy "stacked" ranVGG builder
+    engine.recipes     ranVGG, the default network, stored as small JSON recipes
+    engine.metrics     quality measures and the free baselines (host NumPy)
+    engine.judge       scores of a result in networks other than the one optimised
+    engine.memory      how much memory a run needs, from shapes alone
+    engine.gradcheck   the finite-difference gradient checker
+    engine.errors      UserError, the one exception shown as a message
+
+File formats, in a room of their own:
+
+    engine.io.image    images in and out (PNG, JPEG, 16-bit TIFF), preprocessing, samples
+    engine.io.tiff     the 16-bit TIFF encoder
+    engine.io.files    atomic writes: nothing half-written, nothing replaced by accident
+    engine.io.weights  weights files: ranvgg's .npz and the trained formats it converts from
+
+Importing ``engine`` has no side effects and needs no GPU.
 """
-import os as _os
-import sys as _sys
-
 __version__ = "0.1.0"  # the one place: setup.cfg reads it, ``ranvgg --version`` prints it
-
-# numba's default (OpenMP) threads keep spinning after a parallel loop and starve the BLAS GEMM
-# that follows: a pool3 evaluation at 128 px took 247 ms with it and 81 ms with the workqueue
-# layer (2-core CPU, bench/RESULTS.md). A user's choice wins.
-if "NUMBA_THREADING_LAYER" not in _os.environ:
-    _os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
-    if "numba" in _sys.modules:
-        _sys.modules["numba"].config.THREADING_LAYER = "workqueue"
-
-# scipy's L-BFGS-B step runs on scipy's own OpenBLAS, whose threads then spin for a while and
-# slow NumPy's GEMMs in the next evaluation (one evaluation: 86 ms alone, 138 ms between
-# L-BFGS-B steps, 109 ms with this; pool3 at 128 px). It only applies when set before NumPy is
-# first imported (e.g. for the tasks' command lines); a user's own setting wins.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from .errors import UserError  # noqa: E402
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend, image, metrics
-from .vgg import DEFAULT_SIGMA, VGG19
+from . import backend, metrics
+from .io import image
+from .arch import DEFAULT_SIGMA
+from .vgg import VGG19
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"

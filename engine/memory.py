@@ -16,7 +16,7 @@ up every buffer alive at the peak, which is in the backward pass of the first bl
 - L-BFGS-B (host, float64): scipy's work array 2*m*n + 5n + 11m^2 + 8m, and the dozen
   n-vectors around it (x, gradient, bounds, the best iterate, ...);
 
-Checked against tracemalloc's peak at three sizes in tests/test_memory.py (within 20%).
+Checked against tracemalloc's peak at three sizes in tests/engine/test_memory.py (within 20%).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .vgg import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest
+from .arch import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest
 
 _INDEX = {name: i for i, (name, _, _) in enumerate(LAYERS)}
 _CONV = dict(CONV_SHAPES)

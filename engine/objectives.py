@@ -33,7 +33,8 @@ from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
-from .vgg import FC_LAYERS, LAYER_NAMES, VGG19
+from .arch import FC_LAYERS, LAYER_NAMES
+from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
 # Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets

@@ -1,7 +1,9 @@
 """numba's parallel loops, safe to call from several Python threads.
 
-ranvgg runs numba on its workqueue threading layer (see engine/__init__.py: OpenMP's spinning
-threads starve the BLAS GEMMs). That layer is not thread-safe: a second thread entering any
+ranvgg runs numba on its workqueue threading layer unless NUMBA_THREADING_LAYER says otherwise:
+numba's default (OpenMP) threads keep spinning after a parallel loop and starve the BLAS GEMM
+that follows (a pool3 evaluation at 128 px took 247 ms with OpenMP and 81 ms with workqueue on
+a 2-core CPU; docs/performance.md). That layer is not thread-safe: a second thread entering any
 ``parallel=True`` function while one runs aborts the whole process ("Concurrent access has been
 detected"), e.g. two forward passes in two threads of a user's program. So every parallel entry
 point goes through one lock while the layer in use is workqueue; under a thread-safe layer (tbb,
@@ -12,7 +14,12 @@ from __future__ import annotations
 import functools
 import threading
 
+import os
+
 import numba
+
+if "NUMBA_THREADING_LAYER" not in os.environ:  # a user's choice wins
+    numba.config.THREADING_LAYER = "workqueue"
 
 _LOCK = threading.Lock()
 _state = {"safe": False}   # True once the layer in use is known to be thread-safe

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image, stacked
+from .io import image
+from . import stacked
 from .errors import UserError
-from .files import atomic_write
-from .vgg import CONV_SHAPES, DEFAULT_SIGMA, VGG19
+from .io.files import atomic_write
+from .arch import CONV_SHAPES, DEFAULT_SIGMA
+from .vgg import VGG19
 
 FORMAT = "ranvgg-recipe/1"
 SHIPPED_DIR = Path(__file__).resolve().parent / "ranvgg_recipes"

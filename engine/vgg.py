@@ -21,90 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .arch import (DEFAULT_ARCH, DEFAULT_SIGMA, FC_LAYERS, FC_SIZES, POOLING, check_arch,
+                   check_layers, deepest, layer_table)
 from .autograd import Tensor
 from .errors import UserError
+from .io.weights import npz
 from .ops.conv3x3 import ConvWeights, conv3x3, conv3x3_relu
 from .ops.fc import FCWeights, fc
 from .ops.pooling import avgpool2, maxpool2
 from .ops.relu import relu
-
-# Output channels of each conv, per block; five 2x2 poolings in every architecture, so the
-# names (convB_I, poolB) and the fc input size are shared, only the number of convs differs.
-ARCHS = {
-    "vgg11": ((64,), (128,), (256,) * 2, (512,) * 2, (512,) * 2),
-    "vgg13": ((64,) * 2, (128,) * 2, (256,) * 2, (512,) * 2, (512,) * 2),
-    "vgg16": ((64,) * 2, (128,) * 2, (256,) * 3, (512,) * 3, (512,) * 3),
-    "vgg19": ((64,) * 2, (128,) * 2, (256,) * 4, (512,) * 4, (512,) * 4),
-}
-DEFAULT_ARCH = "vgg19"
-BLOCKS = ARCHS[DEFAULT_ARCH]
-FC_SIZES = (("fc6", 4096), ("fc7", 4096), ("fc8", 1000))
-POOLING = ("avg", "max")
-DEFAULT_SIGMA = 0.015
-
-
-def _layer_table(blocks=BLOCKS):
-    """[(name, kind, conv/fc name it belongs to)] in forward order, and the conv shapes."""
-    table, convs = [], []
-    cin = 3
-    for b, block in enumerate(blocks, start=1):
-        for i, cout in enumerate(block, start=1):
-            conv = f"conv{b}_{i}"
-            convs.append((conv, (cout, cin, 3, 3)))
-            table += [(conv, "conv", conv), (f"relu{b}_{i}", "relu", conv)]
-            cin = cout
-        table.append((f"pool{b}", "pool", None))
-    for i, (name, _) in enumerate(FC_SIZES):
-        table.append((name, "fc", name))
-        if i < 2:
-            table.append((f"relu{6 + i}", "relu", name))
-    return table, convs
-
-
-LAYERS, CONV_SHAPES = _layer_table()
-LAYER_NAMES = tuple(name for name, _, _ in LAYERS)
-_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
-FC_LAYERS = tuple(name for name, _, owner in LAYERS if owner in ("fc6", "fc7", "fc8"))
-
-
-def check_arch(arch: str) -> str:
-    if not isinstance(arch, str) or arch not in ARCHS:
-        raise UserError(f"unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
-    return arch
-
-
-def conv_shapes_of(arch: str):
-    """[(conv name, (Cout, Cin, 3, 3))] of an architecture (its names and shapes are VGG-19's)."""
-    return _layer_table(ARCHS[check_arch(arch)])[1]
-
-
-def check_layers(layers, names=LAYER_NAMES, arch=DEFAULT_ARCH) -> list[str]:
-    """Validate layer names (VGG-19's unless ``names`` is given); a UserError lists the valid ones.
-    A bare string is one layer; a layer named twice is refused (it would count twice in a loss)."""
-    if isinstance(layers, str):
-        layers = [layers]
-    try:
-        layers = list(layers)
-    except TypeError:
-        raise UserError(f"layers must be a layer name or a list of them, got {layers!r}") from None
-    if not layers:
-        raise UserError("no layer given: name at least one of " + ", ".join(names))
-    for name in layers:
-        if not isinstance(name, str) or name not in names:
-            hint = f" (the paper's {name} is relu{name[4:]} here)" if isinstance(name, str) and name.startswith(
-                "conv") and name[4:] in {n[4:] for n in names if n.startswith("relu")} else ""
-            where = "" if arch == DEFAULT_ARCH else f" in {arch}"
-            raise UserError(f"unknown layer {name!r}{where}{hint}; valid layers: {', '.join(names)}")
-    twice = sorted({name for name in layers if layers.count(name) > 1}, key=layers.index)
-    if twice:
-        raise UserError(f"layer {', '.join(twice)} given more than once; name each layer once")
-    return layers
-
-
-def deepest(layers) -> str:
-    """The deepest of ``layers`` (names shared by every architecture keep their order)."""
-    return max(layers, key=_INDEX.__getitem__)
-
 
 class VGG19:
     """The network. Build it with ``VGG19.random`` or ``VGG19.load``."""
@@ -112,7 +37,7 @@ class VGG19:
     def __init__(self, params: dict, meta: dict, device: str = "auto", dtype=np.float32,
                  pooling: str | None = None, fc_source=None):
         self.arch = check_arch(meta.get("arch", DEFAULT_ARCH))
-        self.layers, self.conv_shapes = _layer_table(ARCHS[self.arch])
+        self.layers, self.conv_shapes = layer_table(self.arch)
         self._index = {name: i for i, (name, _, _) in enumerate(self.layers)}
         self.device = backend.resolve_device(device)
         self.xp = backend.xp_for(self.device)
@@ -144,7 +69,7 @@ class VGG19:
             raise UserError(f"sigma must be a positive number, got {sigma!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
-        _, conv_shapes = _layer_table(ARCHS[check_arch(arch)])
+        _, conv_shapes = layer_table(arch)
         rng = np.random.default_rng(seed)
         params = {}
         for name, shape in conv_shapes:
@@ -162,9 +87,7 @@ class VGG19:
     @classmethod
     def load(cls, path, device: str = "auto", dtype=np.float32, pooling: str | None = None) -> "VGG19":
         """Read a ``.npz`` weights file (docs/method.md, section 1); names, dtypes, shapes, sizes
-        and the meta are checked before anything is decompressed (engine/weights/npz.py)."""
-        from .weights import npz  # it checks shapes against this module's tables
-
+        and the meta are checked before anything is decompressed (engine/io/weights/npz.py)."""
         params, meta = npz.read(path)  # the conv layers required follow meta's "arch" (default vgg19)
         fc_source = None
         if "fc6" not in params and meta.get("fc_rng_state") and meta.get("sigma"):
@@ -175,8 +98,6 @@ class VGG19:
         """Write the weights and ``meta`` to ``path`` (.npz), atomically (a unique temporary,
         fsync, rename). fc weights are written only if drawn or loaded (a random net can redraw
         them from the saved generator state)."""
-        from .weights import npz
-
         params = {name: wb for name, wb in self.params.items()
                   if not (include_fc is False and name.startswith("fc"))}
         npz.write(path, params, self.meta)

@@ -1,7 +1,7 @@
 """``python -m tasks COMMAND ...``: the ``ranvgg`` command without installing it."""
 import sys
 
-from ._commands import main
+from .cli.ranvgg import main
 
 if __name__ == "__main__":
     sys.exit(main())

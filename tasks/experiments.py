@@ -36,9 +36,9 @@ import numpy as np
 
 from engine import backend
 from engine.errors import UserError
-from engine.vgg import ARCHS, FC_LAYERS, check_layers
+from engine.arch import ARCHS, FC_LAYERS, check_layers
 
-from . import _cli
+from .cli import command
 from .figures import FIGURES, nets
 from .figures.executor import Results, run_all
 
@@ -50,7 +50,7 @@ def _parser():
     rest += "\n\nEach figure's defaults:\n" + "\n".join(
         f"  {name:5s}  " + "; ".join(f"{k} {v or 'pool1..pool5 (and fc6-fc8 at 256 px)'}" for k, v in fig.DEFAULTS.items())
         for name, fig in FIGURES.items())
-    ap = _cli._Parser(prog="python -m tasks.experiments", description=first, epilog=rest,
+    ap = command._Parser(prog="python -m tasks.experiments", description=first, epilog=rest,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("figure", choices=tuple(FIGURES), help="which figure")
     ap.add_argument("--out", metavar="DIR", help="output folder (default: out/experiments/FIGURE)")
@@ -124,11 +124,11 @@ def resolve(a) -> argparse.Namespace:
         if not path.is_file():
             raise UserError(f"--trained {a.trained!r}: no such file (convert one with python -m tasks.weights)")
         o.trained = str(path.resolve())
-    from . import _inputs
+    from .pipeline import inputs
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []):
-        _inputs.image_path(img)
+        inputs.image_path(img)
     if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
-        x = np.zeros((1, 3) + _inputs.read(o.image, a.size).shape[:2], np.float32)
+        x = np.zeros((1, 3) + inputs.read(o.image, a.size).shape[:2], np.float32)
         nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
     o.out = Path(a.out or f"out/experiments/{a.figure}")
     return o
@@ -200,11 +200,11 @@ def main(argv=None) -> int:
     try:
         _, interrupted = run(argv if argv is not None else sys.argv[1:])
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else _cli.EXIT_ERROR
+        return exc.code if isinstance(exc.code, int) else command.EXIT_ERROR
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return _cli.EXIT_ERROR
-    return _cli.EXIT_INTERRUPTED if interrupted else 0
+        return command.EXIT_ERROR
+    return command.EXIT_INTERRUPTED if interrupted else 0
 
 
 if __name__ == "__main__":

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import sys
 
-from engine import backend, image, metrics
+from engine import backend, metrics
+from engine.io import image
 from engine.errors import UserError
 from engine.objectives import Objective
 
-from . import _cli, _inputs, _net, _run
-from ._console import quiet_by_default, say
+from .cli import command
+from .pipeline import inputs, network, runner
+from .cli.console import quiet_by_default, say
 
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/invert.png"}
 
 
 def _parser():
-    ap = _cli.parser("invert", __doc__, DEFAULTS)
+    ap = command.parser("invert", __doc__, DEFAULTS)
     g = ap.add_argument_group("inversion")
     g.add_argument("--image", default="astronaut", help="image to invert: a file or a sample name (default: astronaut)")
     g.add_argument("--layer", default="pool3", help="layer(s) whose representation to invert, comma-separated "
@@ -53,21 +55,21 @@ def run(image_spec=None, **kwargs):
     ``log="FILE.json"`` the log alone."""
     if image_spec is not None:
         kwargs["image"] = image_spec
-    a = _cli.options(PARSER, kwargs)
-    _cli.validate(a)
+    a = command.options(PARSER, kwargs)
+    command.validate(a)
     if not (a.tv_weight >= 0 and a.tv_weight < float("inf")):
         raise UserError(f"--tv-weight must be a number >= 0, got {a.tv_weight!r}")
-    layers = _cli.layer_list(a.layer)
+    layers = command.layer_list(a.layer)
     terms = [("content", l) for l in layers] + ([("tv", None)] if a.tv_weight else [])
-    est = _cli.preflight(a, a.image, terms, layers=layers)
-    log = _cli.new_log("invert", a)
+    est = command.preflight(a, a.image, terms, layers=layers)
+    log = command.new_log("invert", a)
     log["memory_estimate_bytes"] = est.total
-    net = _net.make_net(a, log)
-    img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
+    net = network.make_net(a, log)
+    img = inputs.fit_for_fc(inputs.read(a.image, a.size), layers, net, a.size, log)
     x0 = image.preprocess(img, net.preprocessing)
     net.check_input(x0.shape, layers)
     obj = Objective.inversion(net, x0, layers, tv_weight=a.tv_weight)
-    x_start = _inputs.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
+    x_start = inputs.start_image(a, x0.shape, content=x0, mode=net.preprocessing)
     targets = {t.layer: backend.to_host(t.target) for t in obj.terms if t.kind == "content"}
 
     def feature_error(x):
@@ -92,11 +94,11 @@ def run(image_spec=None, **kwargs):
               f"(white noise: PSNR {log['baselines']['white_noise']['psnr']:.2f} dB)")
         return out_img
 
-    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
+    return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _cli.main("invert", PARSER, run, argv)
+    return command.main("invert", PARSER, run, argv)
 
 
 if __name__ == "__main__":

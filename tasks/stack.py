@@ -22,18 +22,19 @@ from pathlib import Path
 
 from engine import recipes, stacked
 from engine.errors import UserError
-from engine.files import same_file
-from engine.vgg import CONV_SHAPES
+from engine.io.files import same_file
+from engine.arch import CONV_SHAPES
 
-from . import _cli, _files, _inputs, _plots
-from ._console import quiet_by_default, say
+from .cli import command, outputs, plots
+from .pipeline import inputs
+from .cli.console import quiet_by_default, say
 
 S = recipes.SETTINGS
 DEFAULTS = {"size": S["size"], "iters": S["iters"], "init": S["init"], "out": "out/stacked.json"}
 
 
 def _parser():
-    ap = _cli.parser("stack", __doc__, DEFAULTS, image_task=False)
+    ap = command.parser("stack", __doc__, DEFAULTS, image_task=False)
     g = ap.add_argument_group("stacked ranVGG")
     g.add_argument("--image", default="reference", help="reference image: a file or a sample name (default: "
                    "reference, the image shipped with the recipes, which no sample image is)")
@@ -63,8 +64,8 @@ def run(**kwargs):
     """Build a stacked ranVGG; returns (the VGG19, log). Options as on the command line;
     the recipe is ``log["recipe"]``. Quiet, and no file written unless asked (``verbose=True``,
     ``out="FILE.json"``, ``save_weights="FILE.npz"``)."""
-    a = _cli.options(PARSER, kwargs)
-    _cli.validate(a)
+    a = command.options(PARSER, kwargs)
+    command.validate(a)
     if not isinstance(a.candidates, int) or a.candidates < 1:
         raise UserError(f"--candidates must be a whole number >= 1, got {a.candidates!r}")
     if a.top not in [n for n, _ in CONV_SHAPES]:
@@ -76,7 +77,7 @@ def run(**kwargs):
     if weights is not None and weights.suffix.lower() != ".npz":
         raise UserError(f"--save-weights {a.save_weights}: give a .npz file name")
     log_path = Path(a.log) if a.log else (out.with_name(out.stem + "_log.json") if out else None)
-    reference = recipes.REFERENCE if a.image == "reference" else _inputs.image_path(a.image)
+    reference = recipes.REFERENCE if a.image == "reference" else inputs.image_path(a.image)
     paths = [(p, w) for p, w in ((out, "--out"), (log_path, "--log"), (weights, "--save-weights")) if p is not None]
     for i, (p, what) in enumerate(paths):
         for q, other in paths[i + 1:]:
@@ -84,12 +85,12 @@ def run(**kwargs):
                 raise UserError(f"{what} and {other} are the same file {str(p)!r}: give them different names")
         if same_file(p, reference):
             raise UserError(f"{what} {str(p)!r} is the reference image: writing it would destroy it")
-        _files.check_writable(p, what)
-    est = _cli.preflight(a, str(reference), [("content", "relu" + a.top[4:])], check_outputs=False)
+        outputs.check_writable(p, what)
+    est = command.preflight(a, str(reference), [("content", "relu" + a.top[4:])], check_outputs=False)
     settings = {**S, "reference": S["reference"] if a.image == "reference" else str(a.image), "size": a.size,
                 "candidates": a.candidates, "iters": a.iters, "top": a.top, "history": a.history,
                 "pooling": a.pooling or "avg"}
-    log = _cli.new_log("stack", a)
+    log = command.new_log("stack", a)
     log["memory_estimate_bytes"] = est.total
     net, x0, x_start, bounds = recipes.prepare(a.seed, a.sigma, settings, a.device, reference)
     shown = "the shipped image" if a.image == "reference" else a.image
@@ -116,16 +117,16 @@ def run(**kwargs):
     savers = [] if out is None else [("recipe", out, lambda: recipes.save(recipe, out))]
     if weights is not None:
         savers.append(("weights", weights, lambda: net.save(weights)))
-    _files.save_outputs(log, savers, log_path)
+    outputs.save_outputs(log, savers, log_path)
     if weights is not None and str(weights) not in " ".join(log["save_errors"]):
         say(f"{weights}: the weights, about 80 MB with the fc layers")
     if out is not None and not log["save_errors"]:
-        _plots.candidate_scores(_plots.companion(out, "scores"), log["stacked"].get("layers", {}))
+        plots.candidate_scores(plots.companion(out, "scores"), log["stacked"].get("layers", {}))
     return net, log
 
 
 def main(argv=None) -> int:
-    return _cli.main("stack", PARSER, run, argv)
+    return command.main("stack", PARSER, run, argv)
 
 
 if __name__ == "__main__":

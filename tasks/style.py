@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import sys
 
-from engine import backend, image, metrics
+from engine import backend, metrics
+from engine.io import image
 from engine.errors import UserError
 from engine import objectives
 from engine.objectives import Objective
 from engine.ops.gram import gram_forward
-from engine.vgg import check_layers
+from engine.arch import check_layers
 
-from . import _cli, _inputs, _judge, _net, _run, _scales
-from ._console import quiet_by_default, say
+from .cli import command
+from .pipeline import inputs, scoring, network, runner, scales
+from .cli.console import quiet_by_default, say
 
 SCALES, SCALE_ITERS, PYRAMID = "none", 100, 1  # multi-scale defaults: measured in the README
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
@@ -33,7 +35,7 @@ CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = objectives.CONTENT_WEIGHT, objectives.
 
 
 def _parser():
-    ap = _cli.parser("style", __doc__, DEFAULTS)
+    ap = command.parser("style", __doc__, DEFAULTS)
     g = ap.add_argument_group("style transfer")
     g.add_argument("--content", default="chelsea", help="content image: a file or a sample name (default: chelsea)")
     g.add_argument("--style", action="append", default=None, metavar="IMG",
@@ -49,8 +51,8 @@ def _parser():
                    help=f"beta, per style layer (default: {STYLE_WEIGHT:g})")
     g.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"gamma (default: {TV_WEIGHT:g})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
-    _scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
-    _judge.add_options(ap)
+    scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
+    scoring.add_options(ap)
     return ap
 
 
@@ -67,12 +69,12 @@ def run(**kwargs):
     Quiet, and no file written, unless asked: ``verbose=True`` prints what the command line
     prints; ``out="FILE.png"`` (or .jpg, .tif) saves the result (and its log, loss plot),
     ``log="FILE.json"`` the log alone."""
-    a = _cli.options(PARSER, kwargs)
-    _cli.validate(a)
+    a = command.options(PARSER, kwargs)
+    command.validate(a)
     styles = a.style or ["ihc"]
     if isinstance(styles, str):
         styles = [styles]
-    blend = _cli.floats(a.style_blend, "--style-blend")
+    blend = command.floats(a.style_blend, "--style-blend")
     if blend is not None and len(blend) != len(styles):
         raise UserError(f"--style-blend has {len(blend)} weight(s) for {len(styles)} --style image(s): "
                                 "give one weight per style image")
@@ -81,20 +83,20 @@ def run(**kwargs):
         if not (v >= 0 and v < float("inf")):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
     content_layer = check_layers([a.content_layer])[0]
-    style_layers = _cli.layer_list(a.style_layers)
+    style_layers = command.layer_list(a.style_layers)
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
-    est = _cli.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
-    log = _cli.new_log("style", a)
+    est = command.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
+    log = command.new_log("style", a)
     every_layer = [content_layer, *style_layers]
-    _scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
+    scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
-    net = _net.make_net(a, log)
+    net = network.make_net(a, log)
 
     def read(size):
         """The content (H, W, 3) and style images read at ``size``, checked against the net."""
-        content = _inputs.fit_for_fc(_inputs.read(a.content, size), every_layer, net, size, log)
+        content = inputs.fit_for_fc(inputs.read(a.content, size), every_layer, net, size, log)
         net.check_input((1, 3, *content.shape[:2]), every_layer)
-        style_imgs = [_inputs.read(spec, size) for spec in styles]
+        style_imgs = [inputs.read(spec, size) for spec in styles]
         for s in style_imgs:
             net.check_input((1, 3, *s.shape[:2]), style_layers)
         return content, style_imgs
@@ -106,13 +108,13 @@ def run(**kwargs):
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid)
-        x0 = (_inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
-              else _scales.start_from(start, xc.shape, net.preprocessing))
+        x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
+              else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
 
     try:
-        coarse = _scales.coarse_to_fine(a, net, build, every_layer, log)
-    except _scales.Interrupted as stop:
+        coarse = scales.coarse_to_fine(a, net, build, every_layer, log)
+    except scales.Interrupted as stop:
         return stop.args[0]
     content, style_imgs = read(a.size)
     obj, x_start = build(a.size, coarse)
@@ -128,7 +130,7 @@ def run(**kwargs):
         return metrics.relative_error(f[content_layer], targets["content", content_layer]), style
 
     log["start_content_error"], log["start_style_error"] = errors(x_start)
-    judges = _judge.judges(a, net, style=style_imgs, content=content, blend=blend)
+    judges = scoring.judges(a, net, style=style_imgs, content=content, blend=blend)
 
     def finish(out_img, x, log):
         log["content_error"], log["style_error"] = errors(x)
@@ -137,15 +139,15 @@ def run(**kwargs):
         if a.original_colors:
             out_img = image.luminance_transfer(out_img, content)
             log["original_colors"] = True
-        log["judge"] = _judge.score(judges, {"result": out_img, "content_image": content})
-        _judge.report(log["judge"])
+        log["judge"] = scoring.score(judges, {"result": out_img, "content_image": content})
+        scoring.report(log["judge"])
         return out_img
 
-    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
+    return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _cli.main("style", PARSER, run, argv)
+    return command.main("style", PARSER, run, argv)
 
 
 if __name__ == "__main__":

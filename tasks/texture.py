@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import sys
 
-from engine import backend, image, metrics
+from engine import backend, metrics
+from engine.io import image
 from engine.objectives import Objective
 from engine.vgg import VGG19
 
-from . import _cli, _inputs, _judge, _net, _run, _scales
-from ._console import quiet_by_default, say
+from .cli import command
+from .pipeline import inputs, scoring, network, runner, scales
+from .cli.console import quiet_by_default, say
 
 # coarse to fine (half size first) and relu5_1: chosen from measurements in a trained VGG-19 (README)
 SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
@@ -31,14 +33,14 @@ LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 
 
 def _parser():
-    ap = _cli.parser("texture", __doc__, DEFAULTS)
+    ap = command.parser("texture", __doc__, DEFAULTS)
     g = ap.add_argument_group("texture")
     g.add_argument("--image", default="gravel", help="source texture: a file or a sample name (default: gravel)")
     g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
     g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
                    help="extra weight per layer, on top of the automatic factors (default: all 1)")
-    _scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
-    _judge.add_options(ap)
+    scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
+    scoring.add_options(ap)
     return ap
 
 
@@ -66,41 +68,41 @@ def run(**kwargs):
     Quiet, and no file written, unless asked: ``verbose=True`` prints what the command line
     prints; ``out="FILE.png"`` (or .jpg, .tif) saves the result (and its log, loss plot),
     ``log="FILE.json"`` the log alone."""
-    a = _cli.options(PARSER, kwargs)
-    _cli.validate(a)
-    layers = _cli.layer_list(a.layers)
-    weights = _cli.floats(a.layer_weights, "--layer-weights")
-    est = _cli.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
-    log = _cli.new_log("texture", a)
-    _scales.sizes(a, layers)  # a bad --scales fails before the network is built
+    a = command.options(PARSER, kwargs)
+    command.validate(a)
+    layers = command.layer_list(a.layers)
+    weights = command.floats(a.layer_weights, "--layer-weights")
+    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
+    log = command.new_log("texture", a)
+    scales.sizes(a, layers)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
-    net = _net.make_net(a, log)
+    net = network.make_net(a, log)
 
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
-        src = _inputs.fit_for_fc(_inputs.read(a.image, size), layers, net, size, log)
+        src = inputs.fit_for_fc(inputs.read(a.image, size), layers, net, size, log)
         x_src = image.preprocess(src, net.preprocessing)
         net.check_input(x_src.shape, layers)
-        x0 = (_inputs.start_image(a, x_src.shape, content=x_src, mode=net.preprocessing) if start is None
-              else _scales.start_from(start, x_src.shape, net.preprocessing))
+        x0 = (inputs.start_image(a, x_src.shape, content=x_src, mode=net.preprocessing) if start is None
+              else scales.start_from(start, x_src.shape, net.preprocessing))
         return Objective.texture(net, x_src, layers, weights, levels=a.pyramid), x0
 
     try:
-        coarse = _scales.coarse_to_fine(a, net, build, layers, log)
-    except _scales.Interrupted as stop:
+        coarse = scales.coarse_to_fine(a, net, build, layers, log)
+    except scales.Interrupted as stop:
         return stop.args[0]
-    img = _inputs.fit_for_fc(_inputs.read(a.image, a.size), layers, net, a.size, log)
+    img = inputs.fit_for_fc(inputs.read(a.image, a.size), layers, net, a.size, log)
     xs = image.preprocess(img, net.preprocessing)
     obj, x_start = build(a.size, coarse)
-    check_seed = a.seed + _judge.RANDOM_JUDGE_SEED_OFFSET
+    check_seed = a.seed + scoring.RANDOM_JUDGE_SEED_OFFSET
     log["check_network_seed"] = check_seed
-    check_net = _judge.random_net_for(a, net)
+    check_net = scoring.random_net_for(a, net)
     score, score_check = gram_scorer(net, xs, layers), gram_scorer(check_net, xs, layers)
     base_imgs = {"white_noise": metrics.white_noise_like(img, a.seed), "shuffled_pixels": metrics.shuffled_pixels(img, a.seed)}
     baselines = {k: image.preprocess(b, net.preprocessing) for k, b in base_imgs.items()}
     log["baselines"] = {k: {"gram_error": score(b), "gram_error_check_net": score_check(b)}
                         for k, b in baselines.items()}
-    judges = _judge.judges(a, net, style=[img], random_net=check_net)
+    judges = scoring.judges(a, net, style=[img], random_net=check_net)
     log["start_gram_error"] = score(x_start)
 
     def finish(out_img, x, log):
@@ -110,15 +112,15 @@ def run(**kwargs):
         say(f"relative Gram error (sum over layers): {log['gram_error']['total']:.3g} "
               f"(white noise {base['gram_error']['total']:.3g}); in an independent net: "
               f"{log['gram_error_check_net']['total']:.3g} (white noise {base['gram_error_check_net']['total']:.3g})")
-        log["judge"] = _judge.score(judges, {"result": out_img, **base_imgs})
-        _judge.report(log["judge"])
+        log["judge"] = scoring.score(judges, {"result": out_img, **base_imgs})
+        scoring.report(log["judge"])
         return out_img
 
-    return _run.optimize(a, net, _run.Setup(obj, x_start, finish), log)
+    return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
 
 
 def main(argv=None) -> int:
-    return _cli.main("texture", PARSER, run, argv)
+    return command.main("texture", PARSER, run, argv)
 
 
 if __name__ == "__main__":

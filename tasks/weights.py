@@ -24,11 +24,11 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.weights import convert as conv
-from engine.weights import npz
-from engine.weights.safezip import ZIP_MAGIC, head, open_zip
+from engine.io.weights import convert as conv
+from engine.io.weights import npz
+from engine.io.weights.safezip import ZIP_MAGIC, head, open_zip
 
-from ._cli import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+from .cli.command import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
 
 
 def _parser():

@@ -6,7 +6,7 @@ from engine import backend
 
 @pytest.fixture(scope="session")
 def astronaut64():
-    from engine import image
+    from engine.io import image
 
     return image.preprocess(image.load_image(image.sample_path("astronaut"), size=64))
 

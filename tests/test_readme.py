@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from engine import image
+from engine.io import image
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

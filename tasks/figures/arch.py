@@ -3,7 +3,7 @@ same inversion (PSNR, SSIM) and texture (Gram error judged in an independent ran
 with --trained, in the trained one): does the architecture alone rank them?"""
 from __future__ import annotations
 
-from engine.vgg import ARCHS
+from engine.arch import ARCHS
 
 from . import common, grid, plots
 

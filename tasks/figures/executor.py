@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine import image
+from engine.io import image
 from engine.errors import UserError
 
 from . import runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.errors import UserError
 
-from .. import _inputs
+from ..pipeline import inputs
 from . import common, grid
 
 TITLE = "Reconstruction by layer"
@@ -36,7 +36,7 @@ def report(o, results, out):
     cells, labels = [], []
     for net in common.nets_with_trained(o, o.nets):
         seed = o.seeds[0]
-        row = [_inputs.read(o.image, o.size)]
+        row = [inputs.read(o.image, o.size)]
         for layer in layers:
             r = common.find(rows, net=net, layer=layer, seed=seed if net != "trained" else None)
             row.append((out / "runs" / f"{r['key']}.png", f"{r['psnr']:.1f} dB") if r else None)

@@ -3,7 +3,7 @@ several textures, plus the trained row; every result scored in an independent ra
 (with --trained) in the trained net, next to the free baselines (white noise, shuffled pixels)."""
 from __future__ import annotations
 
-from .. import _inputs
+from ..pipeline import inputs
 from . import common, grid
 
 TITLE = "Texture by depth"
@@ -37,7 +37,7 @@ def report(o, results, out):
     for img in o.images:
         name = common.name_of(img)
         for net in common.nets_with_trained(o, o.nets):
-            row = [_inputs.read(img, o.size)]
+            row = [inputs.read(img, o.size)]
             for layers in depths(o):
                 r = common.find(rows, net=net, image=common.image_arg(img), layer=layers)
                 row.append((out / "runs" / f"{r['key']}.png", _caption(r)) if r else None)

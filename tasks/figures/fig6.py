@@ -3,7 +3,7 @@ an independent random VGG-19 and (with --trained) the trained one; the unstyled 
 the free baseline."""
 from __future__ import annotations
 
-from .. import _inputs
+from ..pipeline import inputs
 from . import common, grid
 
 TITLE = "Style transfer"
@@ -30,7 +30,7 @@ def report(o, results, out):
     cells, labels = [], []
     for content in o.images:
         for net in common.nets_with_trained(o, o.nets) + ["content"]:
-            row = [_inputs.read(content, o.size)]
+            row = [inputs.read(content, o.size)]
             for st in o.styles:
                 r = common.find(rows, net=net, image=common.image_arg(content), style=common.image_arg(st))
                 row.append((out / "runs" / f"{r['key']}.png", _caption(r)) if r else None)

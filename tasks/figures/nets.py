@@ -11,7 +11,8 @@ import functools
 
 import numpy as np
 
-from engine import image, stacked
+from engine.io import image
+from engine import stacked
 from engine import recipes
 from engine.errors import UserError
 from engine.vgg import VGG19

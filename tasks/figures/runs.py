@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import backend, image, metrics
+from engine import backend, metrics
+from engine.io import image
 from engine.ops.gram import gram_forward
 
-from .. import _inputs, invert, style, texture
+from ..pipeline import inputs
+from .. import invert, style, texture
 from . import nets
 
 JUDGE_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]   # docs/method.md, section 7
@@ -66,12 +68,12 @@ def _optimise(spec: dict):
 
 def _baseline(spec: dict) -> np.ndarray:
     """A free image: white noise or the (style) image's pixels shuffled."""
-    ref = _inputs.read(spec.get("style") or spec["image"], spec["size"])
+    ref = inputs.read(spec.get("style") or spec["image"], spec["size"])
     if spec["net"] == "white_noise":
-        content = _inputs.read(spec["image"], spec["size"])
+        content = inputs.read(spec["image"], spec["size"])
         return metrics.white_noise_like(content, spec["seed"])
     if spec["net"] == "content":        # the unstyled photo (style figure)
-        return _inputs.read(spec["image"], spec["size"])
+        return inputs.read(spec["image"], spec["size"])
     return metrics.shuffled_pixels(ref, spec["seed"])
 
 
@@ -79,7 +81,7 @@ def _scores(spec: dict, img: np.ndarray, log: dict) -> dict:
     """The scores of one result; a figure's columns pick those it shows."""
     out = {}
     if spec["task"] == "invert" or spec.get("kind") == "invert":
-        ref = _inputs.read(spec["image"], spec["size"])
+        ref = inputs.read(spec["image"], spec["size"])
         out.update(psnr=metrics.psnr(img, ref), ssim=metrics.ssim(img, ref))
         if "feature_error" in log:
             out["feature_error"] = log["feature_error"][spec["layer"]]
@@ -94,10 +96,10 @@ def _scores(spec: dict, img: np.ndarray, log: dict) -> dict:
         if judge is None:
             continue
         if spec["task"] == "texture" or spec.get("kind") == "texture":
-            out[f"gram_error_{which}_judge"] = _gram_error(judge, img, _inputs.read(spec["image"], spec["size"]))
+            out[f"gram_error_{which}_judge"] = _gram_error(judge, img, inputs.read(spec["image"], spec["size"]))
         else:
-            ref_style = _inputs.read(spec["style"], spec["size"])
-            content = _inputs.read(spec["image"], spec["size"])
+            ref_style = inputs.read(spec["style"], spec["size"])
+            content = inputs.read(spec["image"], spec["size"])
             out[f"style_error_{which}_judge"], out[f"content_error_{which}_judge"] = \
                 _style_errors(judge, img, content, ref_style)
     return out

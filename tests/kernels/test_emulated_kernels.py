@@ -15,7 +15,7 @@ import contextlib
 import numpy as np
 import pytest
 
-import emulator
+from tests.kernels import emulator
 import kernels
 from engine import backend
 from engine.ops import conv3x3, pooling, relu, tv

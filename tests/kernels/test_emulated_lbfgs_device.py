@@ -1,4 +1,4 @@
-"""engine/lbfgs_device.py on the engine's GPU code path, with the CUDA kernels emulated on the CPU.
+"""engine/optim/device_lbfgs.py on the engine's GPU code path, with the CUDA kernels emulated on the CPU.
 
 The optimiser reaches the array module only through ``net.xp``. Here that module is NumPy that
 refuses every name CuPy lacks, and the ops take their GPU branch with emulated kernels (see
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from engine import backend
-from engine.lbfgs_device import lbfgs_device
-from test_emulated_kernels import engine_gpu_branch
+from engine.optim.device_lbfgs import lbfgs_device
+from tests.kernels.test_emulated_kernels import engine_gpu_branch
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: its namespace is the reference here")
 

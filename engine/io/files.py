@@ -1,0 +1,110 @@
+"""Writing files so that nothing is ever half-written, replaced by accident, or left behind.
+
+    atomic_write(path, lambda f: f.write(data))      every output ranvgg writes goes through here
+    same_file(a, b)                                  do two paths name one file (links, symlinks)?
+
+``atomic_write`` writes to a uniquely named temporary file in the target's folder, flushes and
+fsyncs it, then renames it over the target: a reader (or a second run saving the same path at
+the same time) sees the old file or the new one, never a mix. The temporary is removed on any
+failure, Ctrl-C included, so a full disk leaves no 0-byte file behind.
+
+A symlink is written through (its target is replaced, the link stays). A target that is not a
+regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written directly, never renamed over:
+renaming would turn a device node into a plain file.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def atomic_write(path, write_fn, what: str = "file") -> Path:
+    """Call ``write_fn(f)`` on a binary file object, then put the result at ``path``.
+
+    Parent folders are created. Returns the path written. Any OSError becomes one UserError
+    naming the path and ``what`` (e.g. "out/x.json: cannot write the log (No space left on
+    device); ..."); any other exception (KeyboardInterrupt too) is re-raised after the cleanup.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path))  # through symlinks, so the link itself stays a link
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise _error(what, path, exc) from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UserError(f"{path}: cannot write the {what}: it is a directory; give a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        return _write_direct(target, path, write_fn, what)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "xb") as f:  # "x": never reuse another writer's temporary
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise _error(what, path, exc) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return path
+
+
+def _write_direct(target: Path, shown: Path, write_fn, what: str) -> Path:
+    """A device node or FIFO: write into it as it is (no temporary, no rename)."""
+    try:
+        with open(target, "wb") as f:
+            write_fn(f)
+    except OSError as exc:
+        raise _error(what, shown, exc) from None
+    return shown
+
+
+def _error(what: str, path: Path, exc: OSError) -> UserError:
+    reason = exc.strerror or str(exc)
+    hint = ("free some space or choose another folder" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "check that the folder exists and is writable, or choose another path")
+    return UserError(f"{path}: cannot write the {what} ({reason}); {hint}")
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:  # never created, or already gone
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; not every file system lets a folder be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def same_file(a, b) -> bool:
+    """True when paths ``a`` and ``b`` name one file: equal after resolving symlinks and
+    ``..``, or two hard links to one inode."""
+    a, b = Path(a), Path(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet: only the resolved names can collide
+        return False

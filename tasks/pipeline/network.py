@@ -1,0 +1,176 @@
+"""The network a task runs on, its layer listing, and the memory check made before a run."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from engine import backend, memory, recipes
+from engine.errors import UserError
+from engine.arch import DEFAULT_ARCH
+from engine.vgg import VGG19
+
+from ..cli.console import say
+
+MIN_SIZE = 16
+
+
+NETS = ("ranvgg", "random")
+
+
+def net_choice(a) -> str:
+    """--net (default ranvgg), with --weights FILE as another way to say --net FILE."""
+    net, weights = getattr(a, "net", None), getattr(a, "weights", None)
+    if net and weights and net != weights:
+        raise UserError(f"--net {net} and --weights {weights}: give one of them")
+    return net or weights or "ranvgg"
+
+
+def make_net(a, log: dict, quiet: bool = False) -> VGG19:
+    """The network of ``a.network`` (a net handed over, API only), --net / --weights and --arch
+    on --device, said in one line (unless ``quiet``) and recorded in the log."""
+    device = backend.resolve_device(a.device)
+    arch = getattr(a, "arch", None) or DEFAULT_ARCH
+    choice = net_choice(a)
+    if getattr(a, "network", None) is not None:
+        net = a.network
+        choice = "given"
+        what = f"a given network ({net.meta.get('kind', 'unknown kind')}, {net.arch})"
+    elif choice == "random" or (choice == "ranvgg" and arch != DEFAULT_ARCH and not getattr(a, "net", None)):
+        net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device, arch=arch)
+        what = f"plain random {arch} weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+        if choice == "ranvgg":
+            what += " (ranVGG recipes are VGG-19's: --arch picks a plain random net)"
+            choice = "random"
+    elif choice == "ranvgg":
+        if arch != DEFAULT_ARCH:
+            raise UserError(f"--net ranvgg: the ranVGG recipes are VGG-19's; with --arch {arch} use --net random")
+        net = recipes.ranvgg(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device)
+        what = f"ranVGG seed {a.seed} (stacked, {_recipe_summary(net)}), sigma {a.sigma}"
+    elif recipes.is_recipe_file(choice):
+        net = recipes.to_net(recipes.load(choice), pooling=a.pooling, device=device, where=choice)
+        what = f"ranVGG from the recipe {choice} (seed {net.meta['seed']}, {_recipe_summary(net)})"
+    elif choice.lower().endswith(".npz") or Path(choice).exists():
+        net = VGG19.load(choice, device=device, pooling=a.pooling)
+        if getattr(a, "arch", None) and a.arch != net.arch:
+            raise UserError(f"--arch {a.arch}: {choice} holds a {net.arch}; drop --arch or use --arch {net.arch}")
+        what = f"weights from {choice} ({net.meta.get('kind', 'unknown kind')})"
+    else:
+        raise UserError(f"--net {choice!r}: use ranvgg, random, a recipe (.json) or a weights file (.npz)")
+    built = net.meta.get("recipe", {}).get("pooling_built")
+    if built and built != net.pooling:
+        what += f"; note: its layers were chosen with {built} pooling"
+    tf32 = bool(getattr(a, "tf32", False))
+    if net.device == "gpu":
+        backend.set_tf32(tf32)                       # also switches it off after a --tf32 run
+    elif tf32 and not quiet:
+        say("--tf32: no effect on the CPU (its float32 GEMMs are full precision)")
+    chosen = "" if a.device != "auto" else " (auto: " + (backend.gpu_unavailable_reason() or "CUDA device found") + ")"
+    if not quiet:
+        say(f"device: {net.device}{chosen}; {what}; {net.pooling} pooling")
+    log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={
+        "net": choice if choice in (*NETS, "given") else "file",
+        "weights": None if choice in (*NETS, "given") else choice, "arch": net.arch,
+        "pooling": net.pooling, "sigma": net.meta.get("sigma"), "preprocessing": net.preprocessing,
+        "recipe": net.meta.get("recipe")})
+    return net
+
+
+def _recipe_summary(net: VGG19) -> str:
+    r = net.meta["recipe"]
+    s = r["settings"]
+    return f"{s['candidates']} candidates per layer up to {s['top']}"
+
+
+def net_for_listing(a) -> VGG19:
+    """A net with the right shapes for --list-layers, without building anything: a random net
+    stands for ranvgg and recipes (same shapes); a weights file is loaded (its fc size counts)."""
+    choice = net_choice(a)
+    if choice in NETS or recipes.is_recipe_file(choice):
+        return VGG19.random(seed=a.seed, device=a.device, arch=getattr(a, "arch", None) or DEFAULT_ARCH)
+    return VGG19.load(choice, device=a.device)
+
+
+def list_layers(net: VGG19, size: int) -> None:
+    """Each layer's shape at --size, computed from the sizes alone (any --size is instant)."""
+    names = net.layer_names()
+    top = [n for n in names if not n.startswith(("fc", "relu6", "relu7"))]
+    shapes = {k: memory.layer_shape(k, size, size) for k in top} if size >= 32 else {}
+    for name in names:
+        s = shapes.get(name)
+        side = net.fc_input_side()
+        desc = f"{s[0]} x {s[1]} x {s[2]}" if s else (f"needs a {side}x{side} input" if name not in top else "")
+        print(f"{name:8s} {desc}")
+
+
+def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:
+    """Stop before a run that cannot fit, from the options and the image headers alone (no
+    network built, no image decoded), saying what is too big and what would fit: --size
+    usually; --history or the weights file when they alone are too big."""
+    device = backend.resolve_device(a.device)
+    est = _estimate(a, shape, terms, extra_nets, a.history)
+    have = {"device": backend.memory_available(device), "host": backend.memory_available("cpu")}
+    where = "GPU memory" if device == "gpu" else "RAM"
+    if device == "cpu":
+        short = est.total > have["host"]
+        need, free = est.total, have["host"]
+    else:
+        short = est.on("device") > have["device"] or est.on("host") > have["host"]
+        need, free = ((est.on("device"), have["device"]) if est.on("device") > have["device"]
+                      else (est.on("host"), have["host"]))
+        where = "GPU memory" if need == est.on("device") else "RAM"
+    if not short:
+        return est
+    gib = memory.human
+    head = f"this run needs about {gib(need)} but only {gib(free)} of {where} is free"
+    h, w = shape[2:]
+    if _fits(a, _scaled(shape, MIN_SIZE), terms, extra_nets, a.history, free, device):
+        side = max(h, w)
+        while side > MIN_SIZE and not _fits(a, _scaled(shape, side), terms, extra_nets, a.history, free, device):
+            side = int(side * 0.95)
+        raise UserError(f"{head}; use --size {max(side, MIN_SIZE)} or smaller")
+    name, size = _estimate(a, _scaled(shape, MIN_SIZE), terms, extra_nets, a.history).largest()
+    if name == "L-BFGS history":
+        m = a.history
+        while m > 1 and not _fits(a, shape, terms, extra_nets, m, free, device):
+            m = max(1, m // 2)
+        size = est.parts[name]
+        raise UserError(f"{head}: --history {a.history} alone takes {gib(size)} (L-BFGS memory); "
+                        f"use --history {m} or smaller")
+    if name == "weights" and _weights_file(a):
+        raise UserError(f"{head}: the weights file {_weights_file(a)} declares "
+                        f"{gib(_declared_bytes(_weights_file(a)))} of arrays; "
+                        "check that it is a VGG-19 weights file")
+    raise UserError(f"{head}, even at --size {MIN_SIZE} ({name}: {gib(size)}); free some memory")
+
+
+def _estimate(a, shape, terms, extra_nets, history) -> memory.Estimate:
+    est = memory.estimate(shape, terms, history=history, pooling=a.pooling or "avg", extra_nets=extra_nets)
+    declared = _declared_bytes(_weights_file(a)) if _weights_file(a) else 0
+    est.parts["weights"] = max(est.parts["weights"], declared)
+    return est
+
+
+def _weights_file(a):
+    """The .npz weights file a run loads (--net FILE.npz or --weights FILE.npz), or None."""
+    choice = net_choice(a) if hasattr(a, "net") or hasattr(a, "weights") else "ranvgg"
+    return None if choice in NETS or recipes.is_recipe_file(choice) else choice
+
+
+def _fits(a, shape, terms, extra_nets, history, free, device) -> bool:
+    est = _estimate(a, shape, terms, extra_nets, history)
+    return (est.total if device == "cpu" else est.on("device")) <= free
+
+
+def _scaled(shape, side: int):
+    n, c, h, w = shape
+    return (n, c, max(1, h * side // max(h, w)), max(1, w * side // max(h, w)))
+
+
+def _declared_bytes(path) -> int:
+    """What a .npz weights file's members take once unpacked, from its zip directory alone
+    (a damaged file is left to the loader, which says what is wrong with it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return 0

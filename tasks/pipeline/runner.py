@@ -1,0 +1,122 @@
+"""The optimisation run every task shares: calibrate, L-BFGS-B with progress, save, log.
+
+A task builds an ``Objective`` and a starting image (a ``Setup``); ``optimize`` does the rest,
+identically for invert, texture and style.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import backend
+from engine.io import image
+from engine.errors import UserError
+from engine.objectives import Objective
+from engine.optim.device_lbfgs import lbfgs_device
+from engine.optim import lbfgs
+from engine.vgg import VGG19
+
+from ..cli import plots
+from ..cli.console import Progress, duration, print_error, say
+from ..cli.outputs import output_paths, save_outputs
+
+# --optimizer: scipy's L-BFGS-B on the host (the default), or the L-BFGS that stays on the device
+OPTIMIZERS = {"lbfgs": (lbfgs, "L-BFGS-B"), "lbfgs-device": (lbfgs_device, "L-BFGS on the device")}
+
+@dataclass
+class Setup:
+    """What a task hands to ``optimize``."""
+
+    objective: Objective
+    x_start: np.ndarray                     # (1, 3, H, W) preprocessed
+    finish: object = None                   # finish(img_hwc, x, log) -> img_hwc: metrics, colours
+
+
+def optimize(a, net: VGG19, setup: Setup, log: dict):
+    """Calibrate, run L-BFGS-B with progress, save images and the log (where asked). Returns
+    (img, log); ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
+    obj, x0 = setup.objective, setup.x_start
+    mode = net.preprocessing
+    out, log_path = output_paths(a)
+    if a.save_every and out is None:
+        raise UserError("save_every needs out=FILE: the frames are saved as OUT_iterN.png")
+    if "memory_estimate_bytes" in log:  # checked by the task before any work (command.preflight)
+        say(f"memory: about {log['memory_estimate_bytes'] / 2**20:.0f} MiB needed, "
+            f"{backend.memory_available(net.device) / 2**30:.1f} GiB free on the {net.device}")
+    t0 = time.perf_counter()
+    factors = obj.calibrate(x0)
+    log["weighting_factors"] = factors
+    log["term_weights"] = {t.name: t.weight for t in obj.terms}
+    say("weighting factors (Eq. 4): " + ", ".join(f"{k} {v:.3g}" for k, v in factors.items()))
+    lo, hi = image.pixel_bounds(mode)
+    lo, hi = lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1)
+    meta = {"task": log["task"], "args": log["args"]}
+    frames = []                                            # [(label, thumbnail)] for the sheet
+    bar = Progress(a.iters, a.print_every, unit="iter")
+
+    def progress(it, x, loss, terms, elapsed):
+        bar.step(it, f"loss {loss:.3e}", _grouped(terms))
+        if a.save_every and it % a.save_every == 0:
+            x = backend.to_host(x).astype(np.float32)  # lbfgs-device hands over the device array
+            frame = image.deprocess(x, mode)
+            image.save_image(out.with_name(f"{out.stem}_iter{it}{out.suffix}"), frame, {**meta, "iteration": it})
+            frames.append((f"iter {it}", plots.thumbnail(frame)))
+
+    method, what = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
+    say(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
+        f"({what}, history {a.history}, tolerances off)")
+    try:
+        res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
+    finally:
+        bar.close()
+    x = res.x.astype(np.float32)
+    img = image.deprocess(x, mode)
+    log.update(iterations=res.iterations, evaluations=res.evaluations, seconds=round(time.perf_counter() - t0, 3),
+               optimiser_seconds=round(res.seconds, 3), stop_reason=res.stop, final_loss=res.loss,
+               final_terms=dict(obj.last_terms), losses=res.history, interrupted=res.interrupted, failed=res.failed)
+    log["status"] = "done"
+    if res.interrupted:
+        log["status"] = "interrupted"
+        say(f"\ninterrupted after {res.iterations} iterations: saving what there is", err=True)
+    elif res.failed:
+        log["status"] = "failed"
+        print_error(f"{res.failed}; keeping the last good image")
+    if setup.finish is not None and not res.failed:
+        try:
+            img = setup.finish(img, x, log)
+        except KeyboardInterrupt:
+            log["status"] = "interrupted"
+    say(f"{res.iterations} iterations, {res.evaluations} evaluations in {duration(res.seconds)} "
+        f"({res.stop}); final loss {res.loss:.4e}")
+    savers = [] if out is None else [("image", out, lambda: _save_outputs(out, img, meta, res, frames, log))]
+    save_outputs(log, savers, log_path)
+    return img, log
+
+
+def _save_outputs(out, img, meta, res, frames, log) -> None:
+    """The result, its loss plot and the frames' contact sheet; their paths go into the log."""
+    files = log.setdefault("files", {})
+    files["image"] = image.save_image(out, img, {**meta, "iterations": res.iterations, "final_loss": res.loss})
+    if res.history:
+        title = f"{log['task']}: {out.name}"
+        plotted = plots.loss_curve(plots.companion(out, "loss"), res.history, title)
+        if plotted is not None:
+            files["loss_plot"] = plotted
+    if frames:
+        if frames[-1][0] != f"iter {res.iterations}":  # the final image, unless just saved
+            frames.append((f"final ({res.iterations})", plots.thumbnail(img)))
+        files["frames"] = plots.contact_sheet(plots.companion(out, "frames"), frames)
+
+
+def _grouped(terms: dict) -> str:
+    """Per-term losses summed by kind, "content 1.2e+02  style 3.4e+01  tv 5.6e-01": one value
+    per kind keeps the progress line within 80 columns however many layers are matched."""
+    if len(terms) < 2:
+        return ""
+    kinds = {}
+    for name, value in terms.items():
+        kind = name.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0.0) + value
+    return " ".join(f"{k} {v:.2e}" for k, v in kinds.items())

@@ -1,0 +1,172 @@
+"""engine/optim/device_lbfgs.py on NumPy: the optimum of a known problem, scipy's loss on the three
+tasks, and the failure handling engine/optim/scipy_lbfgsb.py promises (Ctrl-C, NaN, callback errors)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine.optim.device_lbfgs import _dot, lbfgs_device
+from engine.optim import lbfgs
+
+
+class Quadratic:
+    """f(x) = 0.5 sum a_i (x_i - c_i)^2 over an (N, 3, H, W) image; counts and can sabotage calls."""
+
+    def __init__(self, shape=(1, 3, 4, 5), dtype=np.float32, nan_at=None, interrupt_at=None, seed=0):
+        rng = np.random.default_rng(seed)
+        self.a = rng.uniform(0.5, 20, shape)        # condition number 40
+        self.c = rng.uniform(-2, 2, shape)
+        self.net = SimpleNamespace(xp=np, dtype=np.dtype(dtype))
+        self.nan_at, self.interrupt_at = nan_at, interrupt_at
+        self.evaluations, self.seen = 0, []
+        self.last_terms = {}
+
+    def value_and_grad(self, x):
+        self.evaluations += 1
+        self.seen.append((type(x), x.dtype))
+        if self.evaluations == self.interrupt_at:
+            raise KeyboardInterrupt
+        r = x.astype(np.float64) - self.c
+        value = 0.5 * float(np.sum(self.a * r * r))
+        grad = (self.a * r).astype(x.dtype)
+        if self.nan_at is not None and self.evaluations >= self.nan_at:   # a blow-up that stays
+            grad[0, 0, 0, 0] = np.nan
+        self.last_terms = {"quad": value}
+        return value, grad
+
+
+def test_reaches_the_bounded_minimum():
+    q = Quadratic()
+    lo, hi = np.full((1, 3, 1, 1), -1.0), np.full((1, 3, 1, 1), 1.0)
+    res = lbfgs_device(q, np.zeros(q.a.shape), (lo, hi), iters=60)
+    expect = np.clip(q.c, -1, 1)                                  # separable: the optimum is the clipped centre
+    assert res.x.dtype == np.float64 and res.x.shape == q.a.shape
+    np.testing.assert_allclose(res.x, expect, atol=1e-4)
+    assert res.failed is None and not res.interrupted
+    assert all(t is np.ndarray and d == np.float32 for t, d in q.seen)  # float32 vectors throughout
+    assert [h["iteration"] for h in res.history] == list(range(1, res.iterations + 1))
+    losses = [h["loss"] for h in res.history]
+    assert all(b <= a for a, b in zip(losses, losses[1:]))      # Armijo: every step goes down
+
+
+def test_dot_sums_in_float64():
+    a = np.full(10, 0.1, np.float32)
+    assert _dot(np, a, a).dtype == np.float64
+
+
+def test_ftol_and_gtol_stop_early():
+    q = Quadratic()
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=500, gtol=1e-3)
+    assert res.iterations < 500 and "gtol" in res.stop
+    assert np.abs(q.a * (res.x - q.c)).max() <= 1e-3 * 1.01
+    res = lbfgs_device(Quadratic(), np.zeros(q.a.shape), iters=500, ftol=1e-6)
+    assert res.iterations < 500 and "ftol" in res.stop
+
+
+def test_a_nan_stops_with_the_last_good_iterate():
+    q = Quadratic(nan_at=6)
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=50)
+    assert res.failed and "non-finite" in res.failed and res.iterations < 50
+    assert np.isfinite(res.loss) and np.all(np.isfinite(res.x))
+    assert res.loss == pytest.approx(Quadratic().value_and_grad(res.x)[0], rel=1e-6)
+
+
+def test_ctrl_c_keeps_the_last_iterate():
+    q = Quadratic(interrupt_at=8)
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=50)
+    assert res.interrupted and res.stop == "interrupted (Ctrl-C)" and res.iterations >= 1
+    assert res.loss == res.history[-1]["loss"] < Quadratic().value_and_grad(np.zeros(q.a.shape))[0]
+    assert res.loss == pytest.approx(Quadratic().value_and_grad(res.x)[0], rel=1e-6)
+
+
+def test_callback_sees_the_device_array_and_can_stop_or_fail():
+    q = Quadratic()
+    seen = []
+
+    def stop_at_3(it, x, loss, terms, elapsed):
+        seen.append((it, type(x), x.shape, terms))
+        if it == 3:
+            raise StopIteration("enough")
+
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=50, callback=stop_at_3)
+    assert res.iterations == 3 and res.stop == "enough" and res.failed is None
+    assert seen[0][1:3] == (np.ndarray, q.a.shape) and "quad" in seen[0][3]
+
+    def broken(it, x, loss, terms, elapsed):
+        raise OSError("disk full")
+
+    res = lbfgs_device(Quadratic(), np.zeros(q.a.shape), iters=50, callback=broken)
+    assert res.iterations == 1 and res.failed == "stopped by an error in the progress callback: disk full"
+
+
+def test_x0_is_not_changed():
+    q = Quadratic()
+    x0 = np.full(q.a.shape, 5.0)
+    lbfgs_device(q, x0, (np.float64(-1), np.float64(1)), iters=3)
+    assert np.all(x0 == 5.0)
+
+
+# ----------------------------------------------------------------------------- against scipy
+
+
+TASKS = {
+    "invert": {"image": "coffee", "layer": "pool2"},
+    "texture": {"image": "gravel", "layers": "relu1_1,relu2_1"},
+    "style": {"content": "chelsea", "style": ["ihc"], "style_layers": "relu1_1,relu2_1", "content_layer": "relu2_2"},
+}
+
+
+def final_losses(task, tmp_path, size, iters, **kwargs):
+    """{optimizer: final loss} of the same run with each optimiser."""
+    import importlib
+
+    mod = importlib.import_module(f"tasks.{task}")
+    final = {}
+    for opt in ("lbfgs", "lbfgs-device"):
+        _, log = mod.run(size=size, iters=iters, device="cpu", print_every=0, optimizer=opt,
+                         out=str(tmp_path / f"{opt}.png"), **TASKS[task], **kwargs)
+        assert log["iterations"] == iters and log["status"] == "done"
+        final[opt] = log["final_loss"]
+    return final
+
+
+def test_same_loss_as_scipy_in_the_same_iterations():
+    """Style transfer at 32 px from the content image, 20 iterations, on the optimisers alone:
+    within 5% of scipy's loss, or below it."""
+    from engine.io import image
+    from engine.objectives import Objective
+    from engine.vgg import VGG19
+
+    def load(name):
+        return image.preprocess(image.load_image(image.sample_path(name), size=32))
+
+    net = VGG19.random(seed=0, device="cpu")
+    xc = load("chelsea")
+    obj = Objective.style(net, xc, [load("ihc")], content_layer="relu2_2", style_layers=["relu1_1", "relu2_1"])
+    obj.calibrate(xc)
+    lo, hi = image.pixel_bounds("caffe")
+    bounds = (lo.reshape(1, 3, 1, 1), hi.reshape(1, 3, 1, 1))
+    scipy_run = lbfgs(obj, xc, bounds, iters=20)
+    device_run = lbfgs_device(obj, xc, bounds, iters=20)
+    assert scipy_run.iterations == device_run.iterations == 20
+    assert device_run.loss <= 1.05 * scipy_run.loss, (device_run.loss, scipy_run.loss)
+    assert np.all(device_run.x >= bounds[0] - 1e-4) and np.all(device_run.x <= bounds[1] + 1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_same_loss_as_scipy_on_the_three_tasks(task, seed, tmp_path):
+    """Each task at 64 px, 50 iterations, two seeds: within 5% of scipy's loss, or below it."""
+    final = final_losses(task, tmp_path, 64, 50, seed=seed)
+    assert final["lbfgs-device"] <= 1.05 * final["lbfgs"], final
+
+
+def test_scipy_and_device_agree_on_the_quadratic():
+    q = Quadratic(dtype=np.float64)
+    a = lbfgs(q, np.zeros(q.a.shape), iters=40)
+    b = lbfgs_device(Quadratic(dtype=np.float64), np.zeros(q.a.shape), iters=40)
+    np.testing.assert_allclose(b.x, q.c, atol=1e-5)
+    np.testing.assert_allclose(a.x, q.c, atol=1e-5)

@@ -1,0 +1,123 @@
+"""The objectives' conventions: Eq. 4 weighting, Gram targets across sizes, blending."""
+import numpy as np
+import pytest
+
+from engine import UserError
+from engine.autograd import Tensor, backward
+from engine.objectives import Objective
+from engine.ops.gram import gram_forward
+from engine.vgg import VGG19
+
+
+@pytest.fixture(scope="module")
+def net():
+    return VGG19.random(seed=0, device="cpu", dtype=np.float64)
+
+
+def images(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-100, 100, s) for s in shapes]
+
+
+def term_grad(obj, term, x):
+    xt = Tensor(x, requires_grad=True)
+    feats = obj.net.forward(xt, obj.layers)
+    backward(term.loss(feats, xt))
+    return xt.grad
+
+
+def test_eq4_gram_terms_pull_equally_at_the_start(net):
+    """After calibrate(x'), every Gram term's gradient at x' has mean |g| = its user weight,
+    whatever the layer's raw scale (relu1_1 and relu4_1 differ by 1e13 here)."""
+    xs, x = images((1, 3, 32, 32), (1, 3, 32, 32))
+    obj = Objective.texture(net, xs, ["relu1_1", "relu4_1"], weights=[1.0, 3.0])
+    factors = obj.calibrate(x)
+    assert factors["style:relu4_1"] / factors["style:relu1_1"] > 1e6
+    for term, w in zip(obj.terms, (1.0, 3.0)):
+        assert np.abs(term_grad(obj, term, x)).mean() == pytest.approx(w, rel=1e-9)
+
+
+def test_eq4_content_terms_use_the_f_zero_probe(net):
+    """Content factors come from the F(x') = 0 probe, so they exist even when the start is
+    the target itself (where the actual gradient is exactly zero)."""
+    (x0,) = images((1, 3, 32, 32))
+    obj = Objective.inversion(net, x0, ["relu2_1", "pool3"])
+    factors = obj.calibrate(x0)
+    assert all(np.isfinite(f) and f > 0 for f in factors.values())
+    assert np.abs(term_grad(obj, obj.terms[0], x0)).max() == 0  # F = F0: no pull at all
+    # and the probe is the gradient of ||F||^2 / (2 N M): what the loss gives with target 0
+    probe = Objective(net, [obj.terms[0]])
+    probe.terms[0].target = np.zeros_like(obj.terms[0].target)
+    probe.terms[0].factor = 1.0
+    g = term_grad(probe, probe.terms[0], x0)
+    assert 1 / np.abs(g).mean() == pytest.approx(factors["content:relu2_1"], rel=1e-9)
+
+
+def test_gram_targets_are_rescaled_to_the_output_size(net):
+    (xs,) = images((1, 3, 32, 32), seed=1)
+    small, big = images((1, 3, 32, 32), (1, 3, 64, 64), seed=2)
+    t_small = Objective.style(net, small, [xs], style_layers=["relu1_1", "pool2"], tv_weight=0).terms[1:]
+    t_big = Objective.style(net, big, [xs], style_layers=["relu1_1", "pool2"], tv_weight=0).terms[1:]
+    for a, b in zip(t_small, t_big):
+        np.testing.assert_allclose(b.target, 4 * a.target, rtol=1e-12)  # 4x the positions
+
+
+def test_style_blend_mixes_gram_targets(net):
+    xc, s1, s2 = images((1, 3, 32, 32), (1, 3, 32, 32), (1, 3, 32, 32), seed=3)
+    obj = Objective.style(net, xc, [s1, s2], blend=[3, 1], style_layers=["relu2_1"], tv_weight=0)
+    g1, g2 = (gram_forward(net.features(s, ["relu2_1"])["relu2_1"]) for s in (s1, s2))
+    np.testing.assert_allclose(obj.terms[1].target, 0.75 * g1 + 0.25 * g2, rtol=1e-12)
+    with pytest.raises(UserError, match="1 weight"):
+        Objective.style(net, xc, [s1, s2], blend=[1.0])
+    with pytest.raises(UserError, match="non-negative"):
+        Objective.style(net, xc, [s1, s2], blend=[1.0, -1.0])
+
+
+def test_value_and_grad_reports_terms_that_sum_to_the_total(net):
+    xc, xs, x = images((1, 3, 32, 32), (1, 3, 32, 32), (1, 3, 32, 32), seed=4)
+    obj = Objective.style(net, xc, [xs], style_layers=["relu1_1", "relu3_1"], tv_weight=0.5)
+    obj.calibrate(xc)
+    value, grad = obj.value_and_grad(x)
+    assert grad.shape == x.shape and obj.evaluations == 1
+    assert set(obj.last_terms) == {"content:relu2_2", "style:relu1_1", "style:relu3_1", "tv"}
+    assert value == pytest.approx(sum(obj.last_terms.values()), rel=1e-12)
+
+
+def test_style_defaults_are_one_set_for_the_api_and_the_command_line(net):
+    """Objective.style's defaults and python -m tasks.style's are the same numbers."""
+    import inspect
+
+    from engine import objectives
+    from tasks.cli import command
+    from tasks import style
+
+    cli = command.defaults_of(style.PARSER)
+    api = inspect.signature(Objective.style).parameters
+    assert api["content_weight"].default == cli["content_weight"] == objectives.CONTENT_WEIGHT
+    assert api["style_weight"].default == cli["style_weight"] == objectives.STYLE_WEIGHT
+    assert api["tv_weight"].default == cli["tv_weight"] == objectives.TV_WEIGHT
+    assert api["content_layer"].default == cli["content_layer"]
+    assert ",".join(api["style_layers"].default) == cli["style_layers"]
+    assert api["levels"].default == cli["pyramid"]
+    (xc, xs) = images((1, 3, 32, 32), (1, 3, 32, 32))
+    weights = {t.name: t.weight for t in Objective.style(net, xc, [xs]).terms}
+    assert weights["content:relu2_2"] == objectives.CONTENT_WEIGHT and weights["tv"] == objectives.TV_WEIGHT
+
+
+def test_pyramid_levels_match_the_averaged_images(net):
+    """Level k's Gram target is the Gram of the style image 2x2-averaged k times, and its
+    term is met exactly (zero loss and gradient) at the style image itself."""
+    from engine.ops.pooling import avgpool2_forward
+
+    (xs,) = images((1, 3, 32, 32), seed=4)
+    obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], levels=3)
+    assert [t.name for t in obj.terms] == ["style:relu1_1", "style:relu2_1", "style:relu1_1@1",
+                                           "style:relu2_1@1", "style:relu1_1@2", "style:relu2_1@2"]
+    quarter = avgpool2_forward(avgpool2_forward(xs))
+    f = net.features(quarter, ["relu2_1"])["relu2_1"]
+    np.testing.assert_allclose(obj.terms[-1].target, gram_forward(f), rtol=1e-10)
+    obj.calibrate(images((1, 3, 32, 32), seed=5)[0])
+    value, grad = obj.value_and_grad(xs)
+    assert abs(value) < 1e-12 and np.abs(grad).max() < 1e-9
+    value_off, _ = obj.value_and_grad(images((1, 3, 32, 32), seed=6)[0])
+    assert value_off > 1e-3

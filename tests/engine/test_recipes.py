@@ -1,0 +1,210 @@
+"""ranVGG recipes: recipe -> net, checksums, the shipped recipes, the user cache, --net."""
+import argparse
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+from engine import recipes, stacked
+from engine.errors import UserError
+from engine.arch import CONV_SHAPES
+from engine.vgg import VGG19
+from tasks.pipeline import network
+from tasks import invert, stack
+
+# tiny builds: seconds, not minutes
+TINY = {"size": 32, "candidates": 2, "iters": 3, "top": "conv1_2"}
+QUIET = {"device": "cpu", "print_every": 0, "size": 32, "iters": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe():
+    return recipes.build(4, settings=TINY, device="cpu", progress=lambda line: None)
+
+
+def _conv_weights(net):
+    return {name: net.params[name][0] for name, _ in CONV_SHAPES}
+
+
+def test_recipe_gives_the_net_built_directly(tiny_recipe):
+    s = {**recipes.SETTINGS, **TINY}
+    net, x0, x_start, bounds = recipes.prepare(4, 0.015, s, "cpu")
+    report = stacked.build(net, x0, x_start, bounds, s["candidates"], s["iters"], s["top"], s["history"])
+    assert {n: r["chosen"] for n, r in report.items()} == {n: tiny_recipe["layers"][n]["chosen"] for n in report}
+    back = recipes.to_net(tiny_recipe, device="cpu")
+    for name, w in _conv_weights(net).items():
+        np.testing.assert_array_equal(back.params[name][0], w)
+        assert recipes.checksum(w) == tiny_recipe["layers"][name]["sha256"]
+    assert back.meta["kind"] == "ranvgg" and back.meta["recipe"]["seed"] == 4
+    # the file round trip, and the layers above --top keep the plain draw
+    assert tiny_recipe["complete"] and tiny_recipe["layers"]["conv2_1"] == {
+        "chosen": 0, "scores": [], "sha256": recipes.checksum(VGG19.random(seed=4).params["conv2_1"][0])}
+
+
+def test_file_round_trip(tiny_recipe, tmp_path):
+    recipes.save(tiny_recipe, tmp_path / "r.json")
+    assert recipes.load(tmp_path / "r.json") == json.loads(json.dumps(tiny_recipe))
+
+
+def test_a_changed_checksum_is_refused_in_one_line(tiny_recipe, tmp_path, capsys):
+    bad = json.loads(json.dumps(tiny_recipe))
+    bad["layers"]["conv1_2"]["sha256"] = "0" * 64
+    with pytest.raises(UserError, match=r"conv1_2: the regenerated weights do not match the recipe's checksum; "
+                                        r"this NumPy .* draws another random stream"):
+        recipes.to_net(bad, device="cpu")
+    recipes.save(bad, tmp_path / "bad.json")
+    code = invert.main(["--net", str(tmp_path / "bad.json"), "--image", "coffee", "--layer", "relu1_1",
+                        "--size", "32", "--iters", "1", "--device", "cpu", "--out", str(tmp_path / "i.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "checksum" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "i.png").exists()
+
+
+@pytest.mark.parametrize("change, expect", [
+    (lambda r: r.update(format="other"), "not a ranvgg recipe"),
+    (lambda r: r["layers"].pop("conv3_1"), "layer conv3_1 needs"),
+    (lambda r: r["layers"]["conv1_1"].update(chosen=-1), "layer conv1_1 needs"),
+])
+def test_malformed_recipes_are_refused(tiny_recipe, tmp_path, change, expect):
+    bad = json.loads(json.dumps(tiny_recipe))
+    change(bad)
+    recipes.save(bad, tmp_path / "bad.json")
+    with pytest.raises(UserError, match=expect):
+        recipes.load(tmp_path / "bad.json")
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a readable recipe"):
+        recipes.load(tmp_path / "junk.json")
+
+
+def test_other_sigma_scales_the_same_draws(tiny_recipe):
+    base = recipes.to_net(tiny_recipe, device="cpu")
+    big = recipes.to_net(tiny_recipe, sigma=0.15, device="cpu")
+    for name, w in _conv_weights(base).items():
+        np.testing.assert_allclose(big.params[name][0], w * 10, rtol=1e-6)
+    assert big.meta["sigma"] == 0.15 and big.meta["recipe"]["sigma_built"] == 0.015
+
+
+def test_selection_does_not_depend_on_sigma(tiny_recipe):
+    """Why one recipe serves every sigma: a zero-bias ReLU net is positively homogeneous and
+    the scores are scale-free, so a build at 10x sigma keeps the same candidates."""
+    big = recipes.build(4, sigma=0.15, settings=TINY, device="cpu", progress=lambda line: None)
+    for name in ("conv1_1", "conv1_2"):
+        assert big["layers"][name]["chosen"] == tiny_recipe["layers"][name]["chosen"]
+        np.testing.assert_allclose(big["layers"][name]["scores"], tiny_recipe["layers"][name]["scores"], rtol=0.05)
+
+
+def test_other_seeds_are_built_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANVGG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(recipes, "SETTINGS", {**recipes.SETTINGS, **TINY})
+    real, calls = stacked.build, []
+    monkeypatch.setattr(stacked, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lines = []
+    net = recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
+    assert len(calls) == 1 and any("building it once" in l for l in lines) and any("ETA" in l for l in lines)
+    cached = list((tmp_path / "cache").glob("ranvgg_seed_12_*.json"))
+    assert len(cached) == 1 and recipes.load(cached[0])["seed"] == 12
+    again = recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
+    assert len(calls) == 1  # reused, not rebuilt
+    for name, w in _conv_weights(net).items():
+        np.testing.assert_array_equal(again.params[name][0], w)
+    # other build settings do not reuse that entry
+    monkeypatch.setattr(recipes, "SETTINGS", {**recipes.SETTINGS, "candidates": 1})
+    recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
+    assert len(calls) == 2 and len(list((tmp_path / "cache").glob("ranvgg_seed_12_*.json"))) == 2
+
+
+def test_cache_dir_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("RANVGG_CACHE", str(tmp_path / "a"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert recipes.cache_dir() == tmp_path / "a"
+    monkeypatch.delenv("RANVGG_CACHE")
+    assert recipes.cache_dir() == tmp_path / "x" / "ranvgg"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert recipes.cache_dir() == tmp_path / "h" / ".cache" / "ranvgg"
+
+
+@pytest.mark.parametrize("seed", recipes.SHIPPED_SEEDS)
+def test_shipped_recipes_are_complete(seed):
+    recipe = recipes.load(recipes.SHIPPED_DIR / f"seed_{seed}.json")
+    assert recipe["seed"] == seed and recipe["complete"] and recipe["settings"] == recipes.SETTINGS
+    top = [n for n, _ in CONV_SHAPES].index(recipes.SETTINGS["top"])
+    layers = list(recipe["layers"].values())
+    assert all(len(r["scores"]) == recipes.SETTINGS["candidates"] and r["chosen"] == int(np.argmin(r["scores"]))
+               for r in layers[:top + 1])
+    assert all(r["chosen"] == 0 and not r["scores"] for r in layers[top + 1:])
+
+
+def test_shipped_recipe_of_seed_3_reproduces_its_checksums():
+    recipe = recipes.load(recipes.SHIPPED_DIR / "seed_3.json")
+    net = recipes.to_net(recipe, device="cpu")  # raises on any mismatch
+    want = [r["sha256"] for r in recipe["layers"].values()]
+    assert [recipes.checksum(w) for w in _conv_weights(net).values()] == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", recipes.SHIPPED_SEEDS)
+def test_every_shipped_recipe_reproduces_its_checksums(seed):
+    recipes.to_net(recipes.load(recipes.SHIPPED_DIR / f"seed_{seed}.json"), device="cpu")
+
+
+def _args(**kw):
+    base = {"device": "cpu", "seed": 3, "sigma": 0.015, "pooling": None, "net": None, "weights": None}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_default_net_is_ranvgg_from_the_shipped_recipe_without_a_build(monkeypatch, tmp_path):
+    monkeypatch.setenv("RANVGG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(stacked, "build", lambda *a, **k: pytest.fail("a shipped seed must not be built"))
+    t0 = time.perf_counter()
+    log = {}
+    net = network.make_net(_args(), log)
+    assert time.perf_counter() - t0 < 15  # a draw and checksums, no optimisation (about 1 s)
+    shipped = recipes.load(recipes.SHIPPED_DIR / "seed_3.json")
+    assert net.meta["kind"] == "ranvgg" and log["network"]["net"] == "ranvgg"
+    for name, r in shipped["layers"].items():
+        assert recipes.checksum(net.params[name][0]) == r["sha256"]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_net_random_is_the_plain_draw():
+    net = network.make_net(_args(net="random", seed=5), {})
+    plain = VGG19.random(seed=5)
+    for name, w in _conv_weights(plain).items():
+        np.testing.assert_array_equal(net.params[name][0], w)
+
+
+def test_net_file_and_weights_agree(tiny_recipe, tmp_path):
+    recipes.save(tiny_recipe, tmp_path / "r.json")
+    a = network.make_net(_args(net=str(tmp_path / "r.json")), {})
+    b = network.make_net(_args(weights=str(tmp_path / "r.json")), {})
+    np.testing.assert_array_equal(a.params["conv1_2"][0], b.params["conv1_2"][0])
+    with pytest.raises(UserError, match="give one of them"):
+        network.make_net(_args(net="random", weights=str(tmp_path / "r.json")), {})
+    with pytest.raises(UserError, match="use ranvgg, random, a recipe"):
+        network.make_net(_args(net="ranvg"), {})
+
+
+def test_stack_writes_a_recipe_and_weights_only_when_asked(tmp_path):
+    net, log = stack.run(seed=4, candidates=2, top="conv1_2", out=str(tmp_path / "r.json"), **QUIET)
+    written = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("_scores.png"))  # plot: matplotlib
+    assert written == ["r.json", "r_log.json"]
+    recipe = recipes.load(tmp_path / "r.json")
+    built = recipes.build(4, settings=TINY, device="cpu", progress=lambda line: None)
+    assert {n: r["chosen"] for n, r in recipe["layers"].items()} == {n: r["chosen"] for n, r in built["layers"].items()}
+    stack.run(seed=4, candidates=2, top="conv1_2", out=str(tmp_path / "s.json"), save_weights=str(tmp_path / "w.npz"),
+              **QUIET)
+    saved = VGG19.load(tmp_path / "w.npz", device="cpu")
+    for name, w in _conv_weights(recipes.to_net(recipe, device="cpu")).items():
+        np.testing.assert_array_equal(saved.params[name][0], w)
+
+
+def test_stack_help_shows_only_what_applies(capsys):
+    assert stack.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    options = set(re.findall(r"^  (--[\w-]+)", out, flags=re.M))
+    assert options == {"--device", "--seed", "--sigma", "--pooling", "--size", "--iters", "--history",
+                       "--print-every", "--log", "--out", "--save-weights", "--image", "--candidates", "--top"}
+    assert "FILE.png" not in out and "--out FILE.json" in out

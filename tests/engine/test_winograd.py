@@ -1,0 +1,110 @@
+"""Winograd F(2x2) / F(4x4) conv (engine/ops/winograd.py) against the direct float64 conv, and
+conv3x3's choice between it and im2col. Gradients: tests/engine/test_gradients.py (gradcheck entries
+"conv3x3+relu Winograd F(2x2)/F(4x4)")."""
+import numpy as np
+import pytest
+
+from engine import UserError
+from engine.ops import conv3x3, winograd
+from tests.engine.test_ops_forward import direct_conv
+
+ALGOS = ["f2", "f4"]
+
+
+def _case(shape, cout, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal((cout, shape[1], 3, 3)) * np.sqrt(2 / (9 * shape[1]))).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    return rng, x, w, b
+
+
+def _backward_reference(gy, w, mask=None):
+    """The input gradient, directly: the conv with the flipped, channel-swapped kernel."""
+    if mask is not None:
+        gy = gy * (mask > 0)
+    w_bwd = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).astype(np.float64)
+    return direct_conv(gy.astype(np.float64), w_bwd, np.zeros(w_bwd.shape[0]))
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 5, 7, 9), (1, 4, 1, 1), (2, 2, 3, 13), (1, 6, 12, 5)])
+def test_float64_exact_to_rounding(algorithm, shape):
+    """Forward (bias, fused ReLU) and backward (fused ReLU mask) equal the direct conv in
+    float64, for sides that are and are not multiples of the tile, batch 1 and 2."""
+    rng, x, w, b = _case(shape, 4, 0, np.float64)
+    p = conv3x3.ConvWeights(w, b)
+    ref = direct_conv(x, w, b)
+    np.testing.assert_allclose(conv3x3.conv3x3_forward(x, p, algorithm=algorithm), ref, rtol=0, atol=1e-12)
+    y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm=algorithm)
+    np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=0, atol=1e-12)
+    gy = rng.standard_normal(ref.shape)
+    np.testing.assert_allclose(conv3x3.conv3x3_backward(gy, p, algorithm=algorithm),
+                               _backward_reference(gy, w), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(conv3x3.conv3x3_backward(gy, p, relu_out=y, algorithm=algorithm),
+                               _backward_reference(gy, w, y), rtol=0, atol=1e-12)
+
+
+# float32 error of the largest value at a VGG-like layer (64 -> 48 channels, 32x32, ReLU'd
+# input, He-scaled weights); measured: im2col 3e-7, F(2x2) 3e-7, F(4x4) 5e-6 (forward and back)
+F32_BOUND = {"im2col": 2e-6, "f2": 2e-6, "f4": 5e-5}
+
+
+@pytest.mark.parametrize("algorithm", ["im2col"] + ALGOS)
+def test_float32_error_bounds(algorithm):
+    rng, x, w, b = _case((1, 64, 32, 32), 48, 1, np.float32)
+    x = np.maximum(x, 0)
+    p = conv3x3.ConvWeights(w, np.zeros_like(b))
+    ref = direct_conv(x.astype(np.float64), w.astype(np.float64), np.zeros(48))
+    y = conv3x3.conv3x3_forward(x, p, algorithm=algorithm)
+    assert y.dtype == np.float32
+    assert np.abs(y - ref).max() / np.abs(ref).max() < F32_BOUND[algorithm]
+    gy = rng.standard_normal(ref.shape).astype(np.float32)
+    gref = _backward_reference(gy, w)
+    gx = conv3x3.conv3x3_backward(gy, p, algorithm=algorithm)
+    assert gx.dtype == np.float32
+    assert np.abs(gx - gref).max() / np.abs(gref).max() < F32_BOUND[algorithm]
+
+
+def test_nan_passes_through_the_fused_relu():
+    _, x, w, b = _case((1, 16, 8, 8), 16, 2, np.float32)
+    x[0, 3, 4, 4] = np.nan
+    y = conv3x3.conv3x3_forward(x, conv3x3.ConvWeights(w, b), relu=True, algorithm="f4")
+    assert np.isnan(y[0, :, 3:6, 3:6]).all() and not np.isnan(y[0, :, 0, 0]).any()
+
+
+def test_weight_transforms_made_once_per_layer():
+    _, x, w, b = _case((1, 16, 8, 8), 8, 3, np.float32)
+    p = conv3x3.ConvWeights(w, b)
+    u = p.winograd_u(4, False)
+    assert u.shape == (36, 8, 16) and u.dtype == np.float32
+    assert p.winograd_u(4, False) is u
+    assert p.winograd_u(2, True).shape == (16, 16, 8)
+    conv3x3.conv3x3_forward(x, p, algorithm="f4")
+    assert p.winograd_u(4, False) is u
+
+
+def test_outputs_never_share_the_scratch_buffers():
+    """Scratch is reused between calls; what a conv returns must not be overwritten later."""
+    _, x, w, b = _case((1, 16, 8, 8), 16, 4, np.float32)
+    p = conv3x3.ConvWeights(w, b)
+    y1 = conv3x3.conv3x3_forward(x, p, algorithm="f2")
+    keep = y1.copy()
+    conv3x3.conv3x3_forward(x[:, :, ::-1].copy(), p, algorithm="f2")
+    np.testing.assert_array_equal(y1, keep)
+    tiles = winograd.scratch("m", (1,), np.float32)
+    assert not np.shares_memory(y1, tiles)
+
+
+def test_choice_by_map_size_and_override(monkeypatch):
+    monkeypatch.delenv("RANVGG_CONV", raising=False)
+    assert conv3x3.choose(64, 64, 256, 256) == "f4"
+    assert conv3x3.choose(512, 512, 16, 16) == "f2"
+    assert conv3x3.choose(512, 512, 8, 8) == "im2col"
+    assert conv3x3.choose(3, 64, 256, 256) == "im2col"  # the image layer: K = 3 per tile GEMM
+    assert conv3x3.choose(64, 3, 256, 256) == "f4"      # ... but its backward has K = 64
+    monkeypatch.setenv("RANVGG_CONV", "im2col")
+    assert conv3x3.choose(64, 64, 256, 256) == "im2col"
+    monkeypatch.setenv("RANVGG_CONV", "f5")
+    with pytest.raises(UserError, match="RANVGG_CONV"):
+        conv3x3.choose(64, 64, 256, 256)

@@ -1,0 +1,61 @@
+"""tasks.pipeline.scales: coarse to fine (--scales) and the image pyramid (--pyramid) in the tasks."""
+import numpy as np
+import pytest
+
+from engine import UserError
+from engine.io import image
+from engine.objectives import Objective
+from tasks import style, texture
+
+QUIET = {"device": "cpu", "print_every": 0}
+L4 = "relu1_1,relu2_1,relu3_1,relu4_1"  # relu5_1 would need 16 px at every pyramid level
+
+
+def test_coarse_stage_runs_first_and_starts_the_fine_one(tmp_path):
+    _, log = texture.run(image="brick", size=48, iters=5, scales="24", scale_iters=4, pyramid=2, layers=L4,
+                         out=str(tmp_path / "t.png"), **QUIET)
+    assert log["status"] == "done"
+    (stage,) = log["scales"]
+    assert stage["size"] == 24 and stage["shape"] == [24, 24] and stage["iterations"] == 4
+    assert {"style:relu1_1", "style:relu1_1@1"} <= set(log["weighting_factors"])
+    # the fine stage starts from the upsampled coarse result, not from white noise: its Gram
+    # error at the start is far below white noise's
+    assert log["start_gram_error"]["total"] < log["baselines"]["white_noise"]["gram_error"]["total"] / 10
+
+
+def test_style_with_half_scale(tmp_path):
+    _, log = style.run(content="chelsea", style=["ihc"], size=64, iters=3, scales="half", scale_iters=2,
+                       out=str(tmp_path / "s.png"), **QUIET)
+    assert [s["size"] for s in log["scales"]] == [32] and log["status"] == "done"
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"scales": "64"}, "increasing sizes between 16 and --size"),
+    ({"scales": "32,24"}, "increasing sizes"),
+    ({"scales": "big"}, "comma-separated sizes"),
+    ({"pyramid": 0}, "--pyramid must be"),
+    ({"scale_iters": 0, "scales": "24"}, "--scale-iters must be"),
+    ({"pyramid": 4, "size": 32}, "pyramid level 3"),
+])
+def test_bad_multiscale_options_are_user_errors(tmp_path, opts, words):
+    kw = {"size": 48, "iters": 2, "layers": L4, "scales": "none", **opts}
+    with pytest.raises(UserError, match=words):
+        texture.run(image="brick", out=str(tmp_path / "t.png"), **kw, **QUIET)
+
+
+def test_ctrl_c_in_a_coarse_stage_saves_its_result(tmp_path, monkeypatch):
+    real = Objective.value_and_grad
+    calls = {"n": 0}
+
+    def interrupting(self, x):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, x)
+
+    monkeypatch.setattr(Objective, "value_and_grad", interrupting)
+    img, log = texture.run(image="brick", size=48, iters=5, scales="24", scale_iters=10,
+                           out=str(tmp_path / "t.png"), **QUIET)
+    assert log["status"] == "interrupted" and img.shape == (24, 24, 3)
+    assert (tmp_path / "t.png").exists() and (tmp_path / "t.json").exists()
+    assert np.array_equal(image.load_image(tmp_path / "t.png"), np.round(img).astype(np.float32))
