@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arch import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest
+from .arch import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest, map_shape
 
 _INDEX = {name: i for i, (name, _, _) in enumerate(LAYERS)}
 _CONV = dict(CONV_SHAPES)
@@ -137,22 +137,9 @@ def _targets_bytes(n, h, w, terms, item) -> int:
         if kind == "tv" or layer is None:
             total += n * 3 * h * w * item
             continue
-        c, hh, ww = layer_shape(layer, h, w)
+        c, hh, ww = map_shape(layer, h, w)
         total += (c * c if kind == "gram" else n * c * hh * ww) * item
     return total
-
-
-def layer_shape(layer: str, h: int, w: int) -> tuple[int, int, int]:
-    """(C, h, w) of ``layer``'s output for an (h, w) input."""
-    c = 3
-    for name, kind, owner in LAYERS[:_INDEX[layer] + 1]:
-        if kind == "conv":
-            c = _CONV[name][0]
-        elif kind == "pool":
-            h, w = h // 2, w // 2
-        elif kind == "fc":
-            c, h, w = _FC[name], 1, 1
-    return c, h, w
 
 
 def _im2col(cin, cout, h, w) -> bool:
@@ -207,7 +194,7 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
         if kind == "tv" or layer is None:
             live += 2 * x  # the TV gradient, kept by its graph node, and its sum's temporary
             continue
-        c_l, hh, ww = layer_shape(layer, h0, w0)
+        c_l, hh, ww = map_shape(layer, h0, w0)
         f = n * c_l * hh * ww * item
         live += f if kind == "content" else 2 * c_l * c_l * item
         peak = max(peak, live + f)

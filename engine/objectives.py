@@ -33,7 +33,7 @@ from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
-from .arch import FC_LAYERS, LAYER_NAMES
+from .arch import map_shape
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
@@ -252,11 +252,8 @@ def _gram_targets(net: VGG19, images, blend, layers, like) -> dict:
 
 def _positions(h: int, w: int, layer: str) -> int:
     """M = h*w of ``layer``'s feature maps for an (h, w) input (2x2 pools, floored; fc: 1)."""
-    if layer in FC_LAYERS:
-        return 1
-    names = LAYER_NAMES  # poolB comes after block B in every architecture: VGG-19's names suffice
-    pools = sum(1 for n in names[:names.index(layer) + 1] if n.startswith("pool"))
-    return (h >> pools) * (w >> pools)
+    _, hh, ww = map_shape(layer, h, w)
+    return hh * ww
 
 
 def _weights(weights, n, what):

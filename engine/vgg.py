@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend
 from .arch import (DEFAULT_ARCH, DEFAULT_SIGMA, FC_LAYERS, FC_SIZES, POOLING, check_arch,
-                   check_layers, deepest, layer_table)
+                   check_layers, deepest, layer_table, poolings_before)
 from .autograd import Tensor
 from .errors import UserError
 from .io.weights import npz
@@ -139,7 +139,7 @@ class VGG19:
             raise UserError(f"the network takes (N, 3, H, W) input, got shape {tuple(shape)}")
         h, w = shape[2:]
         top = self._deepest(layers)
-        pools = sum(1 for name, kind, _ in self.layers[:top + 1] if kind == "pool")
+        pools = poolings_before(self.layers[top][0])
         if min(h, w) >> pools < 1:
             raise UserError(f"a {h}x{w} image is too small for {deepest(layers)} "
                             f"({pools} poolings need at least {2 ** pools} px on each side)")

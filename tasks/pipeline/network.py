@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine import backend, memory, recipes
 from engine.errors import UserError
-from engine.arch import DEFAULT_ARCH
+from engine.arch import DEFAULT_ARCH, map_shape
 from engine.vgg import VGG19
 
 from ..cli.console import say
@@ -94,7 +94,7 @@ def list_layers(net: VGG19, size: int) -> None:
     """Each layer's shape at --size, computed from the sizes alone (any --size is instant)."""
     names = net.layer_names()
     top = [n for n in names if not n.startswith(("fc", "relu6", "relu7"))]
-    shapes = {k: memory.layer_shape(k, size, size) for k in top} if size >= 32 else {}
+    shapes = {k: map_shape(k, size, size) for k in top} if size >= 32 else {}
     for name in names:
         s = shapes.get(name)
         side = net.fc_input_side()
