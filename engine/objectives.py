@@ -34,7 +34,7 @@ from .ops.losses import content_loss, gram_loss
 from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
-from .arch import map_shape
+from .arch import map_shape, pins_layout
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
@@ -109,7 +109,7 @@ class Objective:
 
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
-                pixel_stats: str = "none", feature_stats: str = "gram") -> "Objective":
+                pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -118,11 +118,14 @@ class Objective:
         its own Eq. 4 factor; see ``_gram_terms``. ``pixel_stats`` ("moments" | "swd") adds a
         term on the colour distribution of the pixels; ``feature_stats`` chooses the terms per
         layer (``FEATURE_STATS``: the Gram matrix, and/or mean and covariance, or a sliced
-        Wasserstein distance beside it)."""
+        Wasserstein distance beside it). ``drop_pinned``: leave out, at each pyramid level, the
+        layers whose Gram matrix would pin the source's layout (``engine.arch.pins_layout``, at
+        the exemplar's or the output's size); ``pinned_layers`` says which."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
-        terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats)
+        terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
+                            (xs.shape[2:],) if drop_pinned else None)
         return cls(net, terms + _pixel_terms(net, [xs], pixel_stats, shape))
 
     @classmethod
@@ -243,13 +246,33 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int) 
     return terms
 
 
-def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str) -> list[Term]:
+def pinned_layers(layers, sizes, levels: int = 1) -> dict:
+    """{pyramid level: [layers that pin the layout at one of ``sizes`` ((h, w) of the exemplar,
+    the output, ...) averaged down ``level`` times]}; levels with none are left out."""
+    out = {}
+    for k in range(levels):
+        hit = [l for l in layers if any(pins_layout(l, h >> k, w >> k) for h, w in sizes)]
+        if hit:
+            out[k] = hit
+    return out
+
+
+def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None) -> list[Term]:
     """The per-layer terms ``stats`` (one of ``FEATURE_STATS``) of ``images`` (blended
-    equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones."""
+    equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones.
+    ``drop_at``: the exemplars' (h, w) sizes: layers that pin the layout there or at ``shape``
+    are left out, per level."""
     if stats not in FEATURE_STATS:
         raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
+    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels) if drop_at else {}
     terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels) \
         if stats.startswith("gram") else []
+    terms = [t for t in terms if t.layer not in drop.get(t.level, ())]
+    if not terms and stats.startswith("gram"):
+        raise UserError(f"every layer of {', '.join(layers)} pins the layout at this size "
+                        f"(fewer positions than channels): use a larger size or shallower layers")
+    keep = [(l, w) for l, w in zip(layers, weights) if l not in drop.get(0, ())]
+    layers, weights = [l for l, _ in keep], [w for _, w in keep]
     if stats.endswith("moments"):
         terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l), w)
                   for l, w in zip(layers, weights)]
