@@ -15,6 +15,7 @@ VGG-19; white noise and shuffled pixels are the baselines. Gatys et al.: --weigh
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from engine import backend, metrics
@@ -32,7 +33,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES = "drop", "moments", "gram"
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER = "drop", "moments", "gram", True
 
 
 def _parser():
@@ -52,6 +53,9 @@ def _parser():
     g.add_argument("--pixel-stats", choices=PIXEL_STATS, default=PIXEL,
                    help="also match the colour distribution of the pixels: mean and covariance, or the "
                         f"sliced Wasserstein distance (a grey exemplar then gives a grey texture; default: {PIXEL})")
+    g.add_argument("--colour-transfer", action=argparse.BooleanOptionalAction, default=COLOUR_TRANSFER,
+                   help="map the result's colours linearly to the exemplar's mean and covariance at the end "
+                        f"(exact: a grey exemplar gives a grey result; default: {'on' if COLOUR_TRANSFER else 'off'})")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
@@ -160,6 +164,9 @@ def run(**kwargs):
     log["start_gram_error"] = score(x_start)
 
     def finish(out_img, x, log):
+        if a.colour_transfer:
+            out_img = image.colour_transfer(out_img, img)
+            x = image.preprocess(out_img, net.preprocessing)
         log["gram_error"] = score(x)
         log["gram_error_check_net"] = score_check(x)
         base = log["baselines"]["white_noise"]
