@@ -119,3 +119,12 @@ def map_shape(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH) -> tuple[int
     else:
         c = dict(convs)[owner][0]
     return c, h >> pools, w >> pools
+
+
+def pins_layout(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH) -> bool:
+    """Whether ``layer``'s Gram matrix at an h x w input pins the image's layout: its C x M
+    feature matrix has fewer positions M than channels C, so G = F F^T (rank <= M) fixes F up
+    to a rotation of its M columns, and a synthesis matching it re-renders the source rather
+    than sampling a new texture (relu4_1 at 128 px: 16 x 16 = 256 positions, 512 channels)."""
+    c, hh, ww = map_shape(layer, h, w, arch)
+    return hh * ww < c

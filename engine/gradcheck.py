@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import conv3x3, fc, gram, losses, pooling, relu, tv
+    from .ops import conv3x3, fc, gram, losses, pooling, relu, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -143,6 +143,15 @@ def _op_checks():
         g0 = gram.gram_forward(_rand(device, (1, 4, 3, 5), 15))
         return scalar_fn(lambda t: losses.gram_loss(t, g0, 0.7)), _rand(device, (2, 4, 3, 5), 8)
 
+    def moments_loss(device):
+        mu0, c0 = stats.moments(_rand(device, (1, 4, 3, 5), 30))
+        return scalar_fn(lambda t: stats.moments_loss(t, mu0, c0, 0.7)), _rand(device, (2, 4, 3, 5), 31)
+
+    def swd_loss(device):  # a target of another size (15 positions resampled from 20)
+        d = stats.directions(4, 6, 0, xp=backend.xp_for(device), dtype=np.float64)
+        t = stats.sorted_projections(_rand(device, (1, 4, 4, 5), 32), d, 15)
+        return scalar_fn(lambda x: stats.sliced_wasserstein_loss(x, t, d, 0.7)), _rand(device, (2, 4, 3, 5), 33)
+
     def tv_(device):
         return scalar_fn(lambda t: tv.tv_loss(t, 0.3)), _rand(device, (2, 3, 5, 6), 9)
 
@@ -169,6 +178,8 @@ def _op_checks():
         Check("gram", (2, 4, 3, 5), gram_),
         Check("content loss", (2, 4, 3, 5), content),
         Check("gram loss", (2, 4, 3, 5), gram_loss),
+        Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
+        Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
         Check("autograd: shared input", (1, 3, 4, 6), chain),
     ]
@@ -230,6 +241,16 @@ def _net_checks():
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
 
+    def texture_stats(device):  # colour and per-layer distribution terms, at another output size
+        net = VGG19.random(seed=8, sigma=0.05, device=device, dtype=np.float64)
+        xs = np.random.default_rng(28).uniform(-100, 100, (1, 3, 24, 32))
+        obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), pixel_stats="swd",
+                                feature_stats="gram+moments")
+        obj.terms += Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
+                                       feature_stats="swd").terms
+        obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)
+
     # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
     # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
     return [
@@ -239,6 +260,7 @@ def _net_checks():
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
+        Check("texture with colour and distribution terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
     ]
 
 

@@ -31,9 +31,10 @@ from .autograd import Tensor, add, backward
 from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
+from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.tv import tv_loss
-from .arch import map_shape
+from .arch import map_shape, pins_layout
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
@@ -41,12 +42,19 @@ from .vgg import VGG19
 # TV dominate (a blur; measured in the README).
 STYLE_CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+PIXELS = "pixels"   # the "layer" of a term on the image itself
+# distribution terms a texture or style objective can add: on the pixels (colour) and on every
+# style layer beside its Gram matrix (docs/levers.md)
+PIXEL_STATS = ("none", "moments", "swd")
+FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
 
 
 @dataclass
 class Term:
-    """One weighted loss term. ``kind``: "content" | "gram" | "tv"."""
+    """One weighted loss term. ``kind``: "content" | "gram" | "moments" | "swd" | "tv".
+
+    ``layer`` PIXELS: the term reads the image itself (its colour distribution)."""
 
     name: str
     kind: str
@@ -60,9 +68,14 @@ class Term:
         s = self.weight * self.factor if scale is None else scale
         if self.kind == "content":
             return content_loss(feats[self.layer], self.target, s, self.name)
+        if self.kind == "tv":
+            return tv_loss(x, s, self.name)
+        f = x if self.layer == PIXELS else feats[self.layer]
         if self.kind == "gram":
-            return gram_loss(feats[self.layer], self.target, s, self.name)
-        return tv_loss(x, s, self.name)
+            return gram_loss(f, self.target, s, self.name)
+        if self.kind == "moments":
+            return moments_loss(f, *self.target, s, self.name)
+        return sliced_wasserstein_loss(f, *self.target, s, self.name)
 
 
 class Objective:
@@ -73,7 +86,7 @@ class Objective:
             raise UserError("an objective needs at least one term")
         self.net = net
         self.terms = terms
-        self.layers = sorted({t.layer for t in terms if t.layer}, key=net.layer_names().index)
+        self.layers = sorted({t.layer for t in terms if t.layer and t.layer != PIXELS}, key=net.layer_names().index)
         self.levels = sorted({t.level for t in terms})
         self.last_terms: dict[str, float] = {}
         self.evaluations = 0
@@ -95,15 +108,25 @@ class Objective:
         return cls(net, terms)
 
     @classmethod
-    def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1) -> "Objective":
+    def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
+                pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
-        ``levels`` > 1 adds an image pyramid: the same Gram terms on x and xs 2x2-averaged
-        once, twice, ... (``levels - 1`` times), each with its own Eq. 4 factor; see
-        ``_gram_terms``."""
+        ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
+        statistics make the targets size-free. ``levels`` > 1 adds an image pyramid: the same
+        Gram terms on x and xs 2x2-averaged once, twice, ... (``levels - 1`` times), each with
+        its own Eq. 4 factor; see ``_gram_terms``. ``pixel_stats`` ("moments" | "swd") adds a
+        term on the colour distribution of the pixels; ``feature_stats`` chooses the terms per
+        layer (``FEATURE_STATS``: the Gram matrix, and/or mean and covariance, or a sliced
+        Wasserstein distance beside it). ``drop_pinned``: leave out, at each pyramid level, the
+        layers whose Gram matrix would pin the source's layout (``engine.arch.pins_layout``, at
+        the exemplar's or the output's size); ``pinned_layers`` says which."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
-        return cls(net, _gram_terms(net, [xs], [1.0], layers, weights, xs, levels))
+        shape = tuple(xs.shape) if shape is None else tuple(shape)
+        terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
+                            (xs.shape[2:],) if drop_pinned else None)
+        return cls(net, terms + _pixel_terms(net, [xs], pixel_stats, shape))
 
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
@@ -127,7 +150,7 @@ class Objective:
         blend = [b / sum(blend) for b in blend]
         terms = [Term(f"content:{content_layer}", "content", content_layer,
                       net.features(xc, [content_layer])[content_layer], content_weight)]
-        terms += _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc, levels)
+        terms += _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image
@@ -198,9 +221,9 @@ def _content_probe_target(f, f0):
     return f + f0
 
 
-def _gram_terms(net: VGG19, images, blend, layers, weights, like, levels: int) -> list[Term]:
+def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int) -> list[Term]:
     """Gram terms for ``layers`` at pyramid levels 0 .. levels-1 (names "style:relu3_1",
-    "style:relu3_1@1", ...).
+    "style:relu3_1@1", ...), for an image being optimised of ``shape`` (N, 3, H, W).
 
     Level k matches the Gram matrices of x and of the style images both 2x2-averaged k times:
     a random net's 3x3 filters on a half-size image see twice as far, so the coarse
@@ -210,17 +233,91 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, like, levels: int) -
         raise UserError(f"pyramid levels must be a whole number >= 1, got {levels!r}")
     terms = []
     for k in range(levels):
-        h, w = (s >> k for s in like.shape[2:])
+        h, w = (s >> k for s in shape[2:])
         try:
             net.check_input((1, 3, h, w), layers)
         except UserError as exc:
             raise UserError(f"pyramid level {k} averages the image down to {h}x{w} px: {exc}; "
                             f"use fewer pyramid levels or a larger size") from None
         small = [_averaged(net, img, k) for img in images]
-        grams = _gram_targets(net, small, blend, layers, _averaged(net, like, k))
+        grams = _gram_targets(net, small, blend, layers, (h, w))
         terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], w, level=k)
                   for l, w in zip(layers, weights)]
     return terms
+
+
+def pinned_layers(layers, sizes, levels: int = 1) -> dict:
+    """{pyramid level: [layers that pin the layout at one of ``sizes`` ((h, w) of the exemplar,
+    the output, ...) averaged down ``level`` times]}; levels with none are left out."""
+    out = {}
+    for k in range(levels):
+        hit = [l for l in layers if any(pins_layout(l, h >> k, w >> k) for h, w in sizes)]
+        if hit:
+            out[k] = hit
+    return out
+
+
+def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None) -> list[Term]:
+    """The per-layer terms ``stats`` (one of ``FEATURE_STATS``) of ``images`` (blended
+    equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones.
+    ``drop_at``: the exemplars' (h, w) sizes: layers that pin the layout there or at ``shape``
+    are left out, per level."""
+    if stats not in FEATURE_STATS:
+        raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
+    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels) if drop_at else {}
+    terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels) \
+        if stats.startswith("gram") else []
+    terms = [t for t in terms if t.layer not in drop.get(t.level, ())]
+    if not terms and stats.startswith("gram"):
+        raise UserError(f"every layer of {', '.join(layers)} pins the layout at this size "
+                        f"(fewer positions than channels): use a larger size or shallower layers")
+    keep = [(l, w) for l, w in zip(layers, weights) if l not in drop.get(0, ())]
+    layers, weights = [l for l, _ in keep], [w for _, w in keep]
+    if stats.endswith("moments"):
+        terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l), w)
+                  for l, w in zip(layers, weights)]
+    if stats.endswith("swd"):
+        m = {l: _positions(shape[2], shape[3], l) for l in layers}
+        terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, images, l, m[l]), w)
+                  for l, w in zip(layers, weights)]
+    return terms
+
+
+def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
+    """A term on the colour distribution of the pixels (``PIXEL_STATS``): with it a grey
+    exemplar gives a grey texture (a zero-variance direction is held at zero)."""
+    if stats not in PIXEL_STATS:
+        raise UserError(f"pixel statistics must be one of {', '.join(PIXEL_STATS)}; got {stats!r}")
+    if stats == "none":
+        return []
+    x = _pooled([net.to_device(img) for img in images])
+    if stats == "moments":
+        mu, cov = moments(x)
+        return [Term("colour:moments", "moments", PIXELS, (mu.mean(0, keepdims=True), cov.mean(0, keepdims=True)))]
+    dirs = directions(3, SWD_PIXEL_DIRECTIONS, seed=0, xp=net.xp, dtype=x.dtype)
+    return [Term("colour:swd", "swd", PIXELS, (sorted_projections(x, dirs, shape[2] * shape[3]), dirs))]
+
+
+SWD_PIXEL_DIRECTIONS = 32
+
+
+def _pooled(maps):
+    """(N, C, h, w) maps of any sizes -> (1, C, 1, all positions): one distribution."""
+    xp = backend.array_module(maps[0])
+    return xp.concatenate([m.transpose(1, 0, 2, 3).reshape(1, m.shape[1], 1, -1) for m in maps], axis=3)
+
+
+def _moment_targets(net: VGG19, images, layer):
+    feats = [net.features(img, [layer])[layer] for img in images]
+    mus, covs = zip(*(moments(f) for f in feats))
+    return sum(m.mean(0, keepdims=True) for m in mus) / len(mus), sum(c.mean(0, keepdims=True) for c in covs) / len(covs)
+
+
+def _swd_target(net: VGG19, images, layer, positions):
+    """(sorted projections resampled to ``positions``, directions): one direction per channel."""
+    f = _pooled([net.features(img, [layer])[layer] for img in images])
+    dirs = directions(f.shape[1], f.shape[1], seed=1, xp=net.xp, dtype=f.dtype)
+    return sorted_projections(f, dirs, positions), dirs
 
 
 def _averaged(net: VGG19, x, times: int):
@@ -231,13 +328,13 @@ def _averaged(net: VGG19, x, times: int):
     return x
 
 
-def _gram_targets(net: VGG19, images, blend, layers, like) -> dict:
+def _gram_targets(net: VGG19, images, blend, layers, hw) -> dict:
     """{layer: sum_i blend_i * G_i * M_out / M_i}, each (1, C, C) on the device.
 
     G = F F^T grows with the number of positions M, so a style image of another size than the
-    image being optimised (``like``, (N, 3, H, W)) has its Gram matrices rescaled to the
+    image being optimised (of size ``hw`` = (H, W)) has its Gram matrices rescaled to the
     output's M: what is matched is the per-position correlation, as the loss's 1/M^2 assumes."""
-    h, w = like.shape[2:]
+    h, w = hw
     targets = {}
     for img, b in zip(images, blend):
         feats = net.features(img, layers)

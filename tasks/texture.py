@@ -15,11 +15,13 @@ VGG-19; white noise and shuffled pixels are the baselines. Gatys et al.: --weigh
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from engine import backend, metrics
 from engine.io import image
-from engine.objectives import Objective
+from engine.errors import UserError
+from engine.objectives import FEATURE_STATS, PIXEL_STATS, Objective, pinned_layers
 from engine.vgg import VGG19
 
 from .cli import command
@@ -30,6 +32,8 @@ from .cli.console import quiet_by_default, say
 SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
+# the texture defaults, one set for the command line and run(): measured in docs/levers.md
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER = "drop", "moments", "gram", True
 
 
 def _parser():
@@ -39,21 +43,61 @@ def _parser():
     g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
     g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
                    help="extra weight per layer, on top of the automatic factors (default: all 1)")
+    g.add_argument("--out-size", default=None, metavar="WxH",
+                   help="size of the synthesised texture in px (any size, from an exemplar of any size; "
+                        "coarse stages scale it down with --size); default: the exemplar's size at --size")
+    g.add_argument("--pinned-layers", choices=("drop", "keep"), default=PINNED,
+                   help="a layer with fewer positions than channels at the exemplar's or the output's size "
+                        "(relu4_1, relu5_1 at 128 px) has a Gram matrix that pins the source's layout: "
+                        f"drop it (said in the log) or keep it (default: {PINNED})")
+    g.add_argument("--pixel-stats", choices=PIXEL_STATS, default=PIXEL,
+                   help="also match the colour distribution of the pixels: mean and covariance, or the "
+                        f"sliced Wasserstein distance (a grey exemplar then gives a grey texture; default: {PIXEL})")
+    g.add_argument("--colour-transfer", action=argparse.BooleanOptionalAction, default=COLOUR_TRANSFER,
+                   help="map the result's colours linearly to the exemplar's mean and covariance at the end "
+                        f"(exact: a grey exemplar gives a grey result; default: {'on' if COLOUR_TRANSFER else 'off'})")
+    g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
+                   help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
+                        f"sliced Wasserstein distance of the features (default: {FEATURES})")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
     return ap
+
+
+def out_shape(spec, size: int, full: int, src_hw) -> tuple[int, int]:
+    """(h, w) of the synthesis at a stage of longer side ``size`` (the last stage: ``full``):
+    --out-size scaled by size / full, or the exemplar's own (h, w) at that stage."""
+    if spec is None:
+        return tuple(src_hw)
+    try:
+        w, h = (int(v) for v in str(spec).lower().split("x"))
+    except ValueError:
+        raise UserError(f"--out-size must be WIDTHxHEIGHT in px, e.g. 256x128; got {spec!r}") from None
+    if w < 16 or h < 16:
+        raise UserError(f"--out-size {spec}: give at least 16x16 px")
+    return max(1, round(h * size / full)), max(1, round(w * size / full))
 
 
 PARSER = _parser()
 
 
 def gram_scorer(net: VGG19, x_ref, layers):
-    """score(x) -> relative Gram error per layer (and total) of x against x_ref in ``net``;
-    the reference's features are computed once."""
-    ref = {l: backend.to_host(f) for l, f in net.features(x_ref, layers).items()}
+    """score(x) -> relative error of the per-position Gram matrices F F^T / M, per layer (and
+    total), of x against x_ref in ``net`` (x may have another size); the reference's Grams are
+    computed once. For equal sizes this is ``metrics.gram_relative_error``."""
+    def grams(x):
+        out = {}
+        for l, f in net.features(x, layers).items():
+            f = backend.to_host(f).astype("float64").reshape(f.shape[1], -1)
+            out[l] = f @ f.T / f.shape[1]
+        return out
+
+    ref = grams(x_ref)
 
     def score(x):
-        return metrics.gram_relative_error({l: backend.to_host(f) for l, f in net.features(x, layers).items()}, ref)
+        err = {l: metrics.relative_error(g, ref[l]) for l, g in grams(x).items()}
+        err["total"] = float(sum(err.values()))
+        return err
 
     return score
 
@@ -83,9 +127,23 @@ def run(**kwargs):
         src = inputs.fit_for_fc(inputs.read(a.image, size), layers, net, size, log)
         x_src = image.preprocess(src, net.preprocessing)
         net.check_input(x_src.shape, layers)
-        x0 = (inputs.start_image(a, x_src.shape, content=x_src, mode=net.preprocessing) if start is None
-              else scales.start_from(start, x_src.shape, net.preprocessing))
-        return Objective.texture(net, x_src, layers, weights, levels=a.pyramid), x0
+        shape = (1, 3, *out_shape(a.out_size, size, a.size, x_src.shape[2:]))
+        net.check_input(shape, layers)
+        content = x_src if shape == x_src.shape else scales.start_from(src, shape, net.preprocessing)
+        x0 = (inputs.start_image(a, shape, content=content, mode=net.preprocessing) if start is None
+              else scales.start_from(start, shape, net.preprocessing))
+        drop = a.pinned_layers == "drop"
+        pinned = pinned_layers(layers, [x_src.shape[2:], shape[2:]], a.pyramid)
+        if pinned and size == a.size:
+            note = "; ".join(f"{', '.join(ls)}" + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
+            note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins the source's layout; "
+                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers keep)"))
+            log.setdefault("notes", []).append(note)
+            log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
+            say(note)
+        obj = Objective.texture(net, x_src, layers, weights, levels=a.pyramid, shape=shape, pixel_stats=a.pixel_stats,
+                                feature_stats=a.feature_stats, drop_pinned=drop)
+        return obj, x0
 
     try:
         coarse = scales.coarse_to_fine(a, net, build, layers, log)
@@ -106,6 +164,9 @@ def run(**kwargs):
     log["start_gram_error"] = score(x_start)
 
     def finish(out_img, x, log):
+        if a.colour_transfer:
+            out_img = image.colour_transfer(out_img, img)
+            x = image.preprocess(out_img, net.preprocessing)
         log["gram_error"] = score(x)
         log["gram_error_check_net"] = score_check(x)
         base = log["baselines"]["white_noise"]

@@ -405,6 +405,27 @@ def luminance_transfer(stylised_hwc: np.ndarray, content_hwc: np.ndarray) -> np.
     return np.clip(yiq @ _YIQ2RGB.T, 0.0, 255.0).astype(np.float32)
 
 
+def colour_transfer(img_hwc: np.ndarray, ref_hwc: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W, 3) float32 in [0, 255]: img's pixels mapped linearly so that their
+    mean and covariance are the reference's (any size): y = A (x - mu_x) + mu_ref with
+    A = C_ref^(1/2) C_x^(-1/2) (symmetric square roots). A grey reference (covariance of rank one,
+    along the grey axis) gives an exactly grey image; the map keeps the image's own structure."""
+    x = np.asarray(img_hwc, np.float64).reshape(-1, 3)
+    r = np.asarray(ref_hwc, np.float64).reshape(-1, 3)
+    mx, mr = x.mean(0), r.mean(0)
+    cx, cr = np.cov(x.T, bias=True), np.cov(r.T, bias=True)
+
+    def power(c, p):
+        w, v = np.linalg.eigh(c)
+        w = np.clip(w, 0, None)
+        keep = w > w.max() * 1e-8 if p < 0 else np.ones_like(w, bool)
+        return (v[:, keep] * w[keep] ** p) @ v[:, keep].T
+
+    a = power(cr, 0.5) @ power(cx + np.eye(3) * 1e-6 * (np.trace(cx) + 1e-12), -0.5)
+    y = (x - mx) @ a.T + mr
+    return np.clip(y, 0.0, 255.0).reshape(np.shape(img_hwc)).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- samples
 
 class Sample(NamedTuple):

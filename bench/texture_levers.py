@@ -1,0 +1,147 @@
+"""Texture levers on held-out crops: each option of python -m tasks.texture judged fairly.
+
+    python -m bench.texture_levers --images moon.png,stars.png --weights vgg19.npz --out DIR \
+        [--configs default,old,...] [--seeds 0,1,2] [--size 128] [--iters 200] [--device cpu]
+
+Each exemplar is cut into disjoint 128 px crops: the first is what the synthesis sees, the
+others are held out. A result is scored by the per-position Gram distance (sum over relu1_1 ..
+relu5_1 of ||G(x) - G(h)||^2 / ||G(h)||^2) to each held-out crop h, averaged, in the trained
+VGG-19 and in an independently seeded random VGG-19; "nature" is the same distance of each
+held-out crop to the other held-out crops (the floor), "copy" that of the source crop itself.
+copy score: the largest normalised cross-correlation of the grey result with the grey source over
+all circular shifts (1: a shifted copy); nature's: source against the held-out crops. chroma:
+mean over pixels of the standard deviation across R, G, B (0 for a grey image).
+Rows go to DIR/levers.csv as they finish; DIR/<image>_<config>_s<seed>.png are the results.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+
+import numpy as np
+
+from engine import backend
+from engine.io import image
+from engine.vgg import VGG19
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+OLD = dict(pinned_layers="keep", pixel_stats="none", feature_stats="gram", colour_transfer=False)
+CONFIGS = {
+    "default": {},
+    "old": OLD,                                                     # Gram on relu1_1 .. relu5_1, nothing else
+    "keep": dict(pinned_layers="keep"),                             # the default with the pinning layers kept
+    "drop": dict(pixel_stats="none", colour_transfer=False),        # the layer rule alone
+    "no_transfer": dict(colour_transfer=False),
+    "colour_swd": dict(pixel_stats="swd"),
+    "centred": dict(feature_stats="gram+moments"),
+    "swd": dict(feature_stats="gram+swd"),
+    "pyramid3": dict(pyramid=3),
+    "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
+}
+
+
+def crops(img, side=128):
+    """Disjoint side x side crops of img scaled so that its shorter side is 2 * side."""
+    h, w = img.shape[:2]
+    s = 2 * side / min(h, w)
+    img = image.resize(img, round(h * s), round(w * s))
+    h, w = img.shape[:2]
+    return [img[i:i + side, j:j + side] for i in range(0, h - side + 1, side) for j in range(0, w - side + 1, side)]
+
+
+def grey(img):
+    return np.asarray(img, np.float64).mean(axis=2)
+
+
+def copy_score(a, b):
+    """max over circular shifts of the normalised cross-correlation of grey a and b (same size)."""
+    a, b = grey(a), grey(b)
+    a, b = a - a.mean(), b - b.mean()
+    c = np.fft.irfft2(np.fft.rfft2(a) * np.conj(np.fft.rfft2(b)), s=a.shape)
+    return float(c.max() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def chroma(img):
+    return float(np.asarray(img, np.float64).std(axis=2).mean())
+
+
+class Grams:
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, img):
+        x = image.preprocess(np.asarray(img, np.float32), self.net.preprocessing)
+        out = {}
+        for l, f in self.net.features(x, list(LAYERS)).items():
+            f = backend.to_host(f).astype(np.float64).reshape(f.shape[1], -1)
+            out[l] = f @ f.T / f.shape[1]
+        return out
+
+
+def distance(ga, gb):
+    return float(sum(((ga[l] - gb[l]) ** 2).sum() / (gb[l] ** 2).sum() for l in LAYERS))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--scale-iters", type=int, default=100)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args(argv)
+    from tasks import texture
+
+    os.makedirs(a.out, exist_ok=True)
+    judges = {"trained": Grams(VGG19.load(a.weights, device=a.device)),
+              "random": Grams(VGG19.random(seed=12345, device=a.device))}
+    path = os.path.join(a.out, "levers.csv")
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as fh:
+        w = csv.writer(fh)
+        if new:
+            w.writerow(["image", "config", "seed", "d_trained", "d_random", "copy", "chroma", "seconds"])
+        held_grams, sources = {}, {}
+        for spec in a.images.split(","):
+            name = os.path.splitext(os.path.basename(spec))[0]
+            cs = crops(image.load_image(spec), a.size)
+            src, held = cs[0], cs[1:4]
+            sources[name] = (os.path.join(a.out, f"{name}_source.png"), src)
+            image.save_image(sources[name][0], src)
+            for k, h in enumerate(held):
+                image.save_image(os.path.join(a.out, f"{name}_heldout{k}.png"), h)
+            held_grams[name] = {j: [judges[j](h) for h in held] for j in judges}
+            row(w, fh, judges, held_grams[name], name, "copy_of_source", 0, src, src, 0)
+            for k, h in enumerate(held):  # nature: each held-out crop against the others
+                others = {j: [g for i, g in enumerate(held_grams[name][j]) if i != k] for j in judges}
+                row(w, fh, judges, others, name, "nature", k, h, src, 0)
+        for config in a.configs.split(","):  # config-major: a partial table compares configs on every image
+            for seed in (int(s) for s in a.seeds.split(",")):
+                for name, (src_path, src) in sources.items():
+                    kw = dict(CONFIGS[config])
+                    if kw.get("weights") == "TRAINED":
+                        kw["weights"] = a.weights
+                    kw = {k: v for k, v in kw.items() if v is not None}
+                    t0 = time.perf_counter()
+                    img, _ = texture.run(image=src_path, size=a.size, iters=a.iters, seed=seed,
+                                         device=a.device, scale_iters=a.scale_iters, **kw)
+                    secs = time.perf_counter() - t0
+                    image.save_image(os.path.join(a.out, f"{name}_{config}_s{seed}.png"), img)
+                    row(w, fh, judges, held_grams[name], name, config, seed, img, src, secs)
+
+
+def row(w, fh, judges, grams, name, config, seed, img, src, secs):
+    d = {j: np.mean([distance(judges[j](img), g) for g in grams[j]]) for j in judges}
+    w.writerow([name, config, seed, f"{d['trained']:.4g}", f"{d['random']:.4g}",
+                f"{copy_score(img, src):.3f}", f"{chroma(img):.2f}", f"{secs:.1f}"])
+    fh.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""python -m tasks.texture's size, layer rule and colour options (docs/levers.md)."""
+import numpy as np
+import pytest
+
+from engine.errors import UserError
+from engine.objectives import Objective, pinned_layers
+from engine.vgg import VGG19
+from tasks import texture
+
+QUIET = {"device": "cpu", "print_every": 0}
+
+
+def chroma(img):
+    """mean over pixels of the standard deviation across R, G, B: 0 for a grey image."""
+    return float(np.asarray(img, np.float64).std(axis=2).mean())
+
+
+def test_out_size_gives_that_size_from_an_exemplar_of_another():
+    img, log = texture.run(image="brick", size=48, iters=5, out_size="80x40", **QUIET)
+    assert img.shape == (40, 80, 3)
+    assert log["gram_error"]["total"] < log["baselines"]["white_noise"]["gram_error"]["total"]
+
+
+@pytest.mark.parametrize("spec", ["80", "80x", "ax40", "8x8"])
+def test_bad_out_size_is_a_user_error(spec):
+    with pytest.raises(UserError, match="--out-size"):
+        texture.run(image="brick", size=48, iters=1, out_size=spec, **QUIET)
+
+
+def test_pinning_layers_are_dropped_per_pyramid_level_and_kept_on_request():
+    net = VGG19.random(seed=0, device="cpu")
+    xs = np.random.default_rng(0).uniform(-100, 100, (1, 3, 128, 128)).astype(np.float32)
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert pinned_layers(layers, [(128, 128)], 2) == {0: ["relu4_1", "relu5_1"], 1: ["relu4_1", "relu5_1"]}
+    obj = Objective.texture(net, xs, layers, levels=2, drop_pinned=True)
+    assert [t.name for t in obj.terms] == ["style:relu1_1", "style:relu2_1", "style:relu3_1",
+                                           "style:relu1_1@1", "style:relu2_1@1", "style:relu3_1@1"]
+    # a larger output does not free a layer whose exemplar Gram is already low-rank
+    big = Objective.texture(net, xs, layers, shape=(1, 3, 512, 512), drop_pinned=True)
+    assert {t.layer for t in big.terms} == {"relu1_1", "relu2_1", "relu3_1"}
+    assert len(Objective.texture(net, xs, layers).terms) == 5
+
+
+def test_grey_exemplar_gives_a_grey_texture():
+    # gravel is grey; the colour term holds the off-grey directions of the pixels at zero
+    img, _ = texture.run(image="gravel", size=48, iters=40, **QUIET)
+    free, _ = texture.run(image="gravel", size=48, iters=40, pixel_stats="none", **QUIET)
+    assert chroma(img) < 1.0, chroma(img)
+    assert chroma(img) < chroma(free) / 3, (chroma(img), chroma(free))
