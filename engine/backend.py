@@ -6,6 +6,7 @@ path work on a machine without CUDA (or without CuPy installed at all).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -14,7 +15,8 @@ import numpy as np
 from .errors import UserError
 
 DEVICES = ("cpu", "gpu", "auto")
-_THREADS = 256
+THREADS = 256              # threads per block of every raw-kernel launch
+MAX_BLOCKS = 65535 * 8     # blocks at most: larger outputs make each thread's grid-stride loop wrap
 
 
 INSTALL_HINT = "pip install -e '.[gpu]' (CUDA 13 driver) or -e '.[cuda12]' (CUDA 12 driver), one of the two"
@@ -143,11 +145,45 @@ def to_device(x, device: str, dtype=None):
     return xp.asarray(x, dtype=dtype)
 
 
-def to_host(x) -> np.ndarray:
-    """A NumPy copy of ``x``; the device-to-host boundary (optimiser, image saving)."""
+def to_host(x, tag: str | None = None) -> np.ndarray:
+    """A NumPy copy of ``x``; the device-to-host boundary (optimiser, image saving).
+
+    Each call is counted as one host sync (on the GPU it waits for the device), and also under
+    ``tag`` when given (the device L-BFGS counts its own reads as "lbfgs_syncs"): ``counting``."""
+    count_sync(tag)
     if is_gpu(x):
         return x.get()
     return np.asarray(x)
+
+
+# ----------------------------------------------------------------------------- launch and sync counts
+
+COUNTS = {"launches": 0, "syncs": 0, "lbfgs_syncs": 0}
+
+
+def count_sync(tag: str | None = None) -> None:
+    """Count one host read (``to_host`` calls it), also under ``tag`` when given."""
+    COUNTS["syncs"] += 1
+    if tag is not None:
+        COUNTS[tag] = COUNTS.get(tag, 0) + 1
+
+
+@contextlib.contextmanager
+def counting():
+    """Count raw-kernel launches (``launch``) and host syncs (``to_host``) inside the block:
+
+        with backend.counting() as c:
+            objective.value_and_grad(x)
+        c["launches"], c["syncs"], c["lbfgs_syncs"]
+
+    The dict is filled when the block ends. cuBLAS GEMMs and CuPy's own elementwise kernels are
+    not counted (CuPy launches those)."""
+    before = dict(COUNTS)
+    found: dict = {}
+    try:
+        yield found
+    finally:
+        found.update({k: v - before.get(k, 0) for k, v in COUNTS.items()})
 
 
 def memory_available(device: str) -> int:
@@ -203,9 +239,11 @@ def kernel(name: str, entry: str, dtype):
 
 
 def launch(kern, n: int, args) -> None:
-    """Launch a grid-stride kernel over ``n`` output elements (1-D grid)."""
-    blocks = max(1, min((n + _THREADS - 1) // _THREADS, 65535 * 8))
-    kern((blocks,), (_THREADS,), args)
+    """Launch a grid-stride kernel over ``n`` output elements (1-D grid of THREADS-thread blocks,
+    at most MAX_BLOCKS of them); counted in ``COUNTS["launches"]``."""
+    COUNTS["launches"] += 1
+    blocks = max(1, min((n + THREADS - 1) // THREADS, MAX_BLOCKS))
+    kern((blocks,), (THREADS,), args)
 
 
 # ----------------------------------------------------------------------------- TF32

@@ -2,20 +2,31 @@
 
 scipy's L-BFGS-B runs on the host in float64, so every evaluation copies the image and its
 gradient across and pays a host step (about 9 ms per call at 256 px). Here every vector (the
-image, the gradient, the 2 * history correction pairs) lives where the objective computes, in the
-net's dtype (float32 normally), and every reduction (the dot products of the two-loop recursion
-and of the line search) sums in float64. Written against ``xp``, so the same code runs on NumPy,
-where it is tested against scipy.
+image, the gradient, the history) lives where the objective computes, in float64 (as scipy's):
+the objective is handed x in the net's dtype and its gradient is widened. Written against ``xp``,
+so the same code runs on NumPy, where it is tested against scipy.
 
-Per evaluation only the scalar loss comes back (the objective reads it); per iteration one or two
-more scalars: the directional derivative g.d, which the line search needs on the host, and, when
-the first trial step is accepted, the new slope g(x + t d).d, which decides whether to extend it. The curvature
-test of a new pair (s.y > 0) stays on the device: a pair that fails it gets rho = 0 and drops out
-of the recursion by itself.
+The history is kept in compact form (Byrd, Nocedal & Schnabel 1994, eq. 2.6): the m newest
+pairs as the rows of one (2m, n) array W = [S; Y], so a direction costs two GEMVs (W g and
+c W) and one small (2m, 2m) Gram matrix W W^T, with an m x m triangular algebra in between,
+instead of 4m dot products and 4m vector updates of the two-loop recursion:
+
+    H g = gamma g + S top - gamma Y u,   u = R^-1 (S^T g),
+    top = R^-T ((D + gamma Y^T Y) u - gamma Y^T g),
+    R = upper triangle of S^T Y, D = its diagonal, gamma = s.y / y.y of the newest pair.
+
+A pair failing the curvature test (s.y > 1e-10 y.y, decided on the device) is stored as zeros,
+and empty or zeroed slots get R_ii = 1: they drop out by themselves, without a host decision.
+
+Host reads (each a sync on the GPU; counted by ``backend.counting`` as "lbfgs_syncs"): per
+evaluation the scalar loss (the objective reads it); per iteration one small vector, read
+together once the step is accepted: the next direction's slope g.d, the slope g(x + t d).d at
+the accepted point (which decides whether a first step that passed grows) and, with gtol, the
+largest projected-gradient component. A step that grows reads it again (one more evaluation too).
 
 The method (Nocedal & Wright, Algorithms 7.4 and 3.1, with bounds by projection):
-  * direction: d = -H g by the two-loop recursion, H0 = gamma I with gamma = s.y / y.y of the
-    newest pair; components pointing out of the box from a bound they sit on are zeroed;
+  * direction: d = -H g, H0 = gamma I; components pointing out of the box from a bound they sit
+    on are zeroed;
   * line search: backtracking Armijo on the projected path x(t) = clip(x + t d), sufficient
     decrease f(x(t)) <= f(x) + 1e-4 t g.d, trial steps t = 1 first (1 / ||d|| on the first
     iteration, as scipy's L-BFGS-B), shrunk by the minimiser of the quadratic through f(x),
@@ -24,12 +35,13 @@ The method (Nocedal & Wright, Algorithms 7.4 and 3.1, with bounds by projection)
     too short, typically on the first iteration) is doubled while the loss keeps falling, as
     scipy's More-Thuente search would extrapolate. A failed search drops the history and retries
     once from steepest descent.
-  * the curvature test s.y > 1e-10 y.y on the device keeps H positive definite whatever the step.
 
 Failure keeps what was won, as in engine/optim/scipy_lbfgsb.py: Ctrl-C, a NaN/inf loss or gradient, or an
 error in the callback end the run with the last accepted iterate (the best: every accepted step
 lowers the loss) in the same ``Result``. A non-finite gradient shows in g.d at the next
 iteration; the iterate it belongs to has a finite loss and is kept.
+
+Memory on the device: 2 m n float64 for the history, plus about six n-vectors (``history_bytes``).
 """
 from __future__ import annotations
 
@@ -46,31 +58,75 @@ C2 = 0.9              # a slope still below C2 * g.d after a full step: the step
 MAX_DOUBLINGS = 10     # growth steps per iteration
 
 
+def history_bytes(n: int, history: int = 10) -> int:
+    """Device bytes the optimiser holds for an n-variable image: W (2m, n) and x, g, d, the trial
+    point, its gradient and a temporary, all float64."""
+    return 8 * n * (2 * history + 6)
+
+
 def _dot(xp, a, b):
-    """a . b summed in float64 (the products are exact enough in the vectors' dtype); 0-d, on the device."""
+    """a . b summed in float64; 0-d, on the device."""
     return xp.sum(a * b, dtype=xp.float64)
 
 
-def _direction(xp, g, pairs, gamma):
-    """-H g by the two-loop recursion over ``pairs`` [(s, y, rho)], oldest first; all on the device."""
-    q = g.copy()
-    alphas = []
-    for s, y, rho in reversed(pairs):
-        a = rho * _dot(xp, s, q)
-        q -= a.astype(q.dtype) * y          # a 0-d float64 would upcast the vector
-        alphas.append(a)
-    q *= gamma.astype(q.dtype)
-    for (s, y, rho), a in zip(pairs, reversed(alphas)):
-        b = rho * _dot(xp, y, q)
-        q += (a - b).astype(q.dtype) * s
-    return -q
+class _Pairs:
+    """The m newest correction pairs (s, y) as the rows of W = [S; Y] (2m, n), float64, on the device."""
+
+    def __init__(self, xp, m: int, n: int):
+        self.xp, self.m = xp, m
+        self.w = xp.zeros((2 * m, n), dtype=xp.float64)
+        self.reset()
+
+    def reset(self):
+        self.w[...] = 0
+        self.count = 0                               # pairs pushed since the last reset
+        self.gamma = self.xp.ones((), dtype=self.xp.float64)
+        self._gamma_before = self.gamma
+
+    def push(self, s, y, replace: bool = False):
+        """Store a pair in the next slot (or over the newest one: a step that grew); a pair that
+        fails the curvature test is stored as zeros."""
+        xp = self.xp
+        if replace:
+            self.count -= 1
+            self.gamma = self._gamma_before
+        slot = self.count % self.m
+        sy, yy = _dot(xp, s, y), _dot(xp, y, y)
+        ok = sy > 1e-10 * yy
+        self.w[slot] = xp.where(ok, s, 0.0)
+        self.w[self.m + slot] = xp.where(ok, y, 0.0)
+        self._gamma_before = self.gamma
+        self.gamma = xp.where(ok, sy / xp.where(ok, yy, 1.0), self.gamma)
+        self.count += 1
+
+    def direction(self, g):
+        """-H g by the compact form (module docstring)."""
+        xp, m = self.xp, self.m
+        if self.count == 0:
+            return -g
+        k = min(self.count, m)
+        order = np.array([(self.count - k + i) % m for i in range(k)])   # slots, oldest first
+        p = self.w @ g                                   # GEMV: (S g; Y g)
+        gram = self.w @ self.w.T                         # (2m, 2m): S Y^T and Y Y^T in its blocks
+        a, b = p[order], p[m + order]
+        sy = gram[order][:, m + order]                   # sy[i, j] = s_i . y_j, chronological
+        yy = gram[m + order][:, m + order]
+        diag = xp.diagonal(sy)
+        r = xp.triu(sy) + xp.diag(xp.where(diag > 0, 0.0, 1.0))   # empty or zeroed pairs: R_ii = 1
+        gamma = self.gamma
+        u = xp.linalg.solve(r, a)
+        top = xp.linalg.solve(r.T, diag * u + gamma * (yy @ u) - gamma * b)
+        c = xp.zeros(2 * m, dtype=xp.float64)
+        c[order] = top
+        c[m + order] = -gamma * u
+        return -(gamma * g + c @ self.w)                 # GEMV: gamma g + S top - gamma Y u
 
 
 def _keep_inside(xp, d, x, lo, hi):
     """Zero the components of d that push a variable sitting on its bound out of the box."""
     if lo is None:
         return d
-    return xp.where(((x <= lo) & (d < 0)) | ((x >= hi) & (d > 0)), d.dtype.type(0), d)
+    return xp.where(((x <= lo) & (d < 0)) | ((x >= hi) & (d > 0)), 0.0, d)
 
 
 def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10,
@@ -81,66 +137,86 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
     callback(it, x, loss, terms, elapsed) after every iteration, with x (N, 3, H, W) still on the
     device (``backend.to_host`` it if needed); it may raise StopIteration. ftol: stop when the
     relative loss decrease of an iteration is at most ftol; gtol: stop when the largest
-    projected-gradient component is at most gtol (one more scalar read back). The returned
-    ``Result.x`` is on the host, float64, like scipy's.
+    projected-gradient component is at most gtol. The returned ``Result.x`` is on the host,
+    float64, like scipy's.
     """
     if iters < 1:
         raise ValueError("iters must be at least 1")
     net = objective.net
     xp, dtype, shape = net.xp, net.dtype, tuple(x0.shape)
     t0 = time.perf_counter()
-    x = xp.array(x0, dtype=dtype).ravel()                  # a copy: the caller's x0 is never changed
+    x = xp.array(x0, dtype=xp.float64).ravel()             # a copy: the caller's x0 is never changed
     lo = hi = None
     if bounds is not None:
-        lo, hi = (xp.asarray(np.broadcast_to(np.asarray(backend.to_host(b), np.float64), shape), dtype=dtype).ravel()
+        lo, hi = (xp.asarray(np.broadcast_to(np.asarray(backend.to_host(b), np.float64), shape)).ravel()
                   for b in bounds)
         x = xp.clip(x, lo, hi)
     state = {"evals": 0, "it": 0, "x": x, "loss": np.inf, "terms": {}}
     hist = []
 
     def evaluate(xv):
-        value, grad = objective.value_and_grad(xv.reshape(shape))
+        value, grad = objective.value_and_grad(xv.astype(dtype).reshape(shape))
         state["evals"] += 1
         if not np.isfinite(value):
             raise NonFiniteError(f"the loss became {'NaN' if np.isnan(value) else 'non-finite'} "
                                  f"at evaluation {state['evals']}")
-        return float(value), xp.asarray(grad, dtype=dtype).ravel()
+        return float(value), xp.asarray(grad).ravel().astype(xp.float64)
+
+    def read(g, d, slope_d=None, at=None):
+        """One host read: g.d, and g.slope_d, and the largest projected-gradient component at
+        ``at`` when gtol asks for it (NaN where not asked)."""
+        nan = xp.full((), np.nan, dtype=xp.float64)
+        parts = [_dot(xp, g, d), nan if slope_d is None else _dot(xp, g, slope_d),
+                 xp.abs(_keep_inside(xp, -g, at, lo, hi)).max().astype(xp.float64) if gtol > 0 else nan]
+        return [float(v) for v in backend.to_host(xp.stack(parts), tag="lbfgs_syncs")]
 
     interrupted, failed, stop = False, None, ""
     try:
         f, g = evaluate(x)
         state.update(loss=f, terms=dict(getattr(objective, "last_terms", {})))
-        pairs, gamma = [], xp.asarray(1.0, dtype=xp.float64)
+        pairs = _Pairs(xp, history, x.size)
+        d = _keep_inside(xp, -g, x, lo, hi)
+        gd = read(g, d)[0]
         retried = False
         while state["it"] < iters:
-            d = _keep_inside(xp, _direction(xp, g, pairs, gamma), x, lo, hi)
-            gd = float(_dot(xp, g, d))                           # the one extra read-back per iteration
             if not np.isfinite(gd):                              # NaN/inf anywhere in g shows here
                 raise NonFiniteError(f"the gradient became non-finite at evaluation {state['evals']}")
             if not gd < 0:                                       # not downhill: restart from -g
-                pairs, gamma = [], xp.asarray(1.0, dtype=xp.float64)
-                d = _keep_inside(xp, -g, x, lo, hi)
-                gd = float(_dot(xp, g, d))
-                if not gd < 0:
+                if pairs.count == 0:
                     stop = "the projected gradient is zero"
                     break
-            t = 1.0 if pairs else 1.0 / np.sqrt(-gd)            # first step: unit length along -g
-            found = _line_search(xp, evaluate, x, f, d, gd, t, lo, hi)
+                pairs.reset()
+                d = _keep_inside(xp, -g, x, lo, hi)
+                gd = read(g, d)[0]
+                continue
+            t = 1.0 if pairs.count else 1.0 / np.sqrt(-gd)      # first step: unit length along -g
+            found = _line_search(evaluate, x, f, d, gd, t, lo, hi, xp)
             if found is None:
-                if pairs and not retried:                          # a stale history: forget it, once
-                    pairs, gamma, retried = [], xp.asarray(1.0, dtype=xp.float64), True
+                if pairs.count and not retried:                  # a stale history: forget it, once
+                    pairs.reset()
+                    retried = True
+                    d = _keep_inside(xp, -g, x, lo, hi)
+                    gd = read(g, d)[0]
                     continue
                 stop = "the line search found no decrease"
                 break
             retried = False
-            x_new, f_new, g_new = found
-            s, y = x_new - x, g_new - g
-            sy, yy = _dot(xp, s, y), _dot(xp, y, y)
-            ok = sy > 1e-10 * yy                                   # curvature, decided on the device
-            rho = xp.where(ok, 1.0 / xp.where(ok, sy, 1.0), 0.0)
-            gamma = xp.where(ok, sy / xp.where(ok, yy, 1.0), gamma)
-            pairs = (pairs + [(s, y, rho)])[-history:]
-            f_old, x, f, g = f, x_new, f_new, g_new
+            x_t, f_t, g_t, t, first = found
+            pairs.push(x_t - x, g_t - g)
+            d_next = _keep_inside(xp, pairs.direction(g_t), x_t, lo, hi)
+            gd_next, slope, gmax = read(g_t, d_next, d if first else None, x_t)
+            for _ in range(MAX_DOUBLINGS if first else 0):
+                if not slope < C2 * gd:                          # Wolfe's curvature condition holds
+                    break
+                x_2 = _project(xp, x + (2 * t) * d, lo, hi)
+                f_2, g_2 = evaluate(x_2)
+                if not f_2 < f_t:
+                    break
+                t, x_t, f_t, g_t = 2 * t, x_2, f_2, g_2
+                pairs.push(x_t - x, g_t - g, replace=True)
+                d_next = _keep_inside(xp, pairs.direction(g_t), x_t, lo, hi)
+                gd_next, slope, gmax = read(g_t, d_next, d, x_t)
+            f_old, x, f, g, d, gd = f, x_t, f_t, g_t, d_next, gd_next
             state["it"] += 1
             state.update(x=x, loss=f, terms=dict(getattr(objective, "last_terms", {})))
             elapsed = time.perf_counter() - t0
@@ -150,7 +226,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
             if ftol > 0 and (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
                 stop = "the relative reduction of the loss is at most ftol"
                 break
-            if gtol > 0 and float(xp.abs(_keep_inside(xp, -g, x, lo, hi)).max()) <= gtol:
+            if gtol > 0 and gmax <= gtol:
                 stop = "the projected gradient is at most gtol"
                 break
         else:
@@ -168,34 +244,23 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                   interrupted, failed, hist)
 
 
-def _line_search(xp, evaluate, x, f, d, gd, t, lo, hi):
-    """Backtracking Armijo along clip(x + t d); a first trial that passes and is still steep grows
-    (doubling) while the loss falls. Returns (x, f, g) of the accepted point, or None."""
-    def at(step):
-        xt = x + d.dtype.type(step) * d
-        return xp.clip(xt, lo, hi) if lo is not None else xt
+def _project(xp, x, lo, hi):
+    return xp.clip(x, lo, hi) if lo is not None else x
 
+
+def _line_search(evaluate, x, f, d, gd, t, lo, hi, xp):
+    """Backtracking Armijo along clip(x + t d). Returns (x, f, g, t, first) of the accepted point
+    (first: the first trial passed, so the caller may grow the step), or None."""
     for trial in range(MAX_TRIALS):
-        x_t = at(t)
+        x_t = _project(xp, x + t * d, lo, hi)
         f_t, g_t = evaluate(x_t)
         if f_t <= f + C1 * t * gd:
-            break
+            return x_t, f_t, g_t, t, trial == 0
         # the minimiser of the quadratic through f, the slope gd and f_t, kept within [0.1 t, 0.5 t]
         curve = f_t - f - gd * t
         t_q = -gd * t * t / (2 * curve) if curve > 0 else 0.5 * t
         t = min(max(t_q, 0.1 * t), 0.5 * t)
-    else:
-        return None
-    if trial == 0:
-        for _ in range(MAX_DOUBLINGS):
-            if not float(_dot(xp, g_t, d)) < C2 * gd:  # Wolfe's curvature condition holds: long enough
-                break
-            x_2 = at(2 * t)
-            f_2, g_2 = evaluate(x_2)
-            if not f_2 < f_t:
-                break
-            t, x_t, f_t, g_t = 2 * t, x_2, f_2, g_2
-    return x_t, f_t, g_t
+    return None
 
 
 class _CallbackError(Exception):

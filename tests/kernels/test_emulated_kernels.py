@@ -156,6 +156,11 @@ class _NumpyInDisguise:
         return getattr(np, name)
 
 
+def _host(x, tag=None):
+    backend.count_sync(tag)   # still counted, as on the device
+    return np.asarray(x)
+
+
 @contextlib.contextmanager
 def engine_gpu_branch():
     """engine/ops on NumPy arrays, but through its GPU code with emulated kernels."""
@@ -165,7 +170,7 @@ def engine_gpu_branch():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "array_module", lambda x: _NumpyInDisguise())
         mp.setattr(backend, "kernel", emulated_kernel)
-        mp.setattr(backend, "to_host", np.asarray)  # a disguised array has no .get()
+        mp.setattr(backend, "to_host", _host)  # a disguised array has no .get()
         yield
 
 
