@@ -36,13 +36,10 @@ def report(o, results, out):
     inv = [r for r in rows if r["task"] == "invert"]
     tex = [r for r in rows if r["task"] == "texture"]
     base = [r for r in rows if r["task"] == "baseline"]
-    why = plots.available()
-    if why:
-        notes.append(why)
-    elif inv:
-        path = plots.boxes(inv + tex, "arch", "net", ["psnr", "ssim", "gram_error_random_judge"],
-                           out / "arch.png", f"{TITLE}: {o.size} px, {o.iters} it, seeds {o.seeds_text}")
-        notes.append(f"wrote {path}")
+    if inv:
+        plots.draw(notes, lambda: plots.boxes(
+            inv + tex, "arch", "net", ["psnr", "ssim", "gram_error_random_judge"], out / "arch.png",
+            f"{TITLE}: {o.size} px, {o.iters} it, seeds {o.seeds_text}"))
     seed = o.seeds[0]
     cells, labels = [], []
     for arch in ARCHS:

@@ -17,12 +17,8 @@ def specs(o) -> list:
 def report(o, results, out):
     rows = results.ordered_rows()
     notes = []
-    why = plots.available()
-    if why:
-        notes.append(why)
-    else:
-        path = plots.boxes(rows, "layer", "net", ["psnr", "ssim", "feature_error"], out / "fig3.png",
-                           f"{TITLE}: {common.name_of(o.image)}, {o.size} px, {o.iters} it, seeds {o.seeds_text}")
-        notes.append(f"wrote {path}")
+    plots.draw(notes, lambda: plots.boxes(
+        rows, "layer", "net", ["psnr", "ssim", "feature_error"], out / "fig3.png",
+        f"{TITLE}: {common.name_of(o.image)}, {o.size} px, {o.iters} it, seeds {o.seeds_text}"))
     summary = common.table(rows, ["net", "layer"], ["psnr", "ssim", "feature_error"])
     return summary, notes

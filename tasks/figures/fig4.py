@@ -15,19 +15,18 @@ def specs(o) -> list:
 
 def report(o, results, out):
     rows = results.ordered_rows()
-    notes = []
-    why = plots.available()
-    if why:
-        notes.append(why)
-    else:
+
+    def draw():
         series = {}
         for r in rows:
             pts = results.curve(r["key"])
             first = pts[0]["loss"] if pts else 1.0
             series[f"{r['net']} s{r['seed']} {r['layer']}"] = [
                 {**p, "loss / first loss": p["loss"] / first} for p in pts]
-        path = plots.lines(series, ["loss / first loss", "feature_error"], out / "fig4.png",
+        return plots.lines(series, ["loss / first loss", "feature_error"], out / "fig4.png",
                            f"{TITLE}: {common.name_of(o.image)}, {o.size} px")
-        notes.append(f"wrote {path}")
+
+    notes = []
+    plots.draw(notes, draw)
     summary = common.table(rows, ["net", "layer"], ["feature_error", "psnr", "ssim"])
     return summary, notes

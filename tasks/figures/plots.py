@@ -16,6 +16,13 @@ def available() -> str | None:
     return None
 
 
+def draw(notes: list, make) -> None:
+    """Call ``make()`` (which draws a plot and returns its path) when matplotlib can be used and
+    note the path written; otherwise note why the plot is missing."""
+    why = available()
+    notes.append(why if why else f"wrote {make()}")
+
+
 def boxes(rows, x: str, group: str, metrics: list, path: Path, title: str = "") -> Path:
     """One panel per metric: for each value of ``x`` (e.g. the layer), a box per ``group``
     (e.g. the net) over the rows (e.g. the seeds)."""
