@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import conv3x3, fc, gram, losses, pooling, relu, stats, tv
+    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -143,6 +143,10 @@ def _op_checks():
         g0 = gram.gram_forward(_rand(device, (1, 4, 3, 5), 15))
         return scalar_fn(lambda t: losses.gram_loss(t, g0, 0.7)), _rand(device, (2, 4, 3, 5), 8)
 
+    def fft_conv(device):  # a 5 px filter on a 9 x 11 image: "valid" output, no wrap-around
+        w = _rand(device, (4, 3, 5, 5), 34)
+        return scalarized(lambda t: fftconv.fftconv(t, w)), _rand(device, (2, 3, 9, 11), 35)
+
     def moments_loss(device):
         mu0, c0 = stats.moments(_rand(device, (1, 4, 3, 5), 30))
         return scalar_fn(lambda t: stats.moments_loss(t, mu0, c0, 0.7)), _rand(device, (2, 4, 3, 5), 31)
@@ -178,6 +182,7 @@ def _op_checks():
         Check("gram", (2, 4, 3, 5), gram_),
         Check("content loss", (2, 4, 3, 5), content),
         Check("gram loss", (2, 4, 3, 5), gram_loss),
+        Check("FFT convolution (large filters)", (2, 3, 9, 11), fft_conv),
         Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
@@ -246,8 +251,10 @@ def _net_checks():
         xs = np.random.default_rng(28).uniform(-100, 100, (1, 3, 24, 32))
         obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), pixel_stats="swd",
                                 feature_stats="gram+moments")
-        obj.terms += Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
-                                       feature_stats="swd").terms
+        more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
+                                 feature_stats="swd", bank_maps=3)  # the filter bank: 3 and 5 px here
+        obj.terms += more.terms
+        obj.bank = more.bank
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)
 

@@ -32,7 +32,9 @@ from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
+from .ops.fftconv import fftconv
 from .ops.pooling import avgpool2, avgpool2_forward
+from .ops.relu import relu
 from .ops.tv import tv_loss
 from .arch import map_shape, pins_layout
 from .vgg import VGG19
@@ -81,12 +83,14 @@ class Term:
 class Objective:
     """sum over terms of weight * factor * loss(x); see the module docstring."""
 
-    def __init__(self, net: VGG19, terms: list[Term]):
+    def __init__(self, net: VGG19, terms: list[Term], bank: dict | None = None):
         if not terms:
             raise UserError("an objective needs at least one term")
         self.net = net
         self.terms = terms
-        self.layers = sorted({t.layer for t in terms if t.layer and t.layer != PIXELS}, key=net.layer_names().index)
+        self.bank = dict(bank or {})    # {layer name: filters (O, 3, k, k)}: the random filter bank's maps
+        self.layers = sorted({t.layer for t in terms if t.layer and t.layer != PIXELS and t.layer not in self.bank},
+                             key=net.layer_names().index)
         self.levels = sorted({t.level for t in terms})
         self.last_terms: dict[str, float] = {}
         self.evaluations = 0
@@ -109,7 +113,8 @@ class Objective:
 
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
-                pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False) -> "Objective":
+                pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False,
+                bank_maps: int = 0, bank_seed: int = 0) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -120,13 +125,15 @@ class Objective:
         layer (``FEATURE_STATS``: the Gram matrix, and/or mean and covariance, or a sliced
         Wasserstein distance beside it). ``drop_pinned``: leave out, at each pyramid level, the
         layers whose Gram matrix would pin the source's layout (``engine.arch.pins_layout``, at
-        the exemplar's or the output's size); ``pinned_layers`` says which."""
+        the exemplar's or the output's size); ``pinned_layers`` says which. ``bank_maps`` > 0 adds
+        the multi-scale random filter bank (``filter_bank``): one Gram term per filter size."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
                             (xs.shape[2:],) if drop_pinned else None)
-        return cls(net, terms + _pixel_terms(net, [xs], pixel_stats, shape))
+        bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
+        return cls(net, terms + _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape), bank)
 
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
@@ -170,6 +177,8 @@ class Objective:
             layers = [l for l in self.layers if any(t.layer == l and t.level == level for t in self.terms)]
             if layers:
                 feats[level] = self.net.forward(h, layers)
+            if level == 0 and self.bank:
+                feats.setdefault(0, {}).update(bank_features(h, self.bank))
         return xt, feats
 
     def calibrate(self, x_start) -> dict:
@@ -299,6 +308,37 @@ def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
 
 
 SWD_PIXEL_DIRECTIONS = 32
+BANK_SIZES = (3, 5, 7, 11, 15, 23, 37, 55)
+
+
+def filter_bank(side: int, maps: int, seed: int, xp=np, dtype=np.float32) -> dict:
+    """The multi-scale random filter bank (Ustyuzhaninov, Brendel, Gatys & Bethge, ICLR 2017):
+    ``maps`` random filters (O, 3, k, k) for each size k of ``BANK_SIZES`` up to half of
+    ``side``: Gaussian, zero-mean per filter (no response to flat brightness: colour is the pixel
+    terms' job), scaled by 1 / sqrt(3 k^2). {"bank<k>": filters}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k in (k for k in BANK_SIZES if k <= max(3, side // 2)):
+        w = rng.standard_normal((maps, 3, k, k))
+        w -= w.mean(axis=(1, 2, 3), keepdims=True)
+        out[f"bank{k}"] = xp.asarray((w / np.sqrt(3 * k * k)).astype(dtype))
+    return out
+
+
+def bank_features(x: Tensor, bank: dict) -> dict:
+    """{layer: relu(x correlated with its filters)} for a Tensor x (N, 3, H, W)."""
+    return {name: relu(fftconv(x, w, name)) for name, w in bank.items()}
+
+
+def _bank_terms(net: VGG19, xs, bank: dict, shape) -> list[Term]:
+    """A Gram term per filter size: the exemplar's Gram rescaled to the output's positions."""
+    terms = []
+    for name, f in bank_features(Tensor(net.to_device(xs)), bank).items():
+        k = bank[name].shape[-1]
+        m_out = (shape[2] - k + 1) * (shape[3] - k + 1)
+        g = gram_forward(f.data).mean(axis=0, keepdims=True) * (m_out / (f.shape[2] * f.shape[3]))
+        terms.append(Term(f"bank:{k}px", "gram", name, g))
+    return terms
 
 
 def _pooled(maps):

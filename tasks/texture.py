@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 from engine import backend, metrics
 from engine.io import image
 from engine.errors import UserError
@@ -33,7 +35,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER = "drop", "moments", "gram", True
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram", True, 0
 
 
 def _parser():
@@ -56,6 +58,10 @@ def _parser():
     g.add_argument("--colour-transfer", action=argparse.BooleanOptionalAction, default=COLOUR_TRANSFER,
                    help="map the result's colours linearly to the exemplar's mean and covariance at the end "
                         f"(exact: a grey exemplar gives a grey result; default: {'on' if COLOUR_TRANSFER else 'off'})")
+    g.add_argument("--filter-bank", type=int, default=BANK, metavar="N",
+                   help="add a layer of N random filters per size (3 px up to half the exemplar: 3, 5, 7, 11, 15, "
+                        "23, 37, 55), ReLU, one Gram term per size, beside the net's layers (FFT convolution); "
+                        f"0: off (default: {BANK})")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
@@ -116,6 +122,8 @@ def run(**kwargs):
     command.validate(a)
     layers = command.layer_list(a.layers)
     weights = command.floats(a.layer_weights, "--layer-weights")
+    if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
+        raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = command.new_log("texture", a)
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
@@ -142,7 +150,8 @@ def run(**kwargs):
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
         obj = Objective.texture(net, x_src, layers, weights, levels=a.pyramid, shape=shape, pixel_stats=a.pixel_stats,
-                                feature_stats=a.feature_stats, drop_pinned=drop)
+                                feature_stats=a.feature_stats, drop_pinned=drop, bank_maps=a.filter_bank,
+                                bank_seed=a.seed)
         return obj, x0
 
     try:

@@ -42,8 +42,10 @@ def test_pinning_layers_are_dropped_per_pyramid_level_and_kept_on_request():
 
 
 def test_grey_exemplar_gives_a_grey_texture():
-    # gravel is grey; the colour term holds the off-grey directions of the pixels at zero
-    img, _ = texture.run(image="gravel", size=48, iters=40, **QUIET)
-    free, _ = texture.run(image="gravel", size=48, iters=40, pixel_stats="none", **QUIET)
-    assert chroma(img) < 1.0, chroma(img)
-    assert chroma(img) < chroma(free) / 3, (chroma(img), chroma(free))
+    # gravel is grey. Without the colour options a random net tints it (measured: chroma 1.9 with
+    # the pixel moments term alone at this budget, more without); the final colour transfer is exact
+    img, _ = texture.run(image="gravel", size=48, iters=20, scales="none", **QUIET)
+    free, _ = texture.run(image="gravel", size=48, iters=20, scales="none", pixel_stats="none",
+                          colour_transfer=False, **QUIET)
+    assert chroma(img) < 0.05, chroma(img)
+    assert chroma(free) > 1.0, chroma(free)

@@ -402,3 +402,16 @@ def test_unknown_extension_refused(tmp_path, name):
     with pytest.raises(UserError, match="unknown image extension.*use one of .png"):
         im_mod.save_image(tmp_path / name, np.zeros((2, 2, 3)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colour_transfer_matches_mean_and_covariance_and_keeps_grey_grey():
+    from engine.io.image import colour_transfer
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(60, 200, (12, 10, 3))
+    grey = np.repeat(rng.uniform(0, 255, (20, 30, 1)), 3, axis=2)
+    assert colour_transfer(x, grey).std(axis=2).max() < 1e-3
+    ref = 100 + rng.standard_normal((30, 20, 3)) @ np.array([[20, 5, 0], [0, 10, 3], [0, 0, 4.0]])  # no clipping
+    y = colour_transfer(x, ref).reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(y.mean(0), ref.reshape(-1, 3).mean(0), atol=1e-3)
+    np.testing.assert_allclose(np.cov(y.T, bias=True), np.cov(ref.reshape(-1, 3).T, bias=True), rtol=1e-4, atol=1e-3)
