@@ -124,9 +124,20 @@ def engine_evaluation(size: int, layer: str, device: str, seed: int = 0):
     return net, x0, x, lambda: obj.value_and_grad(x)
 
 
-def torch_evaluation(net, x0, x, layer: str, device: str):
+def torch_precision(tf32: bool) -> None:
+    """PyTorch on the GPU: strict float32 (TF32 off in cuBLAS and cuDNN) or TF32, and cuDNN's
+    autotuner on (it picks the fastest conv algorithm per shape at the first call)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+
+
+def torch_evaluation(net, x0, x, layer: str, device: str, tf32: bool = False):
     """The same evaluation in PyTorch (nn.Conv2d/ReLU/AvgPool2d or MaxPool2d, the net's own
-    weights, autograd for the input gradient), or None when torch is not installed."""
+    weights, autograd for the input gradient), or None when torch is not installed. On the GPU
+    each call runs with ``tf32`` (strict float32 by default) and cuDNN's autotuner on."""
     try:
         import torch
     except ImportError:
@@ -157,6 +168,8 @@ def torch_evaluation(net, x0, x, layer: str, device: str):
     xt = torch.from_numpy(x).to(dev)
 
     def run():
+        if dev == "cuda":
+            torch_precision(tf32)
         xi = xt.clone().requires_grad_(True)
         f = model(xi)
         loss = ((f - target) ** 2).sum() / (2 * f.numel())

@@ -21,7 +21,8 @@ def main():
     if contender == "torch":
         fn = torch_evaluation(net, x0, x, layer, device)
     if device == "gpu":
-        pool = backend.xp_for("gpu").get_default_memory_pool()
+        cupy = backend.xp_for("gpu")
+        pool = cupy.get_default_memory_pool()
         if contender == "torch":
             import torch
             before = torch.cuda.memory_allocated()
@@ -29,7 +30,11 @@ def main():
             fn()
             print(torch.cuda.max_memory_allocated() - before)
         else:
-            before = pool.total_bytes()  # the pool keeps its high-water blocks
+            # the target's forward (made with the objective) left blocks cached in the pool, which
+            # the evaluation would reuse unseen: release them, so the pool grows by the whole peak
+            cupy.cuda.Device().synchronize()
+            pool.free_all_blocks()
+            before = pool.total_bytes()  # what is still held: weights, target, inputs
             fn()
             print(pool.total_bytes() - before)
         return

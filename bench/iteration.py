@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     print(f"machine: {machine(device)}; {numba.config.NUMBA_NUM_THREADS} thread(s) each")
     print(f"one evaluation = forward to {a.layer} + content loss + input gradient, batch 1, float32; "
           f"medians of {a.repeat}, contenders alternating")
-    head = f"{'size':>5} {'ranvgg':>10} {'PyTorch':>10} {'ratio':>6} {'optimiser/it':>13} {'peak ranvgg':>12} {'peak PyTorch':>13}  check"
+    head = f"{'size':>5} {'contender':>13} {'time':>11} {'ratio':>6} {'optimiser/it':>13} {'peak':>12}  check"
     print(head)
     print("-" * len(head))
     for size in sizes:
@@ -69,17 +69,28 @@ def main(argv=None) -> None:
         fns = {"engine": engine_fn}
         note = "torch not installed: engine only"
         if torch_fn is not None:
-            note = check(engine_fn, torch_fn)
+            note = check(engine_fn, torch_fn)   # strict float32 on both sides
             fns["torch"] = torch_fn
+            if device == "gpu":                 # a second PyTorch row: TF32 convs and GEMMs
+                fns["torch TF32"] = torch_evaluation(net, x0, x, a.layer, device, tf32=True)
+        if device == "gpu":
+            with backend.counting() as c:
+                engine_fn()
+            note += f"; {c['launches']} raw-kernel launches, {c['syncs']} host sync(s) per evaluation"
         med = alternate(fns, a.repeat, device)
-        peaks = {k: peak_bytes(k, size, a.layer, device) for k in fns}
+        peaks = {k: peak_bytes(k, size, a.layer, device) for k in ("engine", "torch") if k in fns}
         opt = optimiser_cost(size)
-        t_torch = med.get("torch")
-        ratio = "-" if t_torch is None else f"{med['engine'] / t_torch:.2f}"
-        print(f"{size:>5} {med['engine'] * 1e3:>8.0f}ms {'-' if t_torch is None else f'{t_torch * 1e3:.0f}ms':>10} "
-              f"{ratio:>6} {opt * 1e3:>11.1f}ms {mib(peaks['engine']):>12} {mib(peaks.get('torch')):>13}  {note}",
-              flush=True)
-    print("peak = how far memory rose during one evaluation (RSS high-water mark on the CPU)")
+        for k in fns:
+            t = med[k]
+            ratio = "" if k == "engine" else f"{med['engine'] / t:.2f}"
+            rival = "" if k == "engine" else f"{t * 1e3:.1f}ms"
+            label = "ranvgg" if k == "engine" else ("PyTorch fp32" if k == "torch" else "PyTorch TF32")
+            peak = mib(peaks.get(k)) if k in peaks else ""
+            print(f"{size:>5} {label:>13} {med['engine'] * 1e3 if k == 'engine' else t * 1e3:>9.1f}ms "
+                  f"{ratio:>6} {opt * 1e3 if k == 'engine' else 0:>11.1f}ms {peak:>12}  "
+                  f"{note if k == 'engine' else ''}".rstrip(), flush=True)
+    print("ratio = ranvgg / that row (below 1: ranvgg is faster); PyTorch fp32 has TF32 off in cuBLAS and cuDNN, "
+          "cudnn.benchmark on; peak = how far memory rose during one evaluation (RSS high-water mark on the CPU)")
 
 
 if __name__ == "__main__":

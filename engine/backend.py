@@ -156,6 +156,16 @@ def to_host(x, tag: str | None = None) -> np.ndarray:
     return np.asarray(x)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says memory ran out: MemoryError on the host; on the GPU CuPy's pool
+    (cupy.cuda.memory.OutOfMemoryError), cuBLAS / cuFFT / cuSOLVER (status ..._ALLOC_FAILED) or
+    the runtime (cudaErrorMemoryAllocation), none of which is a MemoryError."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return "ALLOC_FAILED" in text or "cudaErrorMemoryAllocation" in text or "CUDA_ERROR_OUT_OF_MEMORY" in text
+
+
 # ----------------------------------------------------------------------------- launch and sync counts
 
 COUNTS = {"launches": 0, "syncs": 0, "lbfgs_syncs": 0}

@@ -5,19 +5,31 @@
 // maxpool2_fwd: one thread writes one y[p, i, j] = window max and arg = its index 0..3
 //               (row-major; the first maximum wins ties)
 // maxpool2_bwd: one thread writes one gx[p, r, s] = gy[p, r/2, s/2] if (r, s) won, else 0
-// Backward passes are gathers, so no atomics. All loops are 1-D grid-stride loops.
+// Backward passes are gathers, so no atomics. All loops are 1-D grid-stride loops; plane_index
+// splits a flat index with two 64-bit divisions (one helper for all four kernels).
 
 #define GRID_LOOP(i, total) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (total); \
          i += (long long)blockDim.x * gridDim.x)
 
+// Element i of (P, rows, cols) planes -> its plane p, row r and column c.
+struct PlaneIndex {
+    long long p;
+    int r, c;
+};
+
+__device__ __forceinline__ PlaneIndex plane_index(long long i, int rows, int cols) {
+    const long long pr = i / cols;   // plane * rows + row
+    return {pr / rows, (int)(pr % rows), (int)(i - pr * cols)};
+}
+
 template <typename T>
 __device__ void avgpool2_fwd(const T* __restrict__ x, T* __restrict__ y, int nc, int h, int w) {
     const int ho = h / 2, wo = w / 2;
     GRID_LOOP(i, (long long)nc * ho * wo) {
-        const int j = (int)(i % wo);
-        const int r = (int)((i / wo) % ho);
-        const long long p = i / ((long long)wo * ho);
+        const PlaneIndex at = plane_index(i, ho, wo);
+        const long long p = at.p;
+        const int r = at.r, j = at.c;
         const T* src = x + p * h * w + (long long)(2 * r) * w + 2 * j;
         y[i] = (src[0] + src[1] + src[w] + src[w + 1]) * T(0.25);
     }
@@ -27,9 +39,9 @@ template <typename T>
 __device__ void avgpool2_bwd(const T* __restrict__ gy, T* __restrict__ gx, int nc, int h, int w) {
     const int ho = h / 2, wo = w / 2;
     GRID_LOOP(i, (long long)nc * h * w) {
-        const int s = (int)(i % w);
-        const int r = (int)((i / w) % h);
-        const long long p = i / ((long long)w * h);
+        const PlaneIndex at = plane_index(i, h, w);
+        const long long p = at.p;
+        const int r = at.r, s = at.c;
         const int pi = r / 2, pj = s / 2;
         gx[i] = (pi < ho && pj < wo) ? gy[(p * ho + pi) * wo + pj] * T(0.25) : T(0);
     }
@@ -40,9 +52,9 @@ __device__ void maxpool2_fwd(const T* __restrict__ x, T* __restrict__ y, unsigne
                              int nc, int h, int w) {
     const int ho = h / 2, wo = w / 2;
     GRID_LOOP(i, (long long)nc * ho * wo) {
-        const int j = (int)(i % wo);
-        const int r = (int)((i / wo) % ho);
-        const long long p = i / ((long long)wo * ho);
+        const PlaneIndex at = plane_index(i, ho, wo);
+        const long long p = at.p;
+        const int r = at.r, j = at.c;
         const T* src = x + p * h * w + (long long)(2 * r) * w + 2 * j;
         T best = src[0];
         unsigned char k = 0;
@@ -60,9 +72,9 @@ __device__ void maxpool2_bwd(const T* __restrict__ gy, const unsigned char* __re
                              int nc, int h, int w) {
     const int ho = h / 2, wo = w / 2;
     GRID_LOOP(i, (long long)nc * h * w) {
-        const int s = (int)(i % w);
-        const int r = (int)((i / w) % h);
-        const long long p = i / ((long long)w * h);
+        const PlaneIndex at = plane_index(i, h, w);
+        const long long p = at.p;
+        const int r = at.r, s = at.c;
         const int pi = r / 2, pj = s / 2;
         const long long o = (p * ho + pi) * wo + pj;
         gx[i] = (pi < ho && pj < wo && arg[o] == (r % 2) * 2 + (s % 2)) ? gy[o] : T(0);

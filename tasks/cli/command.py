@@ -189,8 +189,11 @@ def _main(a, ap, run) -> int:
     except FloatingPointError as exc:  # the weighting pre-process met NaN/inf: nothing to keep yet
         print(f"error: {exc}; check the weights file and the input image", file=sys.stderr)
         return EXIT_FAILED
-    except MemoryError:
-        print("error: out of memory; try a smaller --size", file=sys.stderr)
+    except Exception as exc:  # a MemoryError, or the GPU's out-of-memory errors (none is a MemoryError)
+        if not backend.is_out_of_memory(exc):
+            raise
+        where = "GPU memory" if getattr(a, "device", "cpu") != "cpu" and not isinstance(exc, MemoryError) else "memory"
+        print(f"error: out of {where}; try a smaller --size", file=sys.stderr)
         return EXIT_ERROR
     finally:
         if claimed is not None:

@@ -278,3 +278,44 @@ def test_list_layers_at_any_size_computes_nothing(capsys):
     assert invert.main(["--list-layers", "--size", "100000", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "relu1_1  64 x 100000 x 100000" in out and "pool5    512 x 3125 x 3125" in out
+
+
+def _gpu_out_of_memory_errors():
+    """The errors the GPU raises when memory runs out, none a MemoryError (CuPy's own classes
+    when it is installed, else look-alikes with the same names and messages)."""
+    try:
+        from cupy.cuda.memory import OutOfMemoryError
+        from cupy_backends.cuda.libs.cublas import CUBLASError
+        from cupy_backends.cuda.api.runtime import CUDARuntimeError
+        return [OutOfMemoryError(2**33, 2**30, 2**34), CUBLASError(3), CUDARuntimeError(2)]
+    except ImportError:
+        OutOfMemoryError = type("OutOfMemoryError", (Exception,), {})
+        return [OutOfMemoryError("out of memory allocating 8589934592 bytes"),
+                RuntimeError("CUBLAS_STATUS_ALLOC_FAILED"), RuntimeError("cudaErrorMemoryAllocation: out of memory")]
+
+
+@pytest.mark.parametrize("exc", _gpu_out_of_memory_errors(), ids=lambda e: type(e).__name__)
+def test_gpu_out_of_memory_is_one_line(exc, capsys):
+    from engine import backend
+    from tasks import invert
+    from tasks.cli import command
+
+    assert backend.is_out_of_memory(exc) and not backend.is_out_of_memory(RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED"))
+
+    def run(**kwargs):
+        raise exc
+
+    assert command.main("invert", invert.PARSER, run, ["--device", "cpu", "--size", "32"]) == command.EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: out of memory; try a smaller --size"] or err == ["error: out of GPU memory; try a smaller --size"]
+
+
+def test_other_errors_still_raise():
+    from tasks import invert
+    from tasks.cli import command
+
+    def run(**kwargs):
+        raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED")
+
+    with pytest.raises(RuntimeError):
+        command.main("invert", invert.PARSER, run, ["--device", "cpu", "--size", "32"])
