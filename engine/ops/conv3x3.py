@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from .. import backend
-from ..parallel import parallel_jit
+from ..parallel import matmul, parallel_jit
 from ..autograd import Tensor, record
 from ..errors import UserError
 from . import winograd
@@ -128,7 +128,7 @@ def im2col3x3(x, relu_out=None):
 def _conv(x, w_mat, relu_out=None):
     n, _, h, w = x.shape
     cols = im2col3x3(x, relu_out)
-    out = backend.array_module(x).matmul(w_mat, cols)  # (Co, K) @ (N, K, HW) -> (N, Co, HW)
+    out = matmul(w_mat, cols)  # (Co, K) @ (N, K, HW) -> (N, Co, HW)
     return out.reshape(n, w_mat.shape[0], h, w)
 
 

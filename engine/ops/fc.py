@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Tensor, record
+from ..parallel import matmul
 
 
 class FCWeights:
@@ -28,7 +29,7 @@ def fc_forward(x, p: FCWeights):
     flat = x.reshape(x.shape[0], -1)  # (N, C, h, w) -> (N, C*h*w)
     if flat.shape[1] != p.n_in:
         raise ValueError(f"fc expects {p.n_in} inputs per image, got {flat.shape[1]} (shape {x.shape})")
-    y = flat @ p.weight_t
+    y = matmul(flat, p.weight_t)
     if p.has_bias:
         y = y + p.bias
     return y.reshape(y.shape[0], p.n_out, 1, 1)
@@ -36,7 +37,7 @@ def fc_forward(x, p: FCWeights):
 
 def fc_backward(gy, p: FCWeights, x_shape):
     """gy (N, Out, 1, 1) -> gx of x's shape."""
-    return (gy.reshape(gy.shape[0], p.n_out) @ p.weight).reshape(x_shape)
+    return matmul(gy.reshape(gy.shape[0], p.n_out), p.weight).reshape(x_shape)
 
 
 def fc(x: Tensor, p: FCWeights, name=None) -> Tensor:

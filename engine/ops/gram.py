@@ -6,8 +6,8 @@ dF = (gG + gG^T) F. One batched GEMM each way (BLAS / cuBLAS).
 """
 from __future__ import annotations
 
-from .. import backend
 from ..autograd import Tensor, record
+from ..parallel import matmul
 
 
 def features_matrix(f):
@@ -18,13 +18,12 @@ def features_matrix(f):
 def gram_forward(f):
     """(N, C, h, w) -> (N, C, C)."""
     fm = features_matrix(f)
-    return fm @ fm.transpose(0, 2, 1)
+    return matmul(fm, fm.transpose(0, 2, 1))
 
 
 def gram_backward(gg, f):
-    xp = backend.array_module(f)
     fm = features_matrix(f)
-    return xp.matmul(gg + gg.transpose(0, 2, 1), fm).reshape(f.shape)
+    return matmul(gg + gg.transpose(0, 2, 1), fm).reshape(f.shape)
 
 
 def gram(f: Tensor, name=None) -> Tensor:

@@ -18,6 +18,7 @@ stays on the device as a 0-d array; only the optimiser wrapper turns it into a f
 from __future__ import annotations
 
 from ..autograd import Tensor, record
+from ..parallel import matmul
 from .gram import features_matrix, gram_forward
 
 
@@ -40,6 +41,6 @@ def gram_loss(f: Tensor, target_gram, weight: float = 1.0, name=None) -> Tensor:
 
     def backward(g):
         # (N, C, C) @ (N, C, M) -> (N, C, M) -> (N, C, h, w)
-        return ((dg @ fm) * (g * (weight / (c * c * m * m)))).reshape(f.shape),
+        return (matmul(dg, fm) * (g * (weight / (c * c * m * m)))).reshape(f.shape),
 
     return record(value, (f,), backward, name)

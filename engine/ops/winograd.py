@@ -32,7 +32,7 @@ import threading
 import numba
 import numpy as np
 
-from ..parallel import parallel_jit
+from ..parallel import matmul, parallel_jit
 
 # ----------------------------------------------------------------------------- the transforms
 # Points 0, 1, -1 (m = 2) and 0, 1, -1, 2, -2 (m = 4), plus infinity (Lavin & Gray 2016).
@@ -210,7 +210,7 @@ def winograd_conv(x, u, m: int, bias=None, relu: bool = False, mask=None):
     v = scratch("v", (u.shape[0], cin, n * npt), dtype)
     _input_transform(xs, _coefs(BT, m, dtype), v)
     mm = scratch("m", (u.shape[0], cout, n * npt), dtype)
-    np.matmul(u, v, out=mm)  # (a*a, Cout, Cin) @ (a*a, Cin, P) -> (a*a, Cout, P)
+    matmul(u, v, out=mm)  # (a*a, Cout, Cin) @ (a*a, Cin, P) -> (a*a, Cout, P)
     whole = h % m == 0 and w % m == 0  # else write whole tiles to scratch, then crop
     y = np.empty((n, cout, h, w), dtype)
     yt = y if whole else scratch("y", (n, cout, th * m, tw * m), dtype)

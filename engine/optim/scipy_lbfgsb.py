@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import Bounds, minimize
 
 from .. import backend
+from ..parallel import single_threaded_blas
 from ..errors import UserError
 
 
@@ -94,6 +95,7 @@ def lbfgs(objective, x0, bounds=None, iters: int = 500, history: int = 10,
         state["x"] = x_flat.copy()
 
     interrupted, failed, stop = False, None, ""
+    single_threaded_blas()  # scipy's OpenBLAS too: its threaded dot products round per thread count
     try:
         res = minimize(fun, x_flat, jac=True, method="L-BFGS-B", bounds=scipy_bounds, callback=on_iteration,
                        options={"maxiter": iters, "maxfun": max(15000, 20 * iters), "maxcor": history,
