@@ -1,6 +1,6 @@
 """Invert a layer's representation: reconstruct an image from what one layer keeps of it.
 
-    python -m tasks.invert --image astronaut --layer pool3 --device cpu
+    ranvgg invert --image astronaut --layer pool3 --device cpu
 
 Starting from white noise, L-BFGS-B morphs the image until its features at --layer match the
 original's (Eq. 1 of He, Wang & Hopcroft 2016, no image prior). Several layers may be given,

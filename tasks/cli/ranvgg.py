@@ -13,6 +13,7 @@ import importlib
 import sys
 
 import engine
+import tasks
 
 # name -> (module, one line for --help). Enable a command by adding its row.
 COMMANDS = {
@@ -44,8 +45,24 @@ def version() -> str:
         return engine.__version__
 
 
+def foreign_packages() -> str | None:
+    """A one-line error when ``engine`` or ``tasks`` is not ranvgg's own (another package of
+    that name, or a folder left behind by an earlier install, found first on the path)."""
+    for module in (engine, tasks):
+        if getattr(module, "__ranvgg__", False) is not True:
+            where = getattr(module, "__file__", None) or ", ".join(getattr(module, "__path__", [])) or "?"
+            return (f"error: the Python package {module.__name__!r} found at {where} is not ranvgg's "
+                    f"(another package of that name, or a folder left by an earlier install); "
+                    f"remove it or reinstall ranvgg in a fresh virtual environment")
+    return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    foreign = foreign_packages()
+    if foreign:
+        print(foreign, file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage(), end="")
         return 0 if argv else 2
