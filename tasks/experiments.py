@@ -41,6 +41,7 @@ from engine.arch import ARCHS, FC_LAYERS, check_layers
 from .cli import command
 from .figures import FIGURES, nets
 from .figures.executor import Results, run_all
+from .cli.console import guarded_stdout
 
 DEFAULTS = {"size": 64, "iters": 100}
 
@@ -197,6 +198,11 @@ def _argv(kwargs: dict) -> list:
 
 
 def main(argv=None) -> int:
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     try:
         _, interrupted = run(argv if argv is not None else sys.argv[1:])
     except SystemExit as exc:

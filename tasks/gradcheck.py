@@ -17,9 +17,15 @@ from engine import backend, gradcheck
 from engine.errors import UserError
 
 from .cli.command import _Parser
+from .cli.console import guarded_stdout
 
 
 def main(argv=None) -> int:
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     first, _, rest = __doc__.strip().partition("\n\n")
     ap = _Parser(prog="ranvgg gradcheck", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)

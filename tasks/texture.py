@@ -36,7 +36,8 @@ def _parser():
     ap = command.parser("texture", __doc__, DEFAULTS)
     g = ap.add_argument_group("texture")
     g.add_argument("--image", default="gravel", help="source texture: a file or a sample name (default: gravel)")
-    g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
+    g.add_argument("--layers", "--layer", dest="layers", default=LAYERS,
+                   help=f"layers whose Gram matrices to match, comma-separated (default: {LAYERS})")
     g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
                    help="extra weight per layer, on top of the automatic factors (default: all 1)")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)

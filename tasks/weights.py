@@ -29,6 +29,7 @@ from engine.io.weights import npz
 from engine.io.weights.safezip import ZIP_MAGIC, head, open_zip
 
 from .cli.command import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+from .cli.console import guarded_stdout
 
 
 def _parser():
@@ -86,6 +87,11 @@ def _npz_info(path) -> list[str]:
 
 
 def main(argv=None) -> int:
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     try:
         a = PARSER.parse_args(argv)
     except SystemExit as exc:

@@ -3,7 +3,9 @@
 A task module defines its own options on top of ``parser(...)`` and a ``run(**options)``
 function; ``main`` parses, runs, and turns every expected failure into one line and an exit
 code (2: bad input, 1: the run failed or an output could not be saved, 130: interrupted by
-Ctrl-C, 143: stopped by SIGTERM; both save what there is).
+Ctrl-C, 143: stopped by SIGTERM, 129: SIGHUP (the terminal closed); each saves what there is).
+A closed or full standard output (``| head``, ``> /dev/full``) silences the progress lines and
+the run goes on to save its files.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from engine.io import image
 from engine.errors import UserError
 from engine.arch import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
 
-from . import outputs, signals
+from . import console, outputs, signals
 from ..pipeline import inputs, network, runner
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -187,7 +189,7 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
         a = ap.parse_args(argv)
     except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    with signals.handling():  # SIGTERM stops the run like Ctrl-C: what there is gets saved
+    with signals.handling(), console.guarded_stdout():  # SIGTERM/SIGHUP stop the run like Ctrl-C
         return signals.exit_status(_main(a, ap, run))
 
 
@@ -196,7 +198,12 @@ def _main(a, ap, run) -> int:
     try:
         if getattr(a, "list_layers", False):
             validate(a)
-            network.list_layers(network.net_for_listing(a), a.size)
+            spec = getattr(a, "image", None) or getattr(a, "content", None)
+            shape = None
+            if spec is not None and not (spec == "reference" and getattr(a, "top", None)):
+                check_inputs(a)
+                shape = inputs.planned_shape(spec, a.size)[2:]
+            network.list_layers(network.net_for_listing(a), a.size, shape)
             return 0
         if a.out is None and ap.default_out:
             a.out = claimed = outputs.claim_default(ap.default_out)
@@ -208,7 +215,7 @@ def _main(a, ap, run) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted before the optimisation started: nothing saved", file=sys.stderr)
+        print(f"\n{signals.stopped_by()} before the optimisation started: nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FloatingPointError as exc:  # the weighting pre-process met NaN/inf: nothing to keep yet
         print(f"error: {exc}; check the weights file and the input image", file=sys.stderr)

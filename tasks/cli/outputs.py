@@ -40,7 +40,9 @@ def output_paths(a, image_out: bool = True) -> tuple[Path | None, Path | None]:
     given ``out=`` or ``log=``). ``image_out``: --out is an image, so its extension must name
     a format we write."""
     out = Path(a.out) if a.out else None
-    log_path = Path(a.log) if a.log else (out.with_suffix(".json") if out else None)
+    log_path = Path(a.log) if a.log else (out.with_suffix(".json") if out and not is_device(out) else None)
+    if out is not None and is_device(out) and getattr(a, "save_every", 0):
+        raise UserError(f"--save-every writes frames beside --out: give --out a file, not the device {a.out}")
     if out is not None and image_out:
         image.check_format(out)
     check_distinct(a, written_files(a, out, log_path))
@@ -58,7 +60,7 @@ def written_files(a, out: Path | None, log_path: Path | None) -> list[tuple[str,
         files.append(("--out", out))
     if log_path is not None:
         files.append(("--log" if a.log else "the log (OUT with .json)", log_path))
-    if out is not None:
+    if out is not None and not is_device(out):  # a device (/dev/null) gets the result alone
         from .plots import companion
 
         files.append(("the loss plot (OUT_loss.png)", companion(out, "loss")))
@@ -68,6 +70,15 @@ def written_files(a, out: Path | None, log_path: Path | None) -> list[tuple[str,
                       for i in range(every, a.iters + 1, every)]
             files.append(("the contact sheet (OUT_frames.png)", companion(out, "frames")))
     return files
+
+
+def is_device(path: Path) -> bool:
+    """A character device such as /dev/null: the result is streamed into it, with no log beside
+    it (unless --log says where) and no plots or frames."""
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def input_files(a) -> list[tuple[str, Path]]:

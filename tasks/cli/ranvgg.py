@@ -15,6 +15,8 @@ import sys
 import engine
 import tasks
 
+from .console import guarded_stdout
+
 # name -> (module, one line for --help). Enable a command by adding its row.
 COMMANDS = {
     "invert": ("tasks.invert", "reconstruct an image from one layer's representation (Eq. 1)"),
@@ -33,7 +35,8 @@ def usage() -> str:
     return (f"usage: ranvgg COMMAND [options]   (ranvgg COMMAND --help for its options)\n\n"
             f"Deep image representation with an untrained, random-weight VGG-19\n"
             f"(He, Wang & Hopcroft, NIPS 2016).\n\ncommands:\n{rows}\n\n"
-            f"  --version  print the version and exit\n")
+            f"  --version  print the version and exit\n\n"
+            f"Without installing: python -m tasks COMMAND [options] (from the source folder).\n")
 
 
 def version() -> str:
@@ -86,4 +89,5 @@ def main(argv=None) -> int:
     parser = getattr(module, "PARSER", None)
     if parser is not None:
         parser.prog = f"ranvgg {name}"  # --help and errors name the command the user typed
-    return module.main(rest)
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return module.main(rest)
