@@ -28,6 +28,7 @@ File formats, in a room of their own:
 Importing ``engine`` has no side effects and needs no GPU.
 """
 __version__ = "0.1.0"  # the one place: setup.cfg reads it, ``ranvgg --version`` prints it
+__ranvgg__ = True      # ``ranvgg`` checks it: another package named ``engine`` is told apart
 
 from .errors import UserError  # noqa: E402
 

@@ -10,7 +10,7 @@ array output is made scalar with a fixed random projection r: f(x) = <op(x), r>,
 is the op's backward applied to r, which is exactly what is being tested.
 
 ``standard_checks(device)`` lists every op, every loss, the objectives and the whole network
-on small shapes; the test suite and ``python -m tasks.gradcheck`` both run it.
+on small shapes; the test suite and ``ranvgg gradcheck`` both run it.
 """
 from __future__ import annotations
 

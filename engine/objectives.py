@@ -39,7 +39,7 @@ from .ops.tv import tv_loss
 from .arch import map_shape, pins_layout
 from .vgg import VGG19
 
-# Style transfer defaults: the one set, used by Objective.style and by python -m tasks.style.
+# Style transfer defaults: the one set, used by Objective.style and by ranvgg style.
 # Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets
 # TV dominate (a blur; measured in the README).
 STYLE_CONTENT_LAYER = "relu2_2"

@@ -21,6 +21,13 @@ blocks are the same whatever the thread count, so the result is bit for bit the 
 thread or 16, in-process or on a Dask worker (tests/engine/test_determinism.py). numba's loops
 and the GEMM threads never run at the same time, and neither uses more threads than the cores
 the process may run on (``os.sched_getaffinity``: ``taskset`` is respected).
+
+numba's compiled functions are cached in the user's cache folder (``CACHE_DIR``:
+$RANVGG_CACHE/numba or the platform's, see ``engine.io.files.cache_dir``), never next to the
+sources: a cache written into site-packages outlives ``pip uninstall`` and its leftover
+``engine/`` folder shadows the next install. NUMBA_CACHE_DIR, when set, wins. Without a
+writable cache folder (a read-only home, a service account) nothing is cached and everything
+runs, compiled afresh in each process. Every numba function is decorated with ``cache=CACHE``.
 """
 from __future__ import annotations
 
@@ -29,11 +36,34 @@ import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-import numba
-import numpy as np
+from .io.files import cache_dir, writable_dir
 
-from . import backend
+
+def _numba_cache_dir():
+    """The folder for numba's cache, set before numba is imported; None: no cache."""
+    given = os.environ.get("NUMBA_CACHE_DIR")
+    try:
+        path = Path(given) if given else cache_dir() / "numba"
+    except Exception:  # noqa: BLE001 - an odd environment costs the cache, never the run
+        return None
+    if not writable_dir(path):
+        return None
+    os.environ["NUMBA_CACHE_DIR"] = str(path)  # numba reads it on import; child processes too
+    return path
+
+
+CACHE_DIR = _numba_cache_dir()
+CACHE = CACHE_DIR is not None
+
+import numba  # noqa: E402  (after NUMBA_CACHE_DIR is set)
+import numpy as np  # noqa: E402
+
+from . import backend  # noqa: E402
+
+if CACHE:  # numba may have been imported before us (a user's program): set its config too
+    numba.config.CACHE_DIR = str(CACHE_DIR)
 
 if "NUMBA_THREADING_LAYER" not in os.environ:  # a user's choice wins
     numba.config.THREADING_LAYER = "workqueue"
@@ -50,10 +80,10 @@ def _layer_is_threadsafe() -> bool:
 
 
 def parallel_jit(fn):
-    """``numba.njit(parallel=True, cache=True)(fn)``, callable from any thread.
+    """``numba.njit(parallel=True, cache=CACHE)(fn)``, callable from any thread.
 
     The compiled dispatcher stays reachable as ``.jitted`` (for signatures and inspection)."""
-    jitted = numba.njit(parallel=True, cache=True)(fn)
+    jitted = numba.njit(parallel=True, cache=CACHE)(fn)
 
     @functools.wraps(fn)
     def call(*args):

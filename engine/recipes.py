@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from .io import image
 from . import stacked
 from .errors import UserError
+from .io import files
 from .io.files import atomic_write
 from .arch import CONV_SHAPES, DEFAULT_SIGMA
 from .vgg import VGG19
@@ -74,11 +74,8 @@ def recipe_for(seed: int, progress=None) -> dict:
 
 
 def cache_dir() -> Path:
-    """$RANVGG_CACHE, else $XDG_CACHE_HOME/ranvgg, else ~/.cache/ranvgg."""
-    if os.environ.get("RANVGG_CACHE"):
-        return Path(os.environ["RANVGG_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "ranvgg"
+    """$RANVGG_CACHE, else the platform's cache folder (``engine.io.files.cache_dir``)."""
+    return files.cache_dir()
 
 
 def settings_key(settings: dict) -> str:
@@ -171,7 +168,7 @@ def _verify(net: VGG19, recipe: dict, where: str) -> None:
             raise UserError(
                 f"{where}: seed {recipe['seed']}, {name}: the regenerated weights do not match the recipe's "
                 f"checksum; this NumPy ({np.__version__}) draws another random stream than the one that made it "
-                f"(NumPy {recipe.get('numpy', '?')}); rebuild it (python -m tasks.stack --seed {recipe['seed']} "
+                f"(NumPy {recipe.get('numpy', '?')}); rebuild it (ranvgg stack --seed {recipe['seed']} "
                 f"--out FILE.json, then --net FILE.json) or use --net random")
 
 

@@ -6,6 +6,8 @@ quiet, and writing files only when given ``out=`` or ``log=``.
 """
 import os as _os
 
+__ranvgg__ = True  # ``ranvgg`` checks it: another package named ``tasks`` is told apart
+
 # scipy's L-BFGS-B step runs on scipy's own OpenBLAS, whose threads then spin for a while and
 # slow NumPy's GEMMs in the next evaluation (one pool3 evaluation at 128 px: 86 ms alone, 138 ms
 # between L-BFGS-B steps, 109 ms with this). It applies only when set before NumPy is first

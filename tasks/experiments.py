@@ -1,6 +1,6 @@
 """The paper's figures as commands, and the comparison of architectures it left for later.
 
-    python -m tasks.experiments fig3 --seeds 0-2 --trained vgg19.npz --out out/fig3
+    ranvgg experiments fig3 --seeds 0-2 --trained vgg19.npz --out out/fig3
 
 FIGURE is one of
   fig1   reconstruction by layer (paper Fig. 1-2): pool1..pool5 (fc6-fc8 at --size 256), a grid
@@ -12,7 +12,7 @@ FIGURE is one of
 
 Each writes OUT/ with the figure PNG(s), results.csv (one row per run), curves.csv (loss per
 iteration), runs/KEY.png (every result image), settings.json and summary.md. Nets (--nets):
-ranvgg (the default stacked VGG-19, issue 7), random (a plain draw), stacked (a greedy stack
+ranvgg (the default stacked VGG-19), random (a plain draw), stacked (a greedy stack
 built here: convs up to block 3, 3 candidates, 20 iterations, 48 px, astronaut), and trained
 (added whenever --trained FILE.npz is given). Texture and style results are scored in an
 independent random VGG-19 (seed 1000003) and in the trained net, with the free baselines.
@@ -41,6 +41,7 @@ from engine.arch import ARCHS, FC_LAYERS, check_layers
 from .cli import command
 from .figures import FIGURES, nets
 from .figures.executor import Results, run_all
+from .cli.console import guarded_stdout
 
 DEFAULTS = {"size": 64, "iters": 100}
 
@@ -50,7 +51,7 @@ def _parser():
     rest += "\n\nEach figure's defaults:\n" + "\n".join(
         f"  {name:5s}  " + "; ".join(f"{k} {v or 'pool1..pool5 (and fc6-fc8 at 256 px)'}" for k, v in fig.DEFAULTS.items())
         for name, fig in FIGURES.items())
-    ap = command._Parser(prog="python -m tasks.experiments", description=first, epilog=rest,
+    ap = command._Parser(prog="ranvgg experiments", description=first, epilog=rest,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("figure", choices=tuple(FIGURES), help="which figure")
     ap.add_argument("--out", metavar="DIR", help="output folder (default: out/experiments/FIGURE)")
@@ -122,7 +123,7 @@ def resolve(a) -> argparse.Namespace:
     if a.trained:
         path = Path(a.trained)
         if not path.is_file():
-            raise UserError(f"--trained {a.trained!r}: no such file (convert one with python -m tasks.weights)")
+            raise UserError(f"--trained {a.trained!r}: no such file (convert one with ranvgg weights)")
         o.trained = str(path.resolve())
     from .pipeline import inputs
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []):
@@ -175,7 +176,7 @@ def write_summary(o, fig, results, argv) -> None:
     table, notes = fig.report(o, results, o.out)
     pngs = sorted(p.name for p in o.out.glob("*.png"))
     text = [f"# {o.figure}: {fig.TITLE}", "",
-            f"Command: `python -m tasks.experiments {' '.join(shlex.quote(str(x)) for x in argv if x != '--redraw')}`", "",
+            f"Command: `ranvgg experiments {' '.join(shlex.quote(str(x)) for x in argv if x != '--redraw')}`", "",
             f"Settings: {json.dumps(settings_of(o))}", "",
             f"{len(results.rows)} of {len(results.specs)} runs done.", "",
             table, ""] + [f"![{p}]({p})" for p in pngs] + [""] + [f"- {n}" for n in notes if not n.startswith("wrote")]
@@ -197,6 +198,11 @@ def _argv(kwargs: dict) -> list:
 
 
 def main(argv=None) -> int:
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     try:
         _, interrupted = run(argv if argv is not None else sys.argv[1:])
     except SystemExit as exc:

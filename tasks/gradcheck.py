@@ -1,6 +1,6 @@
 """Verify every analytic gradient against central finite differences, in float64.
 
-    python -m tasks.gradcheck [--device cpu|gpu|auto] [--only NAME]
+    ranvgg gradcheck [--device cpu|gpu|auto] [--only NAME]
 
 Checks every op (conv3x3, relu, pooling, fc, gram), every loss (content, Gram, total
 variation), the autograd's accumulation, the style objective and the whole network (average
@@ -9,21 +9,37 @@ and max pooling, and through the fc layers). Prints a table and exits 1 if any c
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
 from engine import backend, gradcheck
 from engine.errors import UserError
 
+from .cli.command import _Parser
+from .cli.console import guarded_stdout
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tasks.gradcheck", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
+    first, _, rest = __doc__.strip().partition("\n\n")
+    ap = _Parser(prog="ranvgg gradcheck", description=first, epilog=rest,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=backend.DEVICES, help="where to run the checks (default: cpu)")
     ap.add_argument("--only", metavar="NAME", help="run only the checks whose name contains NAME")
     ap.add_argument("--tolerance", type=float, default=gradcheck.TOLERANCE,
                     help=f"largest accepted relative error (default: {gradcheck.TOLERANCE:g})")
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else 2
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        print(f"error: --tolerance must be a positive number, got {args.tolerance!r}", file=sys.stderr)
+        return 2
     try:
         device = backend.resolve_device(args.device)
     except UserError as exc:

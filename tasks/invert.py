@@ -1,6 +1,6 @@
 """Invert a layer's representation: reconstruct an image from what one layer keeps of it.
 
-    python -m tasks.invert --image astronaut --layer pool3 --device cpu
+    ranvgg invert --image astronaut --layer pool3 --device cpu
 
 Starting from white noise, L-BFGS-B morphs the image until its features at --layer match the
 original's (Eq. 1 of He, Wang & Hopcroft 2016, no image prior). Several layers may be given,
@@ -32,8 +32,8 @@ def _parser():
     ap = command.parser("invert", __doc__, DEFAULTS)
     g = ap.add_argument_group("inversion")
     g.add_argument("--image", default="astronaut", help="image to invert: a file or a sample name (default: astronaut)")
-    g.add_argument("--layer", default="pool3", help="layer(s) whose representation to invert, comma-separated "
-                   "(default: pool3)")
+    g.add_argument("--layer", "--layers", dest="layer", default="pool3",
+                   help="layer(s) whose representation to invert, comma-separated (default: pool3)")
     g.add_argument("--tv-weight", type=float, default=0.0,
                    help="total-variation prior, relative to the feature term after Eq. 4 scaling (default: 0, "
                         "none, as in the paper; 0.01 cleans up deep layers)")

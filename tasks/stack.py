@@ -1,7 +1,7 @@
 """Build the paper's greedy "stacked" ranVGG and write its recipe (a small JSON file).
 
-    python -m tasks.stack --seed 12 --out out/ranvgg_seed12.json
-    python -m tasks.invert --image coffee --net out/ranvgg_seed12.json
+    ranvgg stack --seed 12 --out out/ranvgg_seed12.json
+    ranvgg invert --image coffee --net out/ranvgg_seed12.json
 
 For each conv layer in forward order, up to --top, with the layers before it fixed, --candidates
 random weight sets are drawn (candidate 0 is the plain random net's draw); the reference image is

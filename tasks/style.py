@@ -1,6 +1,6 @@
 """Transfer artistic style: the content of one image in the style of others (Eq. 9).
 
-    python -m tasks.style --content chelsea --style ihc --device cpu
+    ranvgg style --content chelsea --style ihc --device cpu
 
 Minimises alpha * L_content + beta * L_texture + gamma * R(x): content from --content-layer
 (default relu2_2, the paper's conv2_2), style from the Gram matrices of --style-layers, and
@@ -44,7 +44,8 @@ def _parser():
                    help="one weight per --style image, normalised to sum to 1 (default: equal)")
     g.add_argument("--content-layer", default=objectives.STYLE_CONTENT_LAYER,
                    help=f"content layer (default: {objectives.STYLE_CONTENT_LAYER})")
-    g.add_argument("--style-layers", default=STYLE_LAYERS, help=f"style layers (default: {STYLE_LAYERS})")
+    g.add_argument("--style-layers", "--layers", "--layer", dest="style_layers", default=STYLE_LAYERS,
+                   help=f"style layers, comma-separated (default: {STYLE_LAYERS})")
     g.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT,
                    help=f"alpha (default: {CONTENT_WEIGHT:g})")
     g.add_argument("--style-weight", type=float, default=STYLE_WEIGHT,
@@ -82,6 +83,8 @@ def run(**kwargs):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
+    if a.content_weight == 0 and a.style_weight == 0 and a.tv_weight == 0:
+        raise UserError("--content-weight, --style-weight and --tv-weight are all 0: nothing to optimise")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers)
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])

@@ -1,6 +1,6 @@
 """Synthesise a texture: an image whose Gram matrices match a source image's (Eq. 5-8).
 
-    python -m tasks.texture --image gravel --device cpu
+    ranvgg texture --image gravel --device cpu
 
 Starting from white noise, L-BFGS-B matches the feature correlations G = F F^T of --layers,
 each term scaled by its Eq. 4 weighting factor (mu_l), which is what makes a random VGG work
@@ -42,7 +42,8 @@ def _parser():
     ap = command.parser("texture", __doc__, DEFAULTS)
     g = ap.add_argument_group("texture")
     g.add_argument("--image", default="gravel", help="source texture: a file or a sample name (default: gravel)")
-    g.add_argument("--layers", default=LAYERS, help=f"layers whose Gram matrices to match (default: {LAYERS})")
+    g.add_argument("--layers", "--layer", dest="layers", default=LAYERS,
+                   help=f"layers whose Gram matrices to match, comma-separated (default: {LAYERS})")
     g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
                    help="extra weight per layer, on top of the automatic factors (default: all 1)")
     g.add_argument("--out-size", default=None, metavar="WxH",

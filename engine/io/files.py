@@ -2,6 +2,7 @@
 
     atomic_write(path, lambda f: f.write(data))      every output ranvgg writes goes through here
     same_file(a, b)                                  do two paths name one file (links, symlinks)?
+    cache_dir()                                      the user's cache folder (recipes, numba's cache)
 
 ``atomic_write`` writes to a uniquely named temporary file in the target's folder, flushes and
 fsyncs it, then renames it over the target: a reader (or a second run saving the same path at
@@ -18,6 +19,7 @@ import errno
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -107,4 +109,34 @@ def same_file(a, b) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist yet: only the resolved names can collide
+        return False
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for ranvgg: $RANVGG_CACHE, else the platform's: $XDG_CACHE_HOME/ranvgg
+    or ~/.cache/ranvgg (Linux), ~/Library/Caches/ranvgg (macOS), %LOCALAPPDATA%\\ranvgg (Windows).
+    Never inside the installed package. It may not exist or be writable (a read-only home, a
+    service account): its users then work without a cache."""
+    if os.environ.get("RANVGG_CACHE"):
+        return Path(os.environ["RANVGG_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "ranvgg"
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "ranvgg"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = Path(os.path.expanduser("~"))
+    return home / ("Library/Caches" if sys.platform == "darwin" else ".cache") / "ranvgg"
+
+
+def writable_dir(path: Path) -> bool:
+    """Create ``path`` if needed and say whether files can be written in it (a real probe)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except (OSError, RuntimeError):
         return False

@@ -17,6 +17,7 @@ Host-side NumPy only: images are (H, W, 3) float32 RGB in [0, 255] ("hwc") until
 from __future__ import annotations
 
 import io
+import os
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -41,9 +42,10 @@ def load_image(path, size: int | None = None) -> np.ndarray:
     16-bit images are scaled by 255/65535; mode "I" (32-bit int) by the smallest of
     255, 65535, 2**31-1 that holds its maximum; mode "F" by 255 when it lies in [0, 1], else
     clipped to [0, 255]. EXIF orientation is applied. ``size``: scale (Lanczos) so that the
-    longer side is ``size`` pixels.
+    longer side is ``size`` pixels. ``path`` may also be a shipped sample's name ("astronaut"),
+    as on the command line.
     """
-    path = Path(path)
+    path = _file_or_sample(path)
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer))
                              or size <= 0):
         raise UserError(f"{path}: --size must be a positive whole number of pixels, got {size!r}")
@@ -278,10 +280,22 @@ def check_format(path, what: str = "--out") -> str:
     """The format an output ``path`` asks for by its extension (PNG, JPEG, TIFF); an unknown
     one is a UserError, raised before any work is done."""
     suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS and _is_device(path):
+        return "PNG"  # /dev/null, /dev/stdout: a PNG stream
     if suffix not in FORMATS:
         raise UserError(f"{what} {str(path)!r}: unknown image extension {suffix or '(none)'!r}; "
                         f"use one of {', '.join(FORMATS)}")
     return FORMATS[suffix]
+
+
+def _is_device(path) -> bool:
+    """A character device (``/dev/null``, a terminal): written into as a stream."""
+    import stat
+
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def save_image(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
@@ -446,6 +460,18 @@ SAMPLES = {
 }
 
 _DATA_DIR = Path(__file__).resolve().parents[2] / "tasks" / "data"
+
+
+def _file_or_sample(spec) -> Path:
+    """``spec`` as a path; a bare sample name ("astronaut") that names no file is the sample."""
+    if isinstance(spec, bytes):
+        spec = os.fsdecode(spec)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise UserError(f"an image path must be a file name or a sample name, got {type(spec).__name__} {spec!r}")
+    path = Path(spec)
+    if isinstance(spec, str) and spec in SAMPLES and not path.exists():
+        return sample_path(spec)
+    return path
 
 
 def sample_path(name: str) -> Path:

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import os
 
-import numba
 import numpy as np
 
 from .. import backend
-from ..parallel import matmul, parallel_jit
+from ..parallel import matmul, numba, parallel_jit
 from ..autograd import Tensor, record
 from ..errors import UserError
 from . import winograd

@@ -12,11 +12,10 @@ needed. CPU: numba loops; GPU: ``kernels/pool.cu``.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .. import backend
-from ..parallel import parallel_jit
+from ..parallel import numba, parallel_jit
 from ..autograd import Tensor, record
 
 

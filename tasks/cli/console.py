@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 import sys
 import textwrap
 import time
@@ -58,6 +59,18 @@ def quiet_by_default(run):
         with speaking(verbose):
             return run(*args, **kwargs)
     return wrapper
+
+
+def install_hint(extra: str, packages: str) -> str:
+    """How to add an optional extra from where the user stands: from ranvgg's source folder
+    (a checkout, or an editable install of one) its extra; otherwise the packages themselves
+    (ranvgg is not on a package index, so "ranvgg[extra]" would not resolve)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if (root / "setup.cfg").is_file():
+        return f'pip install "{root}[{extra}]"'
+    return f"pip install {packages}"
 
 
 def duration(s: float) -> str:
@@ -135,3 +148,59 @@ class Progress:
 
 def _write(stream, text: str) -> None:
     print(text, file=stream, flush=True)
+
+
+class _GuardedStream:
+    """A stream whose writes never fail: once the reader is gone (``| head``: EPIPE) or the
+    target is full (``> /dev/full``: ENOSPC), the file descriptor is pointed at the null device,
+    one note goes to stderr, and the run goes on (its files are what matters)."""
+
+    def __init__(self, stream):
+        self._stream, self.closed_by = stream, None
+
+    def write(self, text):
+        if self.closed_by is None:
+            try:
+                return self._stream.write(text)
+            except OSError as exc:
+                self._gone(exc)
+        return len(text)
+
+    def flush(self):
+        if self.closed_by is None:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._gone(exc)
+
+    def _gone(self, exc: OSError) -> None:
+        self.closed_by = exc
+        try:  # what is still buffered, and Python's own flush at exit, go nowhere, quietly
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            print(f"note: standard output is closed ({exc.strerror or exc}): the rest is not printed "
+                  "(a run goes on and saves its files)", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded_stdout():
+    """Within this block, a closed or full standard output never raises (``_GuardedStream``)."""
+    if isinstance(sys.stdout, _GuardedStream) or sys.stdout is None:
+        yield
+        return
+    old = sys.stdout
+    sys.stdout = guard = _GuardedStream(old)
+    try:
+        yield
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = old

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -25,21 +26,26 @@ from engine.io.files import atomic_write, same_file
 
 from . import signals
 
-# the options that name files a task reads (style's --style may hold several)
-INPUT_OPTIONS = ("image", "content", "style", "init", "weights")
+# the options that name files a task reads (style's --style may hold several; --net may name a
+# recipe or a weights file)
+INPUT_OPTIONS = ("image", "content", "style", "init", "weights", "net", "judge_weights")
+NOT_FILES = {"init": ("noise", "content"), "net": ("ranvgg", "random"), "image": ("reference",)}
 
 
 def output_paths(a, image_out: bool = True) -> tuple[Path | None, Path | None]:
-    """(--out, --log or OUT.json), checked before any work is done: writable, and not one of
-    the inputs or each other (a collision would destroy a file the user did not name as an
-    output). None where no file was asked for (the Python API writes files only when given
-    ``out=`` or ``log=``). ``image_out``: --out is an image, so its extension must name a format
-    we write."""
+    """(--out, --log or OUT.json), checked before any work is done: writable, and neither one
+    of the inputs nor another of the run's outputs, side outputs included (the loss plot, the
+    frames and their contact sheet): a collision would destroy a file the user did not name
+    as an output. None where no file was asked for (the Python API writes files only when
+    given ``out=`` or ``log=``). ``image_out``: --out is an image, so its extension must name
+    a format we write."""
     out = Path(a.out) if a.out else None
-    log_path = Path(a.log) if a.log else (out.with_suffix(".json") if out else None)
+    log_path = Path(a.log) if a.log else (out.with_suffix(".json") if out and not is_device(out) else None)
+    if out is not None and is_device(out) and getattr(a, "save_every", 0):
+        raise UserError(f"--save-every writes frames beside --out: give --out a file, not the device {a.out}")
     if out is not None and image_out:
         image.check_format(out)
-    check_distinct(a, out, log_path)
+    check_distinct(a, written_files(a, out, log_path))
     if out is not None:
         check_writable(out, "--out")
     if log_path is not None:
@@ -47,37 +53,81 @@ def output_paths(a, image_out: bool = True) -> tuple[Path | None, Path | None]:
     return out, log_path
 
 
+def written_files(a, out: Path | None, log_path: Path | None) -> list[tuple[str, Path]]:
+    """[(what, path)] of every file an image task's run may write."""
+    files = []
+    if out is not None:
+        files.append(("--out", out))
+    if log_path is not None:
+        files.append(("--log" if a.log else "the log (OUT with .json)", log_path))
+    if out is not None and not is_device(out):  # a device (/dev/null) gets the result alone
+        from .plots import companion
+
+        files.append(("the loss plot (OUT_loss.png)", companion(out, "loss")))
+        every = getattr(a, "save_every", 0) or 0
+        if every:
+            files += [(f"the frame OUT_iter{i}", out.with_name(f"{out.stem}_iter{i}{out.suffix}"))
+                      for i in range(every, a.iters + 1, every)]
+            files.append(("the contact sheet (OUT_frames.png)", companion(out, "frames")))
+    return files
+
+
+def is_device(path: Path) -> bool:
+    """A character device such as /dev/null: the result is streamed into it, with no log beside
+    it (unless --log says where) and no plots or frames."""
+    try:
+        return stat.S_ISCHR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def input_files(a) -> list[tuple[str, Path]]:
-    """[(option, path)] for every input option of ``a`` that names an existing file (sample
-    names and the words noise/content name none)."""
+    """[(option, path)] for every input option of ``a`` that names a file (sample names and the
+    words noise/content/ranvgg/random name none)."""
     from ..pipeline.inputs import image_path
 
     found = []
     for name in INPUT_OPTIONS:
         specs = getattr(a, name, None)
         for spec in (specs if isinstance(specs, (list, tuple)) else [specs]):
-            if spec is None or (name == "init" and spec in ("noise", "content")):
+            if spec is None or not isinstance(spec, (str, os.PathLike)) or spec in NOT_FILES.get(name, ()):
                 continue
             try:
-                path = Path(spec) if name == "weights" else image_path(spec)
+                path = Path(spec) if name in ("weights", "net", "judge_weights") else image_path(spec)
             except UserError:  # not a file: reported later, with the input's own message
                 continue
-            found.append((f"--{name}", path))
+            found.append((f"--{name.replace('_', '-')}", path))
     return found
 
 
-def check_distinct(a, out: Path | None, log_path: Path | None) -> None:
-    """A UserError when --out or --log names an input file, or both name one file."""
-    outs = [(w, p) for w, p in (("--out", out), ("--log" if a.log else "the log (OUT with .json)", log_path))
-            if p is not None]
-    if out is not None and log_path is not None and same_file(out, log_path):
-        raise UserError(f"--out and {outs[1][0]} are the same file {str(out)!r}: one would replace the "
-                        "other; give --log another name")
-    for what, path in outs:
-        for option, src in input_files(a):
+def check_inputs_readable(a) -> None:
+    """Every input that exists is a regular file: a FIFO or a device (/dev/zero, a pipe) would
+    block or read without end; refused before any work, naming the option."""
+    for option, path in input_files(a):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a missing file is reported by its reader, with the option
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else ("a folder" if stat.S_ISDIR(st.st_mode)
+                                                              else "a device or other special file")
+            raise UserError(f"{option} {str(path)!r} is {kind}, not a regular file; give a file")
+
+
+def check_distinct(a, files: list[tuple[str, Path]]) -> None:
+    """A UserError when two of the run's outputs are one file, or an output is an input file."""
+    for i, (what, path) in enumerate(files):
+        for other, q in files[:i]:
+            if same_file(path, q):
+                raise UserError(f"{other} and {what} are the same file {str(path)!r}: one would replace the "
+                                "other; choose other names")
+    inputs = input_files(a)
+    for what, path in files:
+        for option, src in inputs:
             if same_file(path, src):
+                fix = what if what.startswith("--") else "--out" if "OUT" in what else "--log"
                 raise UserError(f"{what} {str(path)!r} is the {option} file: writing it would destroy the "
-                                f"input; choose another {what.split()[0] if what.startswith('--') else '--log'}")
+                                f"input; choose another {fix}")
 
 
 def claim_default(pattern) -> Path:
@@ -119,7 +169,10 @@ def check_writable(path: Path, what: str) -> None:
         raise UserError(f"{what} {str(path)!r} is a directory; give a file name, e.g. {path / 'result.png'}")
     target = Path(os.path.realpath(path))  # a symlink is written through to its target
     try:
-        if target.exists() and not target.is_file():  # /dev/null, a FIFO: written directly
+        if target.exists() and not target.is_file():  # /dev/null, a device: written directly
+            if stat.S_ISFIFO(target.stat().st_mode):  # opening it waits for a reader, signals held
+                raise UserError(f"{what} {str(path)!r} is a FIFO: writing it would wait for a reader; "
+                                "give a regular file")
             if not os.access(target, os.W_OK):
                 raise PermissionError(errno.EACCES, "Permission denied")
             return

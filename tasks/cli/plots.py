@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from engine.io import image
 
-from .console import say
+from .console import install_hint, say
 
 THUMB = 160          # longest side of a contact-sheet frame, px
 _noted = set()       # one "matplotlib is missing" note per process and kind of plot
@@ -35,7 +35,7 @@ def _figure(what: str):
         if what not in _noted:
             _noted.add(what)
             say(f"note: no {what} plot: matplotlib is not installed "
-                "(pip install 'ranvgg[plots]')")
+                f"({install_hint('plots', 'matplotlib')})")
         return None
     return Figure(figsize=(6.4, 4.0), dpi=100, layout="constrained")
 

@@ -13,6 +13,9 @@ import importlib
 import sys
 
 import engine
+import tasks
+
+from .console import guarded_stdout
 
 # name -> (module, one line for --help). Enable a command by adding its row.
 COMMANDS = {
@@ -32,7 +35,8 @@ def usage() -> str:
     return (f"usage: ranvgg COMMAND [options]   (ranvgg COMMAND --help for its options)\n\n"
             f"Deep image representation with an untrained, random-weight VGG-19\n"
             f"(He, Wang & Hopcroft, NIPS 2016).\n\ncommands:\n{rows}\n\n"
-            f"  --version  print the version and exit\n")
+            f"  --version  print the version and exit\n\n"
+            f"Without installing: python -m tasks COMMAND [options] (from the source folder).\n")
 
 
 def version() -> str:
@@ -44,8 +48,24 @@ def version() -> str:
         return engine.__version__
 
 
+def foreign_packages() -> str | None:
+    """A one-line error when ``engine`` or ``tasks`` is not ranvgg's own (another package of
+    that name, or a folder left behind by an earlier install, found first on the path)."""
+    for module in (engine, tasks):
+        if getattr(module, "__ranvgg__", False) is not True:
+            where = getattr(module, "__file__", None) or ", ".join(getattr(module, "__path__", [])) or "?"
+            return (f"error: the Python package {module.__name__!r} found at {where} is not ranvgg's "
+                    f"(another package of that name, or a folder left by an earlier install); "
+                    f"remove it or reinstall ranvgg in a fresh virtual environment")
+    return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    foreign = foreign_packages()
+    if foreign:
+        print(foreign, file=sys.stderr)
+        return 2
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage(), end="")
         return 0 if argv else 2
@@ -69,4 +89,5 @@ def main(argv=None) -> int:
     parser = getattr(module, "PARSER", None)
     if parser is not None:
         parser.prog = f"ranvgg {name}"  # --help and errors name the command the user typed
-    return module.main(rest)
+    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
+        return module.main(rest)

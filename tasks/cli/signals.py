@@ -1,10 +1,12 @@
-"""Signals of the command-line tasks: SIGTERM stops a run like Ctrl-C, and saving is never cut.
+"""Signals of the command-line tasks: SIGTERM and SIGHUP stop a run like Ctrl-C, and saving is
+never cut.
 
-    with handling():          # SIGTERM raises KeyboardInterrupt, as SIGINT does: the run saves
+    with handling():          # SIGTERM/SIGHUP raise KeyboardInterrupt, as SIGINT does: the run saves
         ...
-        with deferred():      # while the outputs are written, Ctrl-C / SIGTERM wait
+        with deferred():      # while the outputs are written, Ctrl-C / SIGTERM / SIGHUP wait
             save()
-    exit_status(code)         # 130 after SIGINT, 143 after SIGTERM
+    stopped_by()              # "Ctrl-C", "SIGTERM" or "SIGHUP": what the log says stopped the run
+    exit_status(code)         # 130 after SIGINT, 143 after SIGTERM, 129 after SIGHUP
 
 Only the main thread can own signal handlers; elsewhere (a task called from a worker thread)
 both helpers do nothing.
@@ -16,8 +18,10 @@ import signal
 import sys
 import threading
 
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGHUP = 130, 143, 129
 _received: list[int] = []   # signals seen since handling() began, in order
+# SIGHUP: the terminal was closed; not on Windows
+HANDLED = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
 def _main_thread() -> bool:
@@ -31,7 +35,7 @@ def _interrupt(signum, frame):
 
 @contextlib.contextmanager
 def handling():
-    """SIGINT and SIGTERM both raise KeyboardInterrupt (so both save what there is)."""
+    """SIGINT, SIGTERM and SIGHUP all raise KeyboardInterrupt (so each saves what there is)."""
     _received.clear()
     if not _main_thread():
         yield
@@ -42,8 +46,9 @@ def handling():
 
 @contextlib.contextmanager
 def _handled_by(handler):
-    """SIGINT and SIGTERM go to ``handler`` inside the block; the old handlers come back after."""
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT, SIGTERM and SIGHUP go to ``handler`` inside the block; the old handlers come back
+    after."""
+    old = {s: signal.signal(s, handler) for s in HANDLED}
     try:
         yield
     finally:
@@ -72,8 +77,20 @@ def deferred(what: str = "saving"):
         yield
 
 
+def stopped_by() -> str:
+    """What stopped the run, as the user knows it: "SIGTERM", "SIGHUP" or "Ctrl-C" (SIGINT, and
+    the Python API's KeyboardInterrupt)."""
+    for sig in _received:
+        if sig == signal.SIGTERM:
+            return "SIGTERM"
+        if sig == getattr(signal, "SIGHUP", None):
+            return "SIGHUP"
+    return "Ctrl-C"
+
+
 def exit_status(code: int) -> int:
-    """``code``, or the status of the signal that stopped the run (143 SIGTERM, 130 SIGINT)."""
+    """``code``, or the status of the signal that stopped the run (143 SIGTERM, 129 SIGHUP,
+    130 SIGINT)."""
     if not _received:
         return code
-    return EXIT_SIGTERM if signal.SIGTERM in _received else EXIT_SIGINT
+    return {"SIGTERM": EXIT_SIGTERM, "SIGHUP": EXIT_SIGHUP}.get(stopped_by(), EXIT_SIGINT)

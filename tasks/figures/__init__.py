@@ -1,4 +1,4 @@
-"""The figures of ``python -m tasks.experiments``: one module per figure, each with
+"""The figures of ``ranvgg experiments``: one module per figure, each with
 
     TITLE, DEFAULTS (image, layers, nets, seeds, ...), COLUMNS (of results.csv),
     specs(options) -> [run spec, ...]      the independent runs (figures/runs.py executes one)

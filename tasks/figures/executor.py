@@ -126,8 +126,9 @@ def _run_dask(results, todo, workers, scheduler, progress) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise UserError("--workers/--scheduler need dask.distributed: pip install 'ranvgg[dask]' "
-                        "(or 'dask[distributed]')") from None
+        from ..cli.console import install_hint
+        raise UserError(f"--workers/--scheduler need dask.distributed: "
+                        f"{install_hint('dask', chr(39) + 'dask[distributed]' + chr(39))}") from None
     cluster = None
     if scheduler:
         try:

@@ -1,7 +1,7 @@
 """The one place a figure's run gets its network: a row's net kind -> a VGG19.
 
 Kinds: ``random`` (a plain random draw of --arch), ``ranvgg`` (the default stacked net of
-engine.recipes, issue 7), ``stacked`` (a greedy stacked net of any --arch built here with small
+engine.recipes), ``stacked`` (a greedy stacked net of any --arch built here with small
 settings, for the architecture comparison), ``trained`` (the --trained weights file).
 Nets are cached per process: a Dask worker builds each one once, however many runs use it.
 """
@@ -19,7 +19,7 @@ from engine.vgg import VGG19
 
 KINDS = ("ranvgg", "random", "stacked", "trained")
 JUDGE_SEED = 1000003   # the independent random VGG-19 that scores textures and styles
-# The stacked variant built here (the ranVGG recipes of issue 7 are VGG-19 only): the paper's
+# The stacked variant built here (the ranVGG recipes are VGG-19 only): the paper's
 # greedy rule, kept cheap enough for a CPU sweep; the reference is the stack's usual photo.
 # Only the convs up to block 3 are chosen (what a pool3 inversion sees); deeper ones keep the plain
 # draw: building all 16 layers costs many minutes of CPU per net.

@@ -12,7 +12,9 @@ def available() -> str | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
     except ImportError:
-        return "matplotlib is not installed (pip install 'ranvgg[plots]'): plots skipped, the CSV and summary are written"
+        from ..cli.console import install_hint
+        return (f"matplotlib is not installed ({install_hint('plots', 'matplotlib')}): plots skipped, "
+                "the CSV and summary are written")
     return None
 
 

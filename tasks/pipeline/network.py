@@ -90,11 +90,13 @@ def net_for_listing(a) -> VGG19:
     return VGG19.load(choice, device=a.device)
 
 
-def list_layers(net: VGG19, size: int) -> None:
-    """Each layer's shape at --size, computed from the sizes alone (any --size is instant)."""
+def list_layers(net: VGG19, size: int, hw=None) -> None:
+    """Each layer's shape for an image of ``hw`` (its size after --size scaling; default square
+    --size), computed from the sizes alone (any --size is instant)."""
+    h, w = hw or (size, size)
     names = net.layer_names()
     top = [n for n in names if not n.startswith(("fc", "relu6", "relu7"))]
-    shapes = {k: map_shape(k, size, size) for k in top} if size >= 32 else {}
+    shapes = {k: map_shape(k, h, w) for k in top} if min(h, w) >= 32 else {}
     for name in names:
         s = shapes.get(name)
         side = net.fc_input_side()

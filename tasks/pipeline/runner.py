@@ -13,14 +13,15 @@ import numpy as np
 from engine import backend
 from engine.io import image
 from engine.errors import UserError
+from engine.arch import DEFAULT_SIGMA
 from engine.objectives import Objective
 from engine.optim.device_lbfgs import lbfgs_device
 from engine.optim import lbfgs
 from engine.vgg import VGG19
 
-from ..cli import plots
+from ..cli import plots, signals
 from ..cli.console import Progress, duration, print_error, say
-from ..cli.outputs import output_paths, save_outputs
+from ..cli.outputs import is_device, output_paths, save_outputs
 
 # --optimizer: scipy's L-BFGS-B on the host (the default), or the L-BFGS that stays on the device
 OPTIMIZERS = {"lbfgs": (lbfgs, "L-BFGS-B"), "lbfgs-device": (lbfgs_device, "L-BFGS on the device")}
@@ -39,6 +40,7 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     (img, log); ``log["status"]`` is "done", "interrupted" (Ctrl-C) or "failed" (NaN/inf)."""
     obj, x0 = setup.objective, setup.x_start
     mode = net.preprocessing
+    check_signal(obj, a)
     out, log_path = output_paths(a)
     if a.save_every and out is None:
         raise UserError("save_every needs out=FILE: the frames are saved as OUT_iterN.png")
@@ -79,7 +81,8 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     log["status"] = "done"
     if res.interrupted:
         log["status"] = "interrupted"
-        say(f"\ninterrupted after {res.iterations} iterations: saving what there is", err=True)
+        log["stop_reason"] = f"interrupted ({signals.stopped_by()})"
+        say(f"\n{signals.stopped_by()}: stopped after {res.iterations} iterations; saving what there is", err=True)
     elif res.failed:
         log["status"] = "failed"
         print_error(f"{res.failed}; keeping the last good image")
@@ -89,17 +92,43 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
         except KeyboardInterrupt:
             log["status"] = "interrupted"
     say(f"{res.iterations} iterations, {res.evaluations} evaluations in {duration(res.seconds)} "
-        f"({res.stop}); final loss {res.loss:.4e}")
+        f"({log['stop_reason']}); final loss {res.loss:.4e}")
     savers = [] if out is None else [("image", out, lambda: _save_outputs(out, img, meta, res, frames, log))]
     save_outputs(log, savers, log_path)
     return img, log
+
+
+# Below this a target's features carry no signal in float32: a content loss (f - f0)^2 or a
+# Gram loss (G - G0)^2 underflows, the gradient is 0 and the optimiser "converges" on its
+# starting noise. A plain random VGG-19 at --sigma 0.015 has max |pool5| ~ 4e-5 at 32 px;
+# at --sigma 1e-4, pool3 is ~ 5e-20 (python: VGG19.random(sigma=...).features).
+SIGNAL_FLOOR = 1e-15
+
+
+def check_signal(obj: Objective, a) -> None:
+    """Refuse a run whose network cannot carry a gradient (a tiny --sigma, zero weights) or
+    whose terms all weigh 0, before the optimisation starts."""
+    if all(t.weight == 0 for t in obj.terms):
+        raise UserError("every loss term has weight 0: nothing to optimise; give a weight > 0")
+    for t in obj.terms:
+        if t.kind == "tv" or t.target is None:
+            continue
+        target = backend.to_host(t.target)
+        peak = float(np.max(np.abs(target))) if target.size else 0.0
+        if not (np.isfinite(peak) and peak >= SIGNAL_FLOOR):
+            raise UserError(
+                f"the network's {'Gram matrix' if t.kind == 'gram' else 'features'} at {t.layer} "
+                f"{'are' if t.kind != 'gram' else 'is'} {'not finite' if not np.isfinite(peak) else f'at most {peak:.1e}'}"
+                f": too small to carry a gradient in float32 (the result would be the starting noise). "
+                f"With a random net raise --sigma (now {a.sigma:g}; default {DEFAULT_SIGMA}) or pick a "
+                f"shallower layer; with a weights file, check that its weights are not zero")
 
 
 def _save_outputs(out, img, meta, res, frames, log) -> None:
     """The result, its loss plot and the frames' contact sheet; their paths go into the log."""
     files = log.setdefault("files", {})
     files["image"] = image.save_image(out, img, {**meta, "iterations": res.iterations, "final_loss": res.loss})
-    if res.history:
+    if res.history and not is_device(out):
         title = f"{log['task']}: {out.name}"
         plotted = plots.loss_curve(plots.companion(out, "loss"), res.history, title)
         if plotted is not None:

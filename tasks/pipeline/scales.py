@@ -20,6 +20,7 @@ from engine import backend
 from engine.io import image
 from engine.errors import UserError
 
+from ..cli import signals
 from ..cli.outputs import output_paths, save_outputs
 from ..cli.console import say
 from .runner import OPTIMIZERS
@@ -105,7 +106,9 @@ def start_from(img, shape, mode) -> np.ndarray:
 
 def _save_early(a, img, log, res):
     log["status"] = "interrupted" if res.interrupted else "failed"
-    say(f"\n{'interrupted' if res.interrupted else 'error: ' + str(res.failed)} in a coarse stage: "
+    if res.interrupted:
+        log["stop_reason"] = f"interrupted ({signals.stopped_by()})"
+    say(f"\n{signals.stopped_by() if res.interrupted else 'error: ' + str(res.failed)} in a coarse stage: "
         "saving its result", err=True)
     out, log_path = output_paths(a)
     meta = {"task": log["task"], "args": log["args"], "coarse_stage": True}

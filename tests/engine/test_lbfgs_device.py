@@ -76,7 +76,7 @@ def test_a_nan_stops_with_the_last_good_iterate():
 def test_ctrl_c_keeps_the_last_iterate():
     q = Quadratic(interrupt_at=8)
     res = lbfgs_device(q, np.zeros(q.a.shape), iters=50)
-    assert res.interrupted and res.stop == "interrupted (Ctrl-C)" and res.iterations >= 1
+    assert res.interrupted and res.stop == "interrupted" and res.iterations >= 1
     assert res.loss == res.history[-1]["loss"] < Quadratic().value_and_grad(np.zeros(q.a.shape))[0]
     assert res.loss == pytest.approx(Quadratic().value_and_grad(res.x)[0], rel=1e-6)
 

@@ -163,15 +163,20 @@ def _start(args, tmp_path):
     return proc
 
 
-def test_sigterm_saves_like_ctrl_c_and_exits_143(tmp_path):
+@pytest.mark.parametrize("sig, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")])
+def test_sigterm_and_sighup_save_like_ctrl_c(sig, code, name, tmp_path):
+    """SIGTERM (a scheduler) and SIGHUP (the terminal closed) stop the run, save it, and are
+    named in the log and the message (not "Ctrl-C")."""
     out = tmp_path / "t.png"
     proc = _start(["tasks.invert", "--device", "cpu", "--size", "48", "--iters", "5000", "--print-every", "1",
                    "--layer", "relu2_1", "--out", str(out)], tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err and "saving what there is" in err
-    assert Image.open(out).size == (48, 48) and _strict_json(out.with_suffix(".json"))["status"] == "interrupted"
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "saving what there is" in err and name in err and "Ctrl-C" not in err
+    log = _strict_json(out.with_suffix(".json"))
+    assert Image.open(out).size == (48, 48) and log["status"] == "interrupted"
+    assert log["stop_reason"] == f"interrupted ({name})"
 
 
 def test_second_ctrl_c_during_the_stack_save(monkeypatch, tmp_path, capsys):

