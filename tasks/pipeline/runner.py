@@ -14,7 +14,7 @@ from engine import backend
 from engine.io import image
 from engine.errors import UserError
 from engine.arch import DEFAULT_SIGMA
-from engine.objectives import Objective
+from engine.objectives import PIXELS, Objective
 from engine.optim.device_lbfgs import lbfgs_device
 from engine.optim import lbfgs
 from engine.vgg import VGG19
@@ -113,8 +113,13 @@ def check_signal(obj: Objective, a) -> None:
     for t in obj.terms:
         if t.kind == "tv" or t.target is None:
             continue
-        target = backend.to_host(t.target)
-        peak = float(np.max(np.abs(target))) if target.size else 0.0
+        if t.layer == PIXELS:  # pixel statistics need no network
+            continue
+        # content/gram: one array; moments: (mean, cov); sliced Wasserstein: (sorted projections,
+        # directions), whose directions are not the net's signal
+        parts = (t.target if t.kind == "moments" else t.target[:1]) if isinstance(t.target, tuple) else (t.target,)
+        arrays = [backend.to_host(p) for p in parts if p is not None]
+        peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
         if not (np.isfinite(peak) and peak >= SIGNAL_FLOOR):
             raise UserError(
                 f"the network's {'Gram matrix' if t.kind == 'gram' else 'features'} at {t.layer} "
