@@ -40,7 +40,8 @@ CONFIGS = {
     "pyramid3": dict(pyramid=3),
     "bank16": dict(filter_bank=16),
     "bank32": dict(filter_bank=32),
-    "bank32+swd": dict(filter_bank=32, feature_stats="gram+swd"),
+    "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
+    "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

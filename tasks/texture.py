@@ -145,7 +145,7 @@ def run(**kwargs):
         if pinned and size == a.size:
             note = "; ".join(f"{', '.join(ls)}" + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
             note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins the source's layout; "
-                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers keep)"))
+                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers drop leaves them out)"))
             log.setdefault("notes", []).append(note)
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
