@@ -9,6 +9,8 @@ FIGURE is one of
   fig5   texture by depth: Gram matching up to relu1_1 .. relu4_1 for several textures, a grid
   fig6   style grid: contents x styles, one row per net, scores under each image
   arch   random VGG-11/13/16/19, plain and stacked: the same inversion and texture measures
+  quality  textures and styles judged against held-out crops (docs/quality.md): held-out
+         distance, copy score, diversity, the style frontier over --content-weights
 
 Each writes OUT/ with the figure PNG(s), results.csv (one row per run), curves.csv (loss per
 iteration), runs/KEY.png (every result image), settings.json and summary.md. Nets (--nets):
@@ -54,9 +56,14 @@ def _parser():
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("figure", choices=tuple(FIGURES), help="which figure")
     ap.add_argument("--out", metavar="DIR", help="output folder (default: out/experiments/FIGURE)")
-    ap.add_argument("--image", help="photo (fig1/3/4/arch), textures (fig5) or contents (fig6): a file or a "
+    ap.add_argument("--image", "--images", dest="image", help="photo (fig1/3/4/arch), textures (fig5) or contents (fig6): a file or a "
                     "sample name, comma-separated where several (default: the figure's)")
     ap.add_argument("--styles", help="fig6: style images, comma-separated (default: ihc,brick)")
+    ap.add_argument("--pairs", metavar="C:S,...", help="quality: style pairs content:style (default: chelsea:ihc)")
+    ap.add_argument("--content-weights", metavar="W,...", help="quality: the content weights of the style sweep "
+                    "(default: 1,10,100)")
+    ap.add_argument("--exemplar-size", type=int, metavar="PX", help="quality: the texture's longer side before it "
+                    "is cut into --size tiles (default: 3 x --size)")
     ap.add_argument("--textures", help="arch: texture images, comma-separated (default: gravel)")
     ap.add_argument("--layers", help="layers, comma-separated (default: the figure's)")
     ap.add_argument("--nets", help="ranvgg, random, stacked, comma-separated (default: the figure's)")
@@ -100,7 +107,16 @@ def resolve(a) -> argparse.Namespace:
     o.seeds_text = a.seeds or d["seeds"]
     o.seeds = seeds(o.seeds_text)
     o.images = _list(a.image or d["image"])
-    o.image = o.images[0]
+    if a.figure == "quality":
+        from .figures import quality
+        o.images = [] if o.images == ["none"] else quality.expand(o.images)   # none: styles only
+        o.pairs = a.pairs or d["pairs"]
+        o.content_weights = _floats(a.content_weights or d["content_weights"], "--content-weights")
+        o.exemplar_size = a.exemplar_size or 3 * a.size
+        if o.exemplar_size < 2 * a.size:
+            raise UserError(f"--exemplar-size {o.exemplar_size} holds fewer than two --size {a.size} tiles: "
+                            f"use at least {2 * a.size}")
+    o.image = o.images[0] if o.images else None
     o.styles = _list(a.styles or d.get("styles", "ihc"))
     o.textures = _list(a.textures or d.get("textures", "gravel"))
     layers = a.layers or d.get("layers")
@@ -125,7 +141,8 @@ def resolve(a) -> argparse.Namespace:
             raise UserError(f"--trained {a.trained!r}: no such file (convert one with python -m tasks.weights)")
         o.trained = str(path.resolve())
     from .pipeline import inputs
-    for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []):
+    pair_images = [p for pair in quality_pairs(o) for p in pair] if a.figure == "quality" else []
+    for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []) + pair_images:
         inputs.image_path(img)
     if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
         x = np.zeros((1, 3) + inputs.read(o.image, a.size).shape[:2], np.float32)
@@ -134,14 +151,30 @@ def resolve(a) -> argparse.Namespace:
     return o
 
 
+def quality_pairs(o) -> list:
+    from .figures import quality
+    return quality.pairs(o)
+
+
+def _floats(spec, option) -> list:
+    try:
+        out = [float(v) for v in _list(spec)]
+    except ValueError:
+        raise UserError(f"{option} takes numbers, comma-separated, got {spec!r}") from None
+    if not out or min(out) < 0:
+        raise UserError(f"{option} takes numbers >= 0, got {spec!r}")
+    return out
+
+
 def _list(spec) -> list:
     return [s.strip() for s in str(spec).split(",") if s.strip()]
 
 
 def settings_of(o) -> dict:
     """What results depend on; a folder made with other settings is not resumed into."""
-    keep = ("figure", "images", "styles", "textures", "layers", "nets", "seeds", "trained", "size", "iters", "device")
-    return {k: getattr(o, k) for k in keep}
+    keep = ("figure", "images", "styles", "textures", "layers", "nets", "seeds", "trained", "size", "iters", "device",
+            "pairs", "content_weights", "exemplar_size")
+    return {k: getattr(o, k) for k in keep if hasattr(o, k)}
 
 
 def run(argv=None, **kwargs):

@@ -6,6 +6,6 @@
 
 figures/executor.py runs the specs in-process or on Dask and keeps results.csv.
 """
-from . import arch, fig1, fig3, fig4, fig5, fig6
+from . import arch, fig1, fig3, fig4, fig5, fig6, quality
 
-FIGURES = {"fig1": fig1, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "arch": arch}
+FIGURES = {"fig1": fig1, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "arch": arch, "quality": quality}

@@ -38,8 +38,12 @@ def execute(spec: dict) -> dict:
         img, log = _optimise(spec)
     if log.get("status") == "interrupted":
         raise KeyboardInterrupt
-    row = {k: spec.get(k) for k in ("key", "task", "net", "arch", "seed", "image", "style", "layer", "size")}
-    row.update(_scores(spec, img, log), iterations=log.get("iterations", 0), status=log.get("status"),
+    row = {k: spec.get(k) for k in ("key", "task", "net", "arch", "seed", "image", "style", "layer", "size",
+                                    "content_weight")}
+    scores = _scores(spec, img, log)
+    if spec.get("judge_suffix"):   # e.g. "_same_crop": the quality figure's own judge is another
+        scores = {(k + spec["judge_suffix"] if k.endswith("_judge") else k): v for k, v in scores.items()}
+    row.update(scores, iterations=log.get("iterations", 0), status=log.get("status"),
                seconds=round(time.perf_counter() - t0, 3))
     curve = [{"iteration": h["iteration"], "loss": h["loss"]} for h in log.get("losses", [])]
     if curve and spec["task"] == "invert" and "," not in spec["layer"] and log.get("final_loss"):
