@@ -35,7 +35,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram", True, 0
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram+moments", True, 0
 
 
 def _parser():
