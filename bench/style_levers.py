@@ -31,6 +31,8 @@ CONFIGS = {
     "default": {},
     "no_relu1_1": dict(style_layers="relu2_1,relu3_1,relu4_1,relu5_1"),
     "relu1_3": dict(style_layers="relu1_1,relu2_1,relu3_1"),
+    "drop": dict(pinned_layers="drop"),
+    "keep": dict(pinned_layers="keep"),
     "relu2_4": dict(style_layers="relu2_1,relu3_1,relu4_1"),
     "content_relu4_2": dict(content_layer="relu4_2"),
     "paper_100_1_1000": dict(content_weight=100, style_weight=1, tv_weight=1000),

@@ -38,6 +38,10 @@ CONFIGS = {
     "centred": dict(feature_stats="gram+moments"),
     "swd": dict(feature_stats="gram+swd"),
     "pyramid3": dict(pyramid=3),
+    "bank16": dict(filter_bank=16),
+    "bank32": dict(filter_bank=32),
+    "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
+    "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
@@ -84,11 +88,38 @@ def distance(ga, gb):
     return float(sum(((ga[l] - gb[l]) ** 2).sum() / (gb[l] ** 2).sum() for l in LAYERS))
 
 
+def summary(paths) -> str:
+    """A markdown table from levers.csv files: per config and image, the median over seeds (nature:
+    over its crops) of d_trained / d_random / copy / chroma and seconds."""
+    rows = []
+    for p in paths:
+        with open(p) as fh:
+            rows += list(csv.DictReader(fh))
+    images = sorted({r["image"] for r in rows})
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    out = ["| config | " + " | ".join(f"{i}: trained / random / copy / chroma" for i in images) + " | seconds |",
+           "|---" * (len(images) + 2) + "|"]
+    for c in configs:
+        cells, secs = [], []
+        for i in images:
+            sel = [r for r in rows if r["config"] == c and r["image"] == i]
+            if not sel:
+                cells.append("")
+                continue
+            med = {k: float(np.median([float(r[k]) for r in sel])) for k in ("d_trained", "d_random", "copy", "chroma")}
+            secs += [float(r["seconds"]) for r in sel]
+            cells.append(f"{med['d_trained']:.3g} / {med['d_random']:.3g} / {med['copy']:.2f} / {med['chroma']:.1f}")
+        n = len({r["seed"] for r in rows if r["config"] == c})
+        out.append(f"| {c} ({n}) | " + " | ".join(cells) + f" | {np.median(secs):.0f} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--summary", nargs="+", metavar="CSV", help="print the markdown table of these levers.csv files and stop")
+    ap.add_argument("--images")
+    ap.add_argument("--weights")
+    ap.add_argument("--out")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--size", type=int, default=128)
@@ -96,6 +127,10 @@ def main(argv=None):
     ap.add_argument("--scale-iters", type=int, default=100)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
+    if a.summary:
+        return print(summary(a.summary))
+    if not (a.images and a.weights and a.out):
+        ap.error("--images, --weights and --out are needed (or --summary)")
     from tasks import texture
 
     os.makedirs(a.out, exist_ok=True)

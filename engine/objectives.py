@@ -50,6 +50,7 @@ PIXELS = "pixels"   # the "layer" of a term on the image itself
 PIXEL_STATS = ("none", "moments", "swd")
 FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
+STYLE_DROP_PINNED = False
 
 
 @dataclass
@@ -138,12 +139,13 @@ class Objective:
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
               style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
-              tv_weight=TV_WEIGHT, levels: int = 1) -> "Objective":
+              tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
         ``blend`` (normalised to sum to 1; equal by default). ``levels``: the style terms' image
-        pyramid, as in ``texture``."""
+        pyramid, as in ``texture``. ``drop_pinned``: leave out the style layers whose Gram matrix
+        pins a layout at the content's or a style image's size (``pinned_layers``)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -157,7 +159,14 @@ class Objective:
         blend = [b / sum(blend) for b in blend]
         terms = [Term(f"content:{content_layer}", "content", content_layer,
                       net.features(xc, [content_layer])[content_layer], content_weight)]
-        terms += _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
+        grams = _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
+        if drop_pinned:
+            drop = pinned_layers(style_layers, [tuple(xc.shape[2:])] + [tuple(s.shape[2:]) for s in styles], levels)
+            grams = [t for t in grams if t.layer not in drop.get(t.level, ())]
+            if not grams:
+                raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
+                                f"(fewer positions than channels): use a larger size or shallower layers")
+        terms += grams
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image

@@ -32,6 +32,7 @@ DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"
 STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
 # the API's defaults (engine.objectives), so that the command line and Objective.style agree
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = objectives.CONTENT_WEIGHT, objectives.STYLE_WEIGHT, objectives.TV_WEIGHT
+PINNED = "drop" if objectives.STYLE_DROP_PINNED else "keep"
 
 
 def _parser():
@@ -51,6 +52,10 @@ def _parser():
     g.add_argument("--style-weight", type=float, default=STYLE_WEIGHT,
                    help=f"beta, per style layer (default: {STYLE_WEIGHT:g})")
     g.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help=f"gamma (default: {TV_WEIGHT:g})")
+    g.add_argument("--pinned-layers", choices=("drop", "keep"), default=PINNED,
+                   help="a style layer with fewer positions than channels at the content's or a style image's "
+                        "size (relu4_1, relu5_1 at 128 px) has a Gram matrix that pins that image's layout: "
+                        f"drop it (said in the log) or keep it (default: {PINNED})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -109,8 +114,17 @@ def run(**kwargs):
         content, style_imgs = read(size)
         xc = image.preprocess(content, net.preprocessing)
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
+        drop = a.pinned_layers == "drop"
+        pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid)
+        if pinned and size == a.size:
+            note = "; ".join(", ".join(ls) + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
+            note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins a layout; "
+                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers drop leaves them out)"))
+            log.setdefault("notes", []).append(note)
+            log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
+            say(note)
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
-                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid)
+                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop)
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
@@ -128,7 +142,8 @@ def run(**kwargs):
         """Relative content error, and relative Gram error per style layer against the
         (blended, size-matched) style targets."""
         f = {k: backend.to_host(v) for k, v in net.features(x, [content_layer, *style_layers]).items()}
-        style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers}
+        style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers
+                 if ("gram", l) in targets}
         style["total"] = sum(style.values())
         return metrics.relative_error(f[content_layer], targets["content", content_layer]), style
 

@@ -35,7 +35,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram", True, 0
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram+moments", True, 0
 
 
 def _parser():
@@ -146,7 +146,7 @@ def run(**kwargs):
         if pinned and size == a.size:
             note = "; ".join(f"{', '.join(ls)}" + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
             note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins the source's layout; "
-                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers keep)"))
+                    + ("left out (--pinned-layers keep uses them)" if drop else "kept (--pinned-layers drop leaves them out)"))
             log.setdefault("notes", []).append(note)
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)

@@ -49,3 +49,15 @@ def test_grey_exemplar_gives_a_grey_texture():
                           colour_transfer=False, **QUIET)
     assert chroma(img) < 0.05, chroma(img)
     assert chroma(free) > 1.0, chroma(free)
+
+
+def test_style_drops_the_layers_that_pin_a_layout_when_asked():
+    net = VGG19.random(seed=0, device="cpu")
+    rng = np.random.default_rng(1)
+    xc = rng.uniform(-100, 100, (1, 3, 64, 64)).astype(np.float32)
+    xs = rng.uniform(-100, 100, (1, 3, 64, 96)).astype(np.float32)
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    kept = Objective.style(net, xc, [xs], style_layers=layers, drop_pinned=False)
+    dropped = Objective.style(net, xc, [xs], style_layers=layers, drop_pinned=True)
+    assert {t.layer for t in kept.terms if t.kind == "gram"} == set(layers)
+    assert {t.layer for t in dropped.terms if t.kind == "gram"} == {"relu1_1", "relu2_1", "relu3_1"}
