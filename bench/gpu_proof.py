@@ -14,7 +14,7 @@ The steps (``STEPS``; ``--steps`` picks some, ``--list`` prints them):
   tests        the GPU test suite with RANVGG_REQUIRE_GPU=1 (a skip is a failure)
   gradcheck    python -m tasks.gradcheck on the device (finite differences, float64)
   network      a 512 px float64 forward to pool5 + content loss + input gradient, GPU vs CPU
-  wrap         kernels over more elements than one grid covers (every grid-stride loop wraps)
+  wrap         kernels over more elements (or planes) than one grid covers: every grid-stride loop wraps
   memcheck     compute-sanitizer memcheck on a small evaluation (where the tool exists)
   launches     kernel launches per evaluation and host syncs per device-L-BFGS iteration
   ops          python -m bench.ops on the device
@@ -321,7 +321,19 @@ def step_wrap(device: str) -> int:
     ok_cols = bool((cols == im2col_slices(img)).all())
     print(f"im2col writing {cols.size} elements ({cols.size / cover:.3f} grids): "
           f"{'equal' if ok_cols else 'DIFFERENT'} to the slice baseline")
-    return 0 if ok_relu and ok_cols else 1
+    # Winograd's 2-D grid: more planes (images x channels) than gridDim.y's 65535
+    planes = backend.MAX_PLANE_BLOCKS + 4467
+    rng = np.random.default_rng(1)
+    many = xp.asarray(rng.standard_normal((planes, 1, 5, 6)), dtype=xp.float32)
+    p = conv3x3.ConvWeights(xp.asarray(rng.standard_normal((2, 1, 3, 3)), dtype=xp.float32),
+                            xp.asarray(rng.standard_normal(2), dtype=xp.float32))
+    got = conv3x3.conv3x3_forward(many, p, relu=True, algorithm="f2")
+    ref = conv3x3.conv3x3_forward(many, p, relu=True, algorithm="im2col")
+    err = float(xp.abs(got - ref).max() / xp.abs(ref).max())
+    ok_wino = err <= 1e-5
+    print(f"Winograd F(2x2) over {planes} planes ({planes / backend.MAX_PLANE_BLOCKS:.3f} grids in y): "
+          f"largest difference to im2col {err:.1e} of the scale (limit 1e-5)")
+    return 0 if ok_relu and ok_cols and ok_wino else 1
 
 
 def step_evaluate(device: str) -> int:

@@ -256,6 +256,19 @@ def launch(kern, n: int, args) -> None:
     kern((blocks,), (THREADS,), args)
 
 
+def launch_planes(kern, planes: int, per_plane: int, args) -> None:
+    """Launch a 2-D grid: y over ``planes`` (at most 65535 blocks, a grid-stride loop beyond),
+    x over ``per_plane`` elements of each (THREADS-thread blocks, a grid-stride loop beyond
+    MAX_BLOCKS); counted in ``COUNTS["launches"]``."""
+    COUNTS["launches"] += 1
+    bx = max(1, min((per_plane + THREADS - 1) // THREADS, MAX_BLOCKS))
+    by = max(1, min(planes, MAX_PLANE_BLOCKS))
+    kern((bx, by), (THREADS,), args)
+
+
+MAX_PLANE_BLOCKS = 65535   # gridDim.y's limit
+
+
 # ----------------------------------------------------------------------------- TF32
 
 # cublas_api.h: cublasMath_t CUBLAS_TF32_TENSOR_OP_MATH (CuPy's cublas module names only

@@ -64,28 +64,48 @@ def human(nbytes: int) -> str:
 
 
 def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "avg",
-             fc_inputs: int | None = None, extra_nets: int = 0) -> Estimate:
+             fc_inputs: int | None = None, extra_nets: int = 0, device: str = "cpu",
+             optimizer: str = "lbfgs") -> Estimate:
     """Memory of a run on an input of ``shape`` (N, 3, H, W).
 
     terms: [(kind, layer)] with kind "content", "gram" or "tv" (layer None); a bare layer
     name counts as a content term. history: the L-BFGS memory m. fc_inputs: fc6's input size
     (512*s*s) when fc layers are used. extra_nets: further random nets held at the same time
-    (the texture task's check net).
+    (the texture task's check net). device: "cpu" or "gpu", whose conv algorithms
+    (``conv3x3.choose``) and buffers are counted; optimizer "lbfgs-device" keeps the L-BFGS
+    history on the device.
     """
     terms = [("content", t) if isinstance(t, str) else tuple(t) for t in terms]
     layers = [l for _, l in terms if l]
     item = np.dtype(dtype).itemsize
     n, _, h, w = (int(v) for v in shape)
-    est = Estimate(host={"L-BFGS history", "L-BFGS vectors"})
+    on_device = device == "gpu" and optimizer == "lbfgs-device"
+    est = Estimate(host=set() if on_device else {"L-BFGS history", "L-BFGS vectors"})
     top = _INDEX[deepest(check_layers(list(dict.fromkeys(layers))))] if layers else -1
     est.parts["weights"] = (1 + extra_nets) * _weights_bytes(top, fc_inputs) + _layouts_bytes(top, fc_inputs)
-    est.parts["network pass"] = _pass_peak(n, h, w, terms, top, item, pooling)
+    est.parts["network pass"] = _pass_peak(n, h, w, terms, top, item, pooling, device)
     est.parts["targets"] = _targets_bytes(n, h, w, terms, item)
-    est.parts["Winograd"] = _winograd_bytes(n, h, w, top, item)
+    est.parts["Winograd"] = _winograd_bytes(n, h, w, top, item, device)
     m, nx = int(history), n * 3 * h * w
+    if on_device:   # engine/optim/device_lbfgs.py: W = [S; Y] and its vectors, float64 on the device
+        from .optim.device_lbfgs import history_bytes
+
+        est.parts["L-BFGS history"] = _F64 * 2 * m * nx
+        est.parts["L-BFGS vectors"] = history_bytes(nx, m) - est.parts["L-BFGS history"]
+        return est
     est.parts["L-BFGS history"] = _F64 * (2 * m * nx + 11 * m * m + 8 * m)
     est.parts["L-BFGS vectors"] = _F64 * (5 + _LBFGS_VECTORS) * nx
     return est
+
+
+def _choose(cin, cout, h, w, device="cpu") -> str:
+    """The conv algorithm ``conv3x3.choose`` picks on ``device`` (RANVGG_CONV included)."""
+    from .ops.conv3x3 import choose
+
+    return choose(cin, cout, h, w) if device == "cpu" else choose(cin, cout, h, w, xp=_ON_GPU)
+
+
+_ON_GPU = object()   # any array module but NumPy: choose's GPU branch
 
 
 def _weights_bytes(top: int, fc_inputs) -> int:
@@ -105,12 +125,10 @@ def _layouts_bytes(top: int, fc_inputs) -> int:
     return 4 * sum(int(np.prod(s)) for name, s in CONV_SHAPES if _INDEX[name] <= top)
 
 
-def _winograd_bytes(n, h, w, top, item) -> int:
+def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
     """The CPU Winograd convs (engine/ops/winograd.py): every conv that uses F(2x2)/F(4x4) keeps
     its transformed weights, forward and backward ((m+2)^2 x Cout x Cin each), and all of them
     share scratch buffers (the split input, V, M and the cropped output) grown to the largest."""
-    from .ops.conv3x3 import choose  # the per-layer choice, RANVGG_CONV included
-
     weights, scratch = 0, {}
     for name, kind, _ in LAYERS[:top + 1]:
         if kind == "pool":
@@ -118,8 +136,11 @@ def _winograd_bytes(n, h, w, top, item) -> int:
         if kind != "conv":
             continue
         cout, cin = _CONV[name][:2]
-        algo = choose(cin, cout, h, w)
+        algo = _choose(cin, cout, h, w, device)
         if algo == "im2col":
+            continue
+        if device != "cpu":   # the GPU's F(2x2): U both ways; V and M are counted per call (_pass_peak)
+            weights += 2 * 16 * cout * cin
             continue
         m = 4 if algo == "f4" else 2
         a2, th, tw = (m + 2) ** 2, -(-h // m), -(-w // m)
@@ -142,14 +163,12 @@ def _targets_bytes(n, h, w, terms, item) -> int:
     return total
 
 
-def _im2col(cin, cout, h, w) -> bool:
-    """Whether a conv of these sizes gathers an im2col buffer (else Winograd; the CPU's choice)."""
-    from .ops.conv3x3 import choose
-
-    return choose(cin, cout, h, w) == "im2col"
+def _im2col(cin, cout, h, w, device="cpu") -> bool:
+    """Whether a conv of these sizes gathers an im2col buffer (else Winograd) on ``device``."""
+    return _choose(cin, cout, h, w, device) == "im2col"
 
 
-def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
+def _pass_peak(n, h, w, terms, top, item, pooling, device="cpu") -> int:
     """Peak bytes of one forward + backward pass (value_and_grad), beyond weights/targets.
 
     Replays the allocations: ``live`` is what is held, ``peak`` the most ever held."""
@@ -164,13 +183,17 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
             cout, hw = _CONV[name][0], h * w
             fused = name not in want and i + 1 <= len(LAYERS) - 1 and LAYERS[i + 1][1] == "relu"
             out = n * cout * hw * item
-            if _im2col(c, cout, h, w):
+            if _im2col(c, cout, h, w, device):
                 peak = max(peak, live + n * c * 9 * hw * item + out)   # gather + GEMM output
                 peak = max(peak, live + 2 * out)                       # ReLU: pre-activation and output
+            elif device != "cpu":  # the GPU's F(2x2): V and M per call (winograd_gpu.winograd2_bytes)
+                from .ops.winograd_gpu import winograd2_bytes
+
+                peak = max(peak, live + winograd2_bytes(n, c, cout, h, w, item) + (1 if fused else 2) * out)
             else:  # Winograd: in the shared scratch buffers, the ReLU fused into the output transform
                 peak = max(peak, live + (1 if fused else 2) * out)
             live += out if fused else 2 * out
-            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w)))
+            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w, device)))
             if fused:
                 i += 1
             c = cout
@@ -203,7 +226,10 @@ def _pass_peak(n, h, w, terms, top, item, pooling) -> int:
     # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient
     for kind, cin, cout, hw, gathers in reversed(steps):
         gy = n * cout * hw * item if kind != "pool" else n * cout * (hw // 4) * item
-        if kind in ("conv", "conv_relu") and not gathers:  # Winograd: the mask fused, scratch shared
+        if kind in ("conv", "conv_relu") and not gathers and device != "cpu":   # GPU F(2x2): V and M
+            vm = 16 * (cin + cout) * n * -(-hw // 4) * item          # V and M, H*W/4 tiles
+            peak = max(peak, live + gy + vm + n * cin * hw * item)
+        elif kind in ("conv", "conv_relu") and not gathers:  # Winograd: the mask fused, scratch shared
             peak = max(peak, live + gy + n * cin * hw * item)
         elif kind in ("conv", "conv_relu"):
             cols = n * cout * 9 * hw * item

@@ -27,7 +27,7 @@ from .. import backend
 from ..parallel import matmul, numba, parallel_jit
 from ..autograd import Tensor, record
 from ..errors import UserError
-from . import winograd
+from . import winograd, winograd_gpu
 
 ALGORITHMS = ("auto", "im2col", "f2", "f4")
 
@@ -65,7 +65,8 @@ class ConvWeights:
 
 
 def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
-    """The conv algorithm for one call: "im2col", "f2" or "f4" (CPU only; the GPU: im2col).
+    """The conv algorithm for one call: "im2col", "f2" or "f4" on the CPU; on the GPU (``xp`` not
+    NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more, else "im2col".
 
     Measured on a 2-core EPYC, single-thread CPU time per conv (bench/RESULTS.md): F(4x4) beats
     im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, and
@@ -74,7 +75,8 @@ def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
     if forced not in ALGORITHMS:
         raise UserError(f"RANVGG_CONV={forced!r} is not a conv algorithm: use one of {', '.join(ALGORITHMS)}")
     if xp is not np:
-        return "im2col"
+        # the GPU has F(2x2) (winograd_gpu.py): every layer but the 3-channel image layer
+        return "im2col" if forced == "im2col" or cin < 16 else "f2"
     if forced != "auto":
         return forced
     if cin < 16:
@@ -133,8 +135,8 @@ def _conv(x, w_mat, relu_out=None):
 
 def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None = None):
     """x (N, Cin, H, W) -> (N, Cout, H, W); ``relu``: rectified (fused into Winograd's output
-    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s; CuPy arrays always
-    take im2col (the GPU has no Winograd path)."""
+    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s; on the GPU any
+    Winograd choice runs F(2x2) (winograd_gpu.py)."""
     if x.shape[1] != p.cin:
         raise ValueError(f"conv3x3 expects {p.cin} input channels, got {x.shape[1]}")
     xp = backend.array_module(x)
@@ -142,6 +144,8 @@ def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
         return winograd.winograd_conv(x, p.winograd_u(m, False), m, p.bias if p.has_bias else None, relu)
+    if algorithm != "im2col":
+        return winograd_gpu.conv(x, winograd_gpu.weights(p, False), p.bias if p.has_bias else None, relu)
     out = _conv(x, p.w_fwd)
     if p.has_bias:
         n, co, h, w = out.shape
@@ -164,6 +168,8 @@ def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = 
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
         return winograd.winograd_conv(gy, p.winograd_u(m, True), m, mask=relu_out)
+    if algorithm != "im2col":
+        return winograd_gpu.conv(gy, winograd_gpu.weights(p, True), mask=relu_out)
     return _conv(gy, p.w_bwd, relu_out)
 
 

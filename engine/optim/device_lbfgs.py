@@ -145,11 +145,12 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
     net = objective.net
     xp, dtype, shape = net.xp, net.dtype, tuple(x0.shape)
     t0 = time.perf_counter()
-    x = xp.array(x0, dtype=xp.float64).ravel()             # a copy: the caller's x0 is never changed
+    x = xp.array(x0, dtype=dtype).astype(xp.float64).ravel()   # a copy; values the objective's dtype holds
     lo = hi = None
     if bounds is not None:
-        lo, hi = (xp.asarray(np.broadcast_to(np.asarray(backend.to_host(b), np.float64), shape)).ravel()
-                  for b in bounds)
+        # in the objective's dtype (then widened), so a point on a bound is one the objective sees
+        lo, hi = (xp.asarray(np.broadcast_to(np.asarray(backend.to_host(b), np.float64), shape), dtype=dtype)
+                  .astype(xp.float64).ravel() for b in bounds)
         x = xp.clip(x, lo, hi)
     state = {"evals": 0, "it": 0, "x": x, "loss": np.inf, "terms": {}}
     hist = []
@@ -190,7 +191,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                 gd = read(g, d)[0]
                 continue
             t = 1.0 if pairs.count else 1.0 / np.sqrt(-gd)      # first step: unit length along -g
-            found = _line_search(evaluate, x, f, d, gd, t, lo, hi, xp)
+            found = _line_search(evaluate, x, f, d, gd, t, lambda step: _point(xp, x, step, d, lo, hi, dtype))
             if found is None:
                 if pairs.count and not retried:                  # a stale history: forget it, once
                     pairs.reset()
@@ -208,7 +209,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
             for _ in range(MAX_DOUBLINGS if first else 0):
                 if not slope < C2 * gd:                          # Wolfe's curvature condition holds
                     break
-                x_2 = _project(xp, x + (2 * t) * d, lo, hi)
+                x_2 = _point(xp, x, 2 * t, d, lo, hi, dtype)
                 f_2, g_2 = evaluate(x_2)
                 if not f_2 < f_t:
                     break
@@ -244,15 +245,20 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                   interrupted, failed, hist)
 
 
-def _project(xp, x, lo, hi):
-    return xp.clip(x, lo, hi) if lo is not None else x
+def _point(xp, x, t, d, lo, hi, dtype):
+    """clip(x + t d), rounded to the objective's dtype (kept in float64): the point the objective
+    sees exactly, so s = x_new - x, formed in float64, is the step between evaluated points."""
+    p = x + t * d
+    if lo is not None:
+        p = xp.clip(p, lo, hi)
+    return p.astype(dtype).astype(xp.float64) if dtype != xp.float64 else p
 
 
-def _line_search(evaluate, x, f, d, gd, t, lo, hi, xp):
+def _line_search(evaluate, x, f, d, gd, t, point):
     """Backtracking Armijo along clip(x + t d). Returns (x, f, g, t, first) of the accepted point
     (first: the first trial passed, so the caller may grow the step), or None."""
     for trial in range(MAX_TRIALS):
-        x_t = _project(xp, x + t * d, lo, hi)
+        x_t = point(t)
         f_t, g_t = evaluate(x_t)
         if f_t <= f + C1 * t * gd:
             return x_t, f_t, g_t, t, trial == 0

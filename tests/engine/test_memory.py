@@ -155,3 +155,21 @@ def test_header_size_matches_the_decoded_size_with_exif_rotation(tmp_path):
     Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(tmp_path / "r.jpg", exif=exif)
     assert image.image_size(tmp_path / "r.jpg") == (40, 20) == image.load_image(tmp_path / "r.jpg").shape[:2]
     assert image.scaled_size((40, 20), 64) == (64, 32) == image.load_image(tmp_path / "r.jpg", size=64).shape[:2]
+
+
+def test_gpu_estimate_counts_the_gpus_algorithms_and_the_device_history():
+    """On the GPU the convs are F(2x2) (V and M per call) or im2col, and --optimizer
+    lbfgs-device keeps the L-BFGS history on the device (engine/optim/device_lbfgs.py)."""
+    from engine.memory import estimate
+    from engine.ops.winograd_gpu import winograd2_bytes
+
+    shape, terms = (1, 3, 512, 512), [("content", "pool5")]
+    cpu = estimate(shape, terms)
+    gpu = estimate(shape, terms, device="gpu")
+    dev = estimate(shape, terms, device="gpu", optimizer="lbfgs-device")
+    # conv1_2 at 512 px: V and M of one F(2x2) call alone
+    assert gpu.parts["network pass"] >= winograd2_bytes(1, 64, 64, 512, 512) > 0
+    assert gpu.parts["network pass"] != cpu.parts["network pass"]
+    assert gpu.on("host") == cpu.on("host") and "L-BFGS history" not in dev.host
+    assert dev.on("device") > gpu.on("device")
+    assert dev.parts["L-BFGS history"] == 8 * 2 * 10 * 3 * 512 * 512

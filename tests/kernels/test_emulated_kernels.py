@@ -300,7 +300,8 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
     net = VGG19.random(seed=1, sigma=0.05, pooling=pooling, device="cpu", dtype=np.float64)
     xc, xs, x = (rng.uniform(-100, 100, (1, 3, 6, 8)) for _ in range(3))
     # conv1_2 is asked for as a pre-activation: its ReLU runs on its own (relu_bwd), while
-    # conv1_1 + relu1_1 run fused (conv3x3_im2col_relu_bwd)
+    # conv1_1 + relu1_1 run fused (the mask in the backward's input transform). conv1_1's forward
+    # (3 input channels) is im2col; every other conv is Winograd F(2x2), forward and backward
     obj = Objective.style(net, xc, [xs], content_layer="conv1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5)
     obj.calibrate(xc)
     ref_value, ref_grad = obj.value_and_grad(x)
@@ -316,6 +317,86 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
             mp.setattr(backend, "kernel", counting)
             value, grad = obj.value_and_grad(x)
     pool = "avgpool2" if pooling == "avg" else "maxpool2"
-    assert used == {"conv3x3_im2col", "conv3x3_im2col_relu_bwd", "relu_fwd", "relu_bwd", f"{pool}_fwd", f"{pool}_bwd", "tv_fwd_bwd"}
+    assert used == {"conv3x3_im2col", "winograd2_input", "winograd2_input_relu_bwd", "winograd2_output",
+                    "relu_fwd", "relu_bwd", f"{pool}_fwd", f"{pool}_bwd", "tv_fwd_bwd"}
     assert value == pytest.approx(ref_value, rel=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12 * np.abs(ref_grad).max())
+
+
+# ----------------------------------------------------------------------------- Winograd F(2x2) on the GPU
+
+from engine import gradcheck                        # noqa: E402
+from engine.ops import winograd, winograd_gpu       # noqa: E402
+
+WINO_SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 2, 4, 4), (1, 1, 3, 2), (1, 2, 6, 1)]
+
+
+def launch2d(entry, dtype, *args):
+    """``<entry>_<f32|f64>`` of kernels/winograd.cu on a 2 x 2 grid of 3-thread blocks: both
+    grid-stride loops (planes and tiles) go round."""
+    emulator.module("winograd").get_function(f"{entry}_{backend.dtype_suffix(dtype)}")((2, 2), (3,), args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", WINO_SHAPES)
+def test_winograd2_kernels(shape, dtype):
+    """Input transform, GEMM (NumPy), output transform with bias and ReLU against the NumPy
+    im2col conv; the masked input transform against the conv of gy * (y > 0)."""
+    n, c, h, w = shape
+    cout = 3
+    x = rand(shape, dtype)
+    p = conv3x3.ConvWeights(rand((cout, c, 3, 3), dtype, seed=1), rand(cout, dtype, seed=2))
+    u = winograd.weight_transform(p.weight, 2, dtype)
+    tiles = n * winograd_gpu.tiles(h, w)
+    v = nans((16, c, tiles), dtype)
+    launch2d("winograd2_input", dtype, x, v, *i32(n, c, h, w))
+    m = np.matmul(u, v)
+    close = dict(rtol=64 * np.finfo(dtype).eps, atol=64 * np.finfo(dtype).eps * 10)
+    for relu_flag in (0, 1):
+        y = nans((n, cout, h, w), dtype)
+        launch2d("winograd2_output", dtype, m, p.bias, y, *i32(n, cout, h, w, relu_flag))
+        ref = conv3x3.conv3x3_forward(x, p, relu=bool(relu_flag), algorithm="im2col")
+        np.testing.assert_allclose(y, ref, **close)
+
+    mask = np.maximum(rand(shape, dtype, seed=5), 0)
+    v = nans((16, c, tiles), dtype)
+    launch2d("winograd2_input_relu_bwd", dtype, x, mask, v, *i32(n, c, h, w))
+    ref_v = nans((16, c, tiles), dtype)
+    launch2d("winograd2_input", dtype, x * (mask > 0), ref_v, *i32(n, c, h, w))
+    np.testing.assert_array_equal(v, ref_v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_engine_chooses_and_runs_winograd_on_the_gpu_branch(dtype):
+    """conv3x3 with 16 input channels takes F(2x2) on the GPU branch (im2col below 16, as conv1_1),
+    and agrees with the NumPy conv forward (bias, ReLU) and backward (the ReLU mask fused)."""
+    assert conv3x3.choose(16, 8, 9, 9, xp=_NumpyInDisguise()) == "f2"
+    assert conv3x3.choose(3, 64, 9, 9, xp=_NumpyInDisguise()) == "im2col"
+    x = rand((2, 16, 5, 6), dtype)
+    p = conv3x3.ConvWeights(rand((16, 16, 3, 3), dtype, seed=1) * 0.3, rand(16, dtype, seed=2))
+    gy = rand((2, 16, 5, 6), dtype, seed=3)
+    ref_y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="im2col")
+    ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y, algorithm="im2col")
+    with engine_gpu_branch(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "MAX_BLOCKS", 2)
+        mp.setattr(backend, "MAX_PLANE_BLOCKS", 3)
+        mp.setattr(backend, "THREADS", 4)
+        with backend.counting() as c:
+            y = conv3x3.conv3x3_forward(x, p, relu=True)
+            gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
+    assert c["launches"] == 4                          # input + output transform, each way
+    tol_ = dict(rtol=1e-4, atol=1e-4 * np.abs(ref_gx).max()) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, ref_y, **tol_)
+    np.testing.assert_allclose(gx, ref_gx, **tol_)
+
+
+def test_winograd_gradcheck_through_the_emulated_kernels():
+    """Finite differences, float64, through the GPU branch: the fused conv+ReLU node's input
+    gradient (F(2x2) forward with ReLU, masked F(2x2) backward)."""
+    x = rand((1, 16, 5, 4), np.float64)
+    p = conv3x3.ConvWeights(rand((16, 16, 3, 3), np.float64, seed=1) * 0.3, rand(16, np.float64, seed=2))
+    with engine_gpu_branch(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "THREADS", 8)
+        err = gradcheck.check(gradcheck.scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), x)
+        used = conv3x3.choose(16, 16, 5, 4, xp=backend.array_module(x))
+    assert used == "f2" and err < 1e-6, err

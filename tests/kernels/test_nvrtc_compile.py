@@ -30,6 +30,9 @@ LAUNCHED = {
     ("pool", "maxpool2_fwd"),
     ("pool", "maxpool2_bwd"),
     ("tv", "tv_fwd_bwd"),
+    ("winograd", "winograd2_input"),
+    ("winograd", "winograd2_input_relu_bwd"),
+    ("winograd", "winograd2_output"),
 }
 
 
