@@ -173,7 +173,9 @@ def _output_transform(mm, at, bias, relu, y):
 def _grad_input_transform(gy, mask, at, v):
     """The adjoint of ``_output_transform``: v[i*a + j, c, b*P + t] = (A gy_t A^T)[i, j] for
     the m x m tile t of gy (zero past the edge, times (mask > 0) when mask has gy's shape),
-    P = th*tw tiles. gy: (N, C, H, W); v: (a*a, C, N*P)."""
+    P = th*tw tiles, t = ty*tw + tx. gy: (N, C, H, W); v: (a*a, C, N*P). Tiles do not overlap
+    here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx], and every step is
+    an axpy over all P tiles (unit stride), as in ``_input_transform``."""
     n, c, h, w = gy.shape
     m, a = at.shape
     th, tw = -(-h // m), -(-w // m)
@@ -181,38 +183,37 @@ def _grad_input_transform(gy, mask, at, v):
     masked = mask.shape[0] == n
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
-        t = np.empty((m, m), gy.dtype)
-        left = np.empty((a, m), gy.dtype)
-        for ty in range(th):
-            for tx in range(tw):
-                for r in range(m):
-                    y = m * ty + r
-                    for q in range(m):
-                        xx = m * tx + q
-                        val = gy.dtype.type(0)
-                        if y < h and xx < w and (not masked or mask[b, ci, y, xx] > 0):
-                            val = gy[b, ci, y, xx]
-                        t[r, q] = val
-                for i in range(a):
-                    for q in range(m):
-                        acc = gy.dtype.type(0)
-                        for r in range(m):
-                            acc += at[r, i] * t[r, q]
-                        left[i, q] = acc
-                col = b * npt + ty * tw + tx
-                for i in range(a):
-                    for j in range(a):
-                        acc = gy.dtype.type(0)
-                        for q in range(m):
-                            acc += left[i, q] * at[q, j]
-                        v[i * a + j, ci, col] = acc
+        gs = np.zeros((m, m, npt), gy.dtype)
+        for y in range(h):
+            ty, qy = y // m, y % m
+            for xx in range(w):
+                val = gy[b, ci, y, xx]
+                if masked and not mask[b, ci, y, xx] > 0:
+                    val = 0
+                gs[qy, xx % m, ty * tw + xx // m] = val
+        left = np.empty((m, npt), gy.dtype)     # (A gs)[i] along qy, for each qx
+        for i in range(a):
+            for qx in range(m):
+                dst = left[qx]
+                dst[:] = 0
+                for qy in range(m):
+                    if at[qy, i] != 0:
+                        _axpy(dst, at[qy, i], gs[qy, qx])
+            for j in range(a):
+                dst = v[i * a + j, ci, b * npt:(b + 1) * npt]
+                dst[:] = 0
+                for qx in range(m):
+                    if at[qx, j] != 0:
+                        _axpy(dst, at[qx, j], left[qx])
 
 
 @parallel_jit
 def _grad_output_transform(mm, bt, gx):
     """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
     added into gx at the tile's place (tiles overlap by two rows and columns; added in a fixed
-    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), zeroed."""
+    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), zeroed.
+    Row r of every tile at once: d[s] = sum_j (sum_i B[r, i] M[i, j]) B[s, j], axpys over all
+    P tiles, then added into gx."""
     n, c, h, w = gx.shape
     a = bt.shape[0]
     m = a - 2
@@ -220,30 +221,33 @@ def _grad_output_transform(mm, bt, gx):
     npt = th * tw
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
-        left = np.empty((a, a), gx.dtype)
-        for ty in range(th):
-            for tx in range(tw):
-                col = b * npt + ty * tw + tx
-                for i in range(a):          # M B^T along j: left[i, s] = sum_j M[i, j] bt[j, s]
-                    for s_ in range(a):
-                        acc = gx.dtype.type(0)
-                        for j in range(a):
-                            if bt[j, s_] != 0:
-                                acc += mm[i * a + j, ci, col] * bt[j, s_]
-                        left[i, s_] = acc
-                for r in range(a):          # then B along i, added into the tile's place
-                    y = m * ty - 1 + r
-                    if y < 0 or y >= h:
-                        continue
+        tiles = slice(b * npt, (b + 1) * npt)
+        rowm = np.empty((a, npt), gx.dtype)    # row r of B M, for each j
+        d = np.empty((a, npt), gx.dtype)       # row r of B M B^T, for each s
+        for r in range(a):
+            for j in range(a):
+                dst = rowm[j]
+                dst[:] = 0
+                for i in range(a):
+                    if bt[i, r] != 0:
+                        _axpy(dst, bt[i, r], mm[i * a + j, ci, tiles])
+            for s_ in range(a):
+                dst = d[s_]
+                dst[:] = 0
+                for j in range(a):
+                    if bt[j, s_] != 0:
+                        _axpy(dst, bt[j, s_], rowm[j])
+            for ty in range(th):                # tiles in a fixed order: the same sums always
+                y = m * ty - 1 + r
+                if y < 0 or y >= h:
+                    continue
+                out = gx[b, ci, y]
+                for tx in range(tw):
+                    t = ty * tw + tx
                     for s_ in range(a):
                         xx = m * tx - 1 + s_
-                        if xx < 0 or xx >= w:
-                            continue
-                        acc = gx.dtype.type(0)
-                        for i in range(a):
-                            if bt[i, r] != 0:
-                                acc += bt[i, r] * left[i, s_]
-                        gx[b, ci, y, xx] += acc
+                        if 0 <= xx < w:
+                            out[xx] += d[s_, t]
 
 
 # ----------------------------------------------------------------------------- the conv
