@@ -52,16 +52,14 @@ class ConvWeights:
         self.w_bwd = xp.ascontiguousarray(flipped.reshape(cin, cout * 9))
         self.has_bias = bool(xp.any(bias != 0))
         self.bias_col = bias.reshape(1, cout, 1)
-        self._winograd = {}  # (m, backward) -> U (a*a, Cout, Cin), made at first use
+        self._winograd = {}  # m -> U (a*a, Cout, Cin), made at first use
 
-    def winograd_u(self, m: int, backward: bool):
-        """Winograd F(m x m) weights, made once: (a*a, Cout, Cin), or (a*a, Cin, Cout) for the
-        backward conv (from the flipped, channel-swapped kernel)."""
-        key = (m, backward)
-        if key not in self._winograd:
-            w = self.w_bwd.reshape(self.cin, self.cout, 3, 3) if backward else self.weight
-            self._winograd[key] = winograd.weight_transform(w, m, self.weight.dtype)
-        return self._winograd[key]
+    def winograd_u(self, m: int):
+        """Winograd F(m x m) weights, made once: (a*a, Cout, Cin). The backward conv uses the
+        same U transposed (``winograd.winograd_conv_backward``)."""
+        if m not in self._winograd:
+            self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
+        return self._winograd[m]
 
 
 def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
@@ -143,7 +141,7 @@ def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None
     algorithm = algorithm or choose(p.cin, p.cout, *x.shape[2:], xp=xp)
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
-        return winograd.winograd_conv(x, p.winograd_u(m, False), m, p.bias if p.has_bias else None, relu)
+        return winograd.winograd_conv(x, p.winograd_u(m), m, p.bias if p.has_bias else None, relu)
     if algorithm != "im2col":
         return winograd_gpu.conv(x, winograd_gpu.weights(p, False), p.bias if p.has_bias else None, relu)
     out = _conv(x, p.w_fwd)
@@ -167,7 +165,7 @@ def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = 
     algorithm = algorithm or choose(p.cout, p.cin, *gy.shape[2:], xp=xp)
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
-        return winograd.winograd_conv(gy, p.winograd_u(m, True), m, mask=relu_out)
+        return winograd.winograd_conv_backward(gy, p.winograd_u(m), m, mask=relu_out)
     if algorithm != "im2col":
         return winograd_gpu.conv(gy, winograd_gpu.weights(p, True), mask=relu_out)
     return _conv(gy, p.w_bwd, relu_out)

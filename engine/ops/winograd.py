@@ -17,8 +17,14 @@ F(4x4): 36 GEMMs for 16 outputs, 4x fewer. The price is rounding: the transforms
 different size, so float32 error grows with m (measured in bench/RESULTS.md). In float64 the
 result is exact to rounding, so gradient checks see the same conv.
 
-The input gradient is the same algorithm with U built from the flipped, channel-swapped
-weights; a ReLU that followed the conv is applied as a mask inside the input copy.
+The input gradient runs the same steps transposed, in reverse, with the same U (no second set of
+transformed weights, which for F(4x4) would take 4x the conv weights again):
+
+    W[k] (Cout, P)   = (A gy_t A^T)[k]             per m x m tile of the output gradient (numba)
+    M[k] (Cin, P)    = U[k]^T @ W[k]               a x a batched GEMMs, U read transposed (BLAS)
+    gx               += B M_t B^T                  per tile, (m+2) x (m+2), overlapping (numba)
+
+a ReLU that followed the conv is applied as a mask as gy's tiles are read.
 
 Tiles are cut from a zero-padded copy of the input (one channel's rows padded to a whole number
 of tiles), so the transform loops have no bounds checks. Scratch buffers (the padded copy, V, M)
@@ -79,12 +85,11 @@ def _axpy(y, a, x):
 
 
 @parallel_jit
-def _split(x, mask, xs):
-    """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1, m*tx + qx - 1] (* (mask > 0) when
-    mask has x's shape), zero outside x. x: (N, C, H, W); xs: (N, C, m, m, th+1, tw+1)."""
+def _split(x, xs):
+    """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1, m*tx + qx - 1], zero outside x.
+    x: (N, C, H, W); xs: (N, C, m, m, th+1, tw+1)."""
     n, c, h, w = x.shape
     m, ty_n, tx_n = xs.shape[2], xs.shape[4], xs.shape[5]
-    masked = mask.shape[0] == n
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         for qy in range(m):
@@ -97,10 +102,7 @@ def _split(x, mask, xs):
                         continue
                     for tx in range(tx_n):
                         xx = m * tx + qx - 1
-                        v = x[b, ci, y, xx] if 0 <= xx < w else 0
-                        if masked and 0 <= xx < w and not mask[b, ci, y, xx] > 0:
-                            v = 0
-                        dst[tx] = v
+                        dst[tx] = x[b, ci, y, xx] if 0 <= xx < w else 0
 
 
 @parallel_jit
@@ -166,6 +168,87 @@ def _output_transform(mm, at, bias, relu, y):
                         yrow[m * tx + q] = v
 
 
+@parallel_jit
+def _grad_input_transform(gy, mask, at, v):
+    """The adjoint of ``_output_transform``: v[i*a + j, c, b*P + t] = (A gy_t A^T)[i, j] for
+    the m x m tile t of gy (zero past the edge, times (mask > 0) when mask has gy's shape),
+    P = th*tw tiles, t = ty*tw + tx. gy: (N, C, H, W); v: (a*a, C, N*P). Tiles do not overlap
+    here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx], and every step is
+    an axpy over all P tiles (unit stride), as in ``_input_transform``."""
+    n, c, h, w = gy.shape
+    m, a = at.shape
+    th, tw = -(-h // m), -(-w // m)
+    npt = th * tw
+    masked = mask.shape[0] == n
+    for p in numba.prange(n * c):
+        b, ci = p // c, p % c
+        gs = np.zeros((m, m, npt), gy.dtype)
+        for y in range(h):
+            ty, qy = y // m, y % m
+            for xx in range(w):
+                val = gy[b, ci, y, xx]
+                if masked and not mask[b, ci, y, xx] > 0:
+                    val = 0
+                gs[qy, xx % m, ty * tw + xx // m] = val
+        left = np.empty((m, npt), gy.dtype)     # (A gs)[i] along qy, for each qx
+        for i in range(a):
+            for qx in range(m):
+                dst = left[qx]
+                dst[:] = 0
+                for qy in range(m):
+                    if at[qy, i] != 0:
+                        _axpy(dst, at[qy, i], gs[qy, qx])
+            for j in range(a):
+                dst = v[i * a + j, ci, b * npt:(b + 1) * npt]
+                dst[:] = 0
+                for qx in range(m):
+                    if at[qx, j] != 0:
+                        _axpy(dst, at[qx, j], left[qx])
+
+
+@parallel_jit
+def _grad_output_transform(mm, bt, gx):
+    """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
+    added into gx at the tile's place (tiles overlap by two rows and columns; added in a fixed
+    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), zeroed.
+    Row r of every tile at once: d[s] = sum_j (sum_i B[r, i] M[i, j]) B[s, j], axpys over all
+    P tiles, then added into gx."""
+    n, c, h, w = gx.shape
+    a = bt.shape[0]
+    m = a - 2
+    th, tw = -(-h // m), -(-w // m)
+    npt = th * tw
+    for p in numba.prange(n * c):
+        b, ci = p // c, p % c
+        tiles = slice(b * npt, (b + 1) * npt)
+        rowm = np.empty((a, npt), gx.dtype)    # row r of B M, for each j
+        d = np.empty((a, npt), gx.dtype)       # row r of B M B^T, for each s
+        for r in range(a):
+            for j in range(a):
+                dst = rowm[j]
+                dst[:] = 0
+                for i in range(a):
+                    if bt[i, r] != 0:
+                        _axpy(dst, bt[i, r], mm[i * a + j, ci, tiles])
+            for s_ in range(a):
+                dst = d[s_]
+                dst[:] = 0
+                for j in range(a):
+                    if bt[j, s_] != 0:
+                        _axpy(dst, bt[j, s_], rowm[j])
+            for ty in range(th):                # tiles in a fixed order: the same sums always
+                y = m * ty - 1 + r
+                if y < 0 or y >= h:
+                    continue
+                out = gx[b, ci, y]
+                for tx in range(tw):
+                    t = ty * tw + tx
+                    for s_ in range(a):
+                        xx = m * tx - 1 + s_
+                        if 0 <= xx < w:
+                            out[xx] += d[s_, t]
+
+
 # ----------------------------------------------------------------------------- the conv
 
 _local = threading.local()  # scratch buffers per thread: two threads' convs never share them
@@ -194,18 +277,17 @@ def release_scratch() -> None:
     _buffers().clear()
 
 
-def winograd_conv(x, u, m: int, bias=None, relu: bool = False, mask=None):
+def winograd_conv(x, u, m: int, bias=None, relu: bool = False):
     """A 3x3, stride-1, pad-1 conv by Winograd F(m x m, 3x3), on NumPy arrays.
 
     x: (N, Cin, H, W); u: (a*a, Cout, Cin) from ``weight_transform``; bias: (Cout,) or None;
-    relu: rectify the output (fused); mask: x's shape: convolve ``x * (mask > 0)`` instead
-    (a ReLU's backward, fused). Returns a new (N, Cout, H, W) array of x's dtype."""
+    relu: rectify the output (fused). Returns a new (N, Cout, H, W) array of x's dtype."""
     n, cin, h, w = x.shape
     cout, dtype = u.shape[1], x.dtype
     th, tw = -(-h // m), -(-w // m)
     npt = th * (tw + 1)  # tiles per image, one junk tile per tile row
     xs = scratch("split", (n, cin, m, m, th + 1, tw + 1), dtype)
-    _split(np.ascontiguousarray(x), _NO_MASK if mask is None else np.ascontiguousarray(mask), xs)
+    _split(np.ascontiguousarray(x), xs)
     v = scratch("v", (u.shape[0], cin, n * npt), dtype)
     _input_transform(xs, _coefs(BT, m, dtype), v)
     mm = scratch("m", (u.shape[0], cout, n * npt), dtype)
@@ -218,6 +300,25 @@ def winograd_conv(x, u, m: int, bias=None, relu: bool = False, mask=None):
     if not whole:
         y[...] = yt[:, :, :h, :w]
     return y
+
+
+def winograd_conv_backward(gy, u, m: int, mask=None):
+    """The input gradient of ``winograd_conv`` with the same U, transposed: gy (N, Cout, H, W)
+    (times (mask > 0) when given: a ReLU's backward, fused) -> gx (N, Cin, H, W). The adjoint
+    of each step in reverse: A gy A^T per output tile, U[k]^T @ per point, B . B^T per input
+    tile added into gx. No second U is made for the backward."""
+    n, cout, h, w = gy.shape
+    cin, dtype = u.shape[2], gy.dtype
+    npt = -(-h // m) * -(-w // m)
+    a2 = u.shape[0]
+    v = scratch("v", (a2, cout, n * npt), dtype)
+    _grad_input_transform(np.ascontiguousarray(gy), _NO_MASK if mask is None else np.ascontiguousarray(mask),
+                          _coefs(AT, m, dtype), v)
+    mm = scratch("m", (a2, cin, n * npt), dtype)
+    matmul(u.transpose(0, 2, 1), v, out=mm)  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
+    gx = np.zeros((n, cin, h, w), dtype)
+    _grad_output_transform(mm, _coefs(BT, m, dtype), gx)
+    return gx
 
 
 _NO_MASK = np.zeros((0, 0, 0, 0), np.float32)

@@ -73,15 +73,15 @@ def test_nan_passes_through_the_fused_relu():
     assert np.isnan(y[0, :, 3:6, 3:6]).all() and not np.isnan(y[0, :, 0, 0]).any()
 
 
-def test_weight_transforms_made_once_per_layer():
+def test_weight_transforms_made_once_per_layer_and_shared_by_the_backward():
     _, x, w, b = _case((1, 16, 8, 8), 8, 3, np.float32)
     p = conv3x3.ConvWeights(w, b)
-    u = p.winograd_u(4, False)
+    u = p.winograd_u(4)
     assert u.shape == (36, 8, 16) and u.dtype == np.float32
-    assert p.winograd_u(4, False) is u
-    assert p.winograd_u(2, True).shape == (16, 16, 8)
-    conv3x3.conv3x3_forward(x, p, algorithm="f4")
-    assert p.winograd_u(4, False) is u
+    assert p.winograd_u(4) is u
+    y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="f4")
+    conv3x3.conv3x3_backward(np.ones_like(y), p, relu_out=y, algorithm="f4")
+    assert p.winograd_u(4) is u and list(p._winograd) == [4]  # no second U for the backward
 
 
 def test_outputs_never_share_the_scratch_buffers():
