@@ -207,6 +207,9 @@ def _main(a, ap, run) -> int:
             return 0
         if a.out is None and ap.default_out:
             a.out = claimed = outputs.claim_default(ap.default_out)
+        elif a.out and not outputs.is_device(Path(a.out)) and getattr(a, "save_every", None) is not None:
+            if outputs.claim(Path(a.out)):   # two runs with one --out: the second is refused
+                claimed = Path(a.out)
         _, log = run(**vars(a), verbose=True)
         if log.get("save_errors") and log["status"] == "done":
             return EXIT_FAILED

@@ -16,6 +16,7 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +132,10 @@ def check_distinct(a, files: list[tuple[str, Path]]) -> None:
 
 
 def claim_default(pattern) -> Path:
-    """The first of PATTERN, STEM-2.EXT, STEM-3.EXT, ... whose file and .json log are both
-    free, created empty and exclusively (O_EXCL): two runs started together never get the same
-    name. The run replaces the empty file with its result; ``release`` removes it if not."""
+    """The first of PATTERN, STEM-2.EXT, STEM-3.EXT, ... whose file, .json log and claim are all
+    free, claimed exclusively (``claim``): two runs started together never get the same name.
+    Nothing is created under the name itself, so a run killed before it saves (SIGKILL) leaves
+    no empty result behind; ``release`` drops the claim."""
     base = Path(pattern)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -142,23 +144,72 @@ def claim_default(pattern) -> Path:
                         "give --out FILE in a writable folder") from None
     for n in itertools.count(1):
         path = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
-        if path.with_suffix(".json").exists():
+        if path.exists() or path.with_suffix(".json").exists():
             continue
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        if claim(path, quiet=True):
             return path
+
+
+def _claim_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.claim")
+
+
+def claim(path: Path, quiet: bool = False) -> bool:
+    """Mark ``path`` as being written by this process: a hidden ``.NAME.claim`` holding our pid,
+    created exclusively. A claim whose process is gone is stale and taken over. Another live
+    run holding it: False when ``quiet``, else a UserError (two runs writing one --out would
+    leave one's image beside the other's log). A folder where no claim can be made: True (the
+    write itself will report the problem)."""
+    lock = _claim_file(path)
+    for _ in range(3):
+        tmp = lock.with_name(f"{lock.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            tmp.write_text(str(os.getpid()))
+            os.link(tmp, lock)   # atomic, and the claim is never seen without its pid
+            return True
         except FileExistsError:
-            continue
+            try:
+                pid = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid() or (pid and _alive(pid)):
+                if quiet:
+                    return False
+                raise UserError(f"--out {str(path)!r} is being written by another run (process {pid}); "
+                                "wait for it or give another --out") from None
+            try:
+                lock.unlink()   # stale: its run was killed
+            except OSError:
+                pass
         except OSError as exc:
-            raise UserError(f"cannot write {str(path)!r} ({exc.strerror or exc}); "
-                            "give --out FILE in a writable folder") from None
+            if quiet:  # the default name's folder: nothing could be written there
+                raise UserError(f"cannot write {str(path)!r} ({exc.strerror or exc}); "
+                                "give --out FILE in a writable folder") from None
+            return False  # --out's own check reports it, naming the option
+        finally:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def release(path: Path) -> None:
-    """Remove a claimed name that the run left empty (it stopped before saving anything)."""
+    """Drop this process's claim on ``path`` (the run saved, or stopped before saving)."""
+    lock = _claim_file(path)
     try:
-        if path.stat().st_size == 0:
-            path.unlink()
+        if lock.read_text() == str(os.getpid()):
+            lock.unlink()
     except OSError:
         pass
 

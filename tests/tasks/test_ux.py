@@ -181,3 +181,33 @@ def test_foreign_engine_package_is_named(monkeypatch, capsys):
     monkeypatch.setattr(ranvgg, "engine", fake)
     assert ranvgg.main(["--version"]) == 2
     assert "'engine' found at /somewhere/site-packages/engine is not ranvgg's" in _one_line(capsys.readouterr().err)
+
+
+def test_sigkill_leaves_no_empty_result_and_one_out_is_one_run(tmp_path):
+    """The default name is claimed by a hidden .NAME.claim (never an empty NAME): a run killed
+    outright leaves no 0-byte image, and its stale claim is taken over by the next run; a live
+    run's explicit --out is refused to a second run."""
+    import signal
+    import subprocess
+    import time
+
+    from tasks.cli import outputs
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.invert", *TINY[:-4], "--net", "random", "--iters", "5000",
+                             "--layer", "relu1_1", "--print-every", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    claim = tmp_path / "out" / ".invert.png.claim"
+    for line in proc.stdout:   # running: the claim is there, the image is not
+        if line.startswith("iter"):
+            break
+    assert claim.read_text() == str(proc.pid) and not (tmp_path / "out" / "invert.png").exists()
+    assert outputs.claim_default(tmp_path / "out" / "invert.png").name == "invert-2.png"
+    outputs.release(tmp_path / "out" / "invert-2.png")
+    with pytest.raises(Exception, match="being written by another run"):
+        outputs.claim(tmp_path / "out" / "invert.png")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not (tmp_path / "out" / "invert.png").exists()      # no 0-byte result
+    assert outputs.claim_default(tmp_path / "out" / "invert.png").name == "invert.png"  # stale claim taken over
