@@ -71,7 +71,7 @@ def run(**kwargs):
     ``log="FILE.json"`` the log alone."""
     a = command.options(PARSER, kwargs)
     command.validate(a)
-    layers = command.layer_list(a.layers)
+    layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = command.new_log("texture", a)

@@ -211,3 +211,25 @@ def test_sigkill_leaves_no_empty_result_and_one_out_is_one_run(tmp_path):
     proc.communicate(timeout=60)
     assert not (tmp_path / "out" / "invert.png").exists()      # no 0-byte result
     assert outputs.claim_default(tmp_path / "out" / "invert.png").name == "invert.png"  # stale claim taken over
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    ({"image": None}, r"image=None: give a value"),
+    ({"image": 3}, r"image= must be a file name .* got int 3"),
+    ({"out": b"x.png"}, r"out= must be a file name .* got bytes"),
+    ({"layer": None}, r"layer=None: give a value"),
+    ({"layer": 5}, r"--layer must be layer names"),
+    ({"optimizer": "adam"}, r"optimizer='adam': use one of lbfgs, lbfgs-device"),
+    ({"device": "tpu"}, r"device='tpu': use one of"),
+])
+def test_python_api_checks_its_arguments(kwargs, expect):
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=expect):
+        invert.run(**{"device": "cpu", "size": 32, "iters": 1, "net": "random", **kwargs})
+
+
+def test_python_api_takes_numpy_numbers():
+    img, log = invert.run(device="cpu", size=32, iters=1, net="random", layer="relu1_1",
+                          sigma=np.float32(0.02), seed=np.int64(1))
+    assert img.shape == (32, 32, 3) and log["status"] == "done" and log["network"]["sigma"] == pytest.approx(0.02)
