@@ -221,9 +221,6 @@ def check_writable(path: Path, what: str) -> None:
     target = Path(os.path.realpath(path))  # a symlink is written through to its target
     try:
         if target.exists() and not target.is_file():  # /dev/null, a device: written directly
-            if stat.S_ISFIFO(target.stat().st_mode):  # opening it waits for a reader, signals held
-                raise UserError(f"{what} {str(path)!r} is a FIFO: writing it would wait for a reader; "
-                                "give a regular file")
             if not os.access(target, os.W_OK):
                 raise PermissionError(errno.EACCES, "Permission denied")
             return

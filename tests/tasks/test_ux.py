@@ -95,12 +95,21 @@ def test_non_regular_inputs_and_fifo_outputs_are_refused(tmp_path, capsys):
     os.mkfifo(fifo)
     for argv, expect in ((["--image", str(fifo)], r"--image .* is a FIFO"),
                          (["--weights", "/dev/zero"], r"--weights '/dev/zero' is a device"),
-                         (["--net", str(fifo)], r"--net .* is a FIFO"),
-                         (["--out", str(fifo)], r"--out .* is a FIFO")):
+                         (["--net", str(fifo)], r"--net .* is a FIFO")):
         code = invert.main([*TINY[:-2], *argv])
         captured = capsys.readouterr()
         assert code == 2 and re.search(expect, _one_line(captured.err)), (argv, captured.err)
         assert "device:" not in captured.out
+
+
+def test_a_fifo_output_without_reader_never_hangs(tmp_path, capsys):
+    """Nobody reads the FIFO: the save fails at once, in one line, the log is kept, exit 1."""
+    fifo = tmp_path / "o.png"
+    os.mkfifo(fifo)
+    code = invert.main([*TINY, "--layer", "relu1_1", "--out", str(fifo), "--log", str(tmp_path / "l.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "no process is reading this FIFO" in _one_line(err)
+    assert (tmp_path / "l.json").exists()
 
 
 def test_dev_null_output_is_accepted(tmp_path, capsys):
