@@ -255,3 +255,25 @@ def test_out_a_file_runs_a_file_and_duplicate_keys(tmp_path, capsys):
     err = _error(["fig5", "--image", "gravel,gravel", "--device", "cpu", "--size", "32", "--seeds", "0",
                   "--nets", "random", "--out", str(tmp_path / "dup")], capsys)
     assert "two runs would have the same name" in err
+
+
+def test_ctrl_c_held_during_an_in_process_save_stops_the_sweep(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that arrives while a run's files are written is held (the save finishes) and
+    then stops the sweep after that run, instead of being swallowed."""
+    import signal
+
+    from tasks.cli import signals
+
+    real = runs.execute
+
+    def execute_then_ctrl_c(spec):
+        result = real(spec)
+        signals._received.append(signal.SIGINT)   # what deferred() records for a held Ctrl-C
+        return result
+
+    monkeypatch.setattr(runs, "execute", execute_then_ctrl_c)
+    code = experiments.main(QUICK[:7] + ["--seeds", "0-1", "--layers", "pool1", "--nets", "random", "--quiet",
+                                          "--out", str(tmp_path / "s")])
+    assert code == 130
+    rows = read_csv(tmp_path / "s" / "results.csv")
+    assert len(rows) == 1
