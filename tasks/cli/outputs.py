@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import re
 import json
 import math
 import os
@@ -65,12 +66,21 @@ def written_files(a, out: Path | None, log_path: Path | None) -> list[tuple[str,
         from .plots import companion
 
         files.append(("the loss plot (OUT_loss.png)", companion(out, "loss")))
-        every = getattr(a, "save_every", 0) or 0
-        if every:
-            files += [(f"the frame OUT_iter{i}", out.with_name(f"{out.stem}_iter{i}{out.suffix}"))
-                      for i in range(every, a.iters + 1, every)]
+        if getattr(a, "save_every", 0):
             files.append(("the contact sheet (OUT_frames.png)", companion(out, "frames")))
     return files
+
+
+def _frame_of(a, out: Path | None, path: Path) -> int | None:
+    """The iteration N when ``path`` is one of the frames OUT_iterN the run saves (--save-every),
+    from the name alone: a long run's thousands of frames are never listed."""
+    every = getattr(a, "save_every", 0) or 0
+    if out is None or not every or is_device(out):
+        return None
+    m = re.fullmatch(re.escape(out.stem) + r"_iter(\d+)" + re.escape(out.suffix), path.name)
+    if not m or not (int(m[1]) % every == 0 and 0 < int(m[1]) <= a.iters):
+        return None
+    return int(m[1]) if os.path.realpath(path.parent) == os.path.realpath(out.parent) else None
 
 
 def is_device(path: Path) -> bool:
@@ -123,6 +133,12 @@ def check_distinct(a, files: list[tuple[str, Path]]) -> None:
                 raise UserError(f"{other} and {what} are the same file {str(path)!r}: one would replace the "
                                 "other; choose other names")
     inputs = input_files(a)
+    out = next((p for w, p in files if w == "--out"), None)
+    for what, path in files[1:] + [(option, src) for option, src in inputs]:
+        n = _frame_of(a, out, path)
+        if n is not None:
+            raise UserError(f"{what} {str(path)!r} is the frame OUT_iter{n} that --save-every writes: choose "
+                            f"another {'--out' if what.startswith('--') and what != '--log' else what}")
     for what, path in files:
         for option, src in inputs:
             if same_file(path, src):

@@ -68,7 +68,7 @@ def photo(tmp_path):
 
 @pytest.mark.parametrize("main, argv, expect", [
     (invert.main, ["--image", "{d}/x_loss.png", "--out", "{d}/x.png"], r"loss plot .* is the --image file"),
-    (invert.main, ["--image", "{d}/x_iter2.png", "--out", "{d}/x.png", "--save-every", "2"], r"frame OUT_iter2 .* is the --image"),
+    (invert.main, ["--image", "{d}/x_iter2.png", "--out", "{d}/x.png", "--save-every", "2"], r"--image .* is the frame OUT_iter2 that --save-every writes"),
     (invert.main, ["--image", "{d}/x_frames.png", "--out", "{d}/x.png", "--save-every", "1"], r"contact sheet .* is the --image"),
     (invert.main, ["--out", "{d}/a.png", "--log", "{d}/a_loss.png"], r"--log and the loss plot .* are the same file"),
     (invert.main, ["--net", "{d}/r.json", "--log", "{d}/r.json"], r"--log .* is the --net file"),
