@@ -28,7 +28,7 @@ from . import stacked
 from .errors import UserError
 from .io import files
 from .io.files import atomic_write
-from .arch import CONV_SHAPES, DEFAULT_SIGMA
+from .arch import CONV_SHAPES, DEFAULT_SIGMA, POOLING
 from .vgg import VGG19
 
 FORMAT = "ranvgg-recipe/1"
@@ -52,24 +52,56 @@ def ranvgg(seed: int = 0, sigma: float = DEFAULT_SIGMA, pooling: str = "avg", de
     and the selection scores (relative errors after Eq. 4 weighting) do not depend on sigma.
     progress(line): called with plain progress lines while a recipe is built (None: stderr).
     """
-    return to_net(recipe_for(seed, progress), sigma=sigma, pooling=pooling, device=device, dtype=dtype)
+    recipe, cached = _recipe_and_entry(seed, progress)
+    try:
+        return to_net(recipe, sigma=sigma, pooling=pooling, device=device, dtype=dtype)
+    except UserError as exc:
+        if cached is None:
+            raise
+        # a stale cache entry (another NumPy's random stream): ours to replace
+        _say(progress, f"rebuilding the cached recipe ({exc})")
+        recipe = _build_and_cache(seed, cached, progress)
+        return to_net(recipe, sigma=sigma, pooling=pooling, device=device, dtype=dtype)
 
 
 def recipe_for(seed: int, progress=None) -> dict:
     """The recipe of ``seed`` built with ``SETTINGS``: shipped, cached, or built now and cached."""
+    return _recipe_and_entry(seed, progress)[0]
+
+
+def _recipe_and_entry(seed, progress=None) -> tuple[dict, Path | None]:
+    """(recipe, its cache entry or None when shipped). The cache is checked before a build:
+    an entry that is not a file is a UserError; an unreadable one is rebuilt; a cache folder
+    that cannot be written costs the caching, said in one line, never the build."""
     seed = _check_seed(seed)
     shipped = SHIPPED_DIR / f"seed_{seed}.json"
     if shipped.is_file():
-        return load(shipped)
+        return load(shipped), None
     cached = cache_dir() / f"ranvgg_seed_{seed}_{settings_key(SETTINGS)}.json"
+    if cached.exists() and not cached.is_file():
+        raise UserError(f"the recipe cache entry {cached} is not a file; remove it (or set RANVGG_CACHE "
+                        "to another folder)")
     if cached.is_file():
         try:
-            return load(cached)
+            return load(cached), cached
         except UserError as exc:  # a cache entry is ours to replace, never the user's file
             _say(progress, f"rebuilding the cached recipe ({exc})")
-    _say(progress, f"ranVGG seed {seed}: no shipped recipe; building it once (cached in {cached.parent})")
+    return _build_and_cache(seed, cached, progress), cached
+
+
+def _build_and_cache(seed: int, cached: Path, progress) -> dict:
+    if files.writable_dir(cached.parent):
+        _say(progress, f"ranVGG seed {seed}: no shipped recipe; building it once (cached in {cached.parent})")
+    else:
+        _say(progress, f"ranVGG seed {seed}: no shipped recipe; building it for this run only (the cache "
+                       f"folder {cached.parent} cannot be written; set RANVGG_CACHE to a writable folder)")
+        cached = None
     recipe = build(seed, progress=progress)
-    save(recipe, cached)
+    if cached is not None:
+        try:
+            save(recipe, cached)
+        except UserError as exc:
+            _say(progress, f"note: the recipe was not cached ({exc})")
     return recipe
 
 
@@ -195,13 +227,22 @@ def load(path) -> dict:
     """Read and check a recipe file; a UserError says what is wrong with it."""
     path = Path(path)
     try:
-        recipe = json.loads(path.read_text())
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise UserError(f"{path}: {path.stat().st_size} bytes is not a recipe (they take a few KB)")
+        if not path.is_file():
+            raise UserError(f"{path}: not a regular file; give a recipe (.json)")
+        recipe = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"recipe {str(path)!r} not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise UserError(f"{path}: not a recipe (nested too deep)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"{path}: not a readable recipe ({exc.__class__.__name__}: {exc})") from None
     check(recipe, str(path))
     return recipe
+
+
+MAX_RECIPE_BYTES = 1 << 20   # a recipe is a few KB; a bigger .json is something else
 
 
 def is_recipe_file(path) -> bool:
@@ -213,8 +254,15 @@ def check(recipe, where: str = "recipe") -> None:
     """The recipe's structure; a UserError names the first problem."""
     if not isinstance(recipe, dict) or recipe.get("format") != FORMAT:
         raise UserError(f"{where}: not a ranvgg recipe (expected \"format\": \"{FORMAT}\")")
-    if not isinstance(recipe.get("seed"), int) or not isinstance(recipe.get("sigma"), (int, float)):
-        raise UserError(f"{where}: the recipe needs an integer seed and a sigma")
+    if not isinstance(recipe.get("seed"), int) or isinstance(recipe.get("seed"), bool) or recipe["seed"] < 0 \
+            or not isinstance(recipe.get("sigma"), (int, float)) or not (0 < recipe["sigma"] < float("inf")):
+        raise UserError(f"{where}: the recipe needs an integer seed >= 0 and a positive sigma")
+    if recipe.get("pooling") not in POOLING:
+        raise UserError(f"{where}: the recipe needs a \"pooling\" ({' or '.join(POOLING)})")
+    settings = recipe.get("settings")
+    if not isinstance(settings, dict) or not isinstance(settings.get("candidates"), int) \
+            or not isinstance(settings.get("top"), str):
+        raise UserError(f"{where}: the recipe needs its build \"settings\" (candidates, top, ...)")
     layers = recipe.get("layers")
     for index, (name, _) in enumerate(CONV_SHAPES):
         r = layers.get(name) if isinstance(layers, dict) else None

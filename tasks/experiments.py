@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -40,12 +40,16 @@ from engine import backend
 from engine.errors import UserError
 from engine.arch import ARCHS, FC_LAYERS, check_layers
 
-from .cli import command
+from .cli import command, signals
 from .figures import FIGURES, nets
 from .figures.executor import Results, run_all
 from .cli.console import guarded_stdout
 
 DEFAULTS = {"size": 64, "iters": 100}
+MAX_SEEDS = 10000
+MAX_WORKERS = 4 * (os.cpu_count() or 1)   # local worker processes: more only wait for cores   # a sweep of more runs than this is a typo (--seeds 0-100000000)
+# what ranvgg writes into --out (anything else there is the user's and is never removed)
+OWN_FILES = ("results.csv", "curves.csv", "settings.json", "summary.md")
 
 
 def _parser():
@@ -92,7 +96,11 @@ def seeds(spec) -> list:
     try:
         for part in str(spec).split(","):
             lo, _, hi = part.strip().partition("-")
+            if hi and int(hi) - int(lo) + 1 > MAX_SEEDS:
+                raise UserError(f"--seeds {spec}: {int(hi) - int(lo) + 1} seeds; at most {MAX_SEEDS} in one sweep")
             out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+            if len(out) > MAX_SEEDS:
+                raise UserError(f"--seeds {spec}: more than {MAX_SEEDS} seeds in one sweep")
     except ValueError:
         raise UserError(f"--seeds must look like 0-9 or 0,3,5, got {spec!r}") from None
     if not out or min(out) < 0:
@@ -134,8 +142,8 @@ def resolve(a) -> argparse.Namespace:
             raise UserError(f"--{name} must be a whole number >= 1, got {getattr(a, name)}")
     if a.size < 32:
         raise UserError(f"--size {a.size} is too small: use at least 32 px (pool5)")
-    if a.workers < 0:
-        raise UserError(f"--workers must be >= 0, got {a.workers}")
+    if a.workers < 0 or a.workers > MAX_WORKERS:
+        raise UserError(f"--workers must be between 0 and {MAX_WORKERS}, got {a.workers}")
     if a.trained:
         path = Path(a.trained)
         if not path.is_file():
@@ -145,6 +153,7 @@ def resolve(a) -> argparse.Namespace:
     pair_images = [p for pair in quality_pairs(o) for p in pair] if a.figure == "quality" else []
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []) + pair_images:
         inputs.image_path(img)
+    _check_memory(o)   # before any image is decoded at --size
     if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
         x = np.zeros((1, 3) + inputs.read(o.image, a.size).shape[:2], np.float32)
         nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
@@ -167,6 +176,50 @@ def _floats(spec, option) -> list:
     return out
 
 
+def _check_memory(o) -> None:
+    """The tasks' memory check, for the largest run of the sweep (its size and deepest layer)."""
+    import types
+
+    from .pipeline import inputs, network
+
+    deepest = [l for l in (o.layers or ["pool5"]) if l not in FC_LAYERS] or ["pool5"]
+    a = types.SimpleNamespace(device=o.device, history=10, pooling="avg", net="random", weights=None)
+    shape = inputs.planned_shape(o.image, o.size)
+    try:
+        network.check_memory(a, shape, [("gram", l) for l in deepest] + [("content", l) for l in deepest],
+                             extra_nets=2)
+    except UserError as exc:
+        raise UserError(f"{exc} (each run of the sweep)") from None
+
+
+def prepare_folder(out: Path, fresh: bool) -> None:
+    """--out is ranvgg's own folder (its settings.json), or new, or empty: results are never
+    mixed into a folder of other files, and --fresh removes only what ranvgg wrote there."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (it is created if missing)")
+    own = (out / "settings.json").is_file()
+    if out.is_dir() and not own and any(out.iterdir()):
+        raise UserError(f"--out {out} holds files ranvgg did not write (no settings.json there); "
+                        "give a new or empty folder")
+    runs_dir = out / "runs"
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} is a file, not the runs folder; remove it or give another --out")
+    if fresh and own:
+        for name in OWN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for p in out.glob("*.png"):     # the figures
+            p.unlink()
+        if runs_dir.is_dir():
+            for p in runs_dir.glob("*.png"):
+                p.unlink()
+            if not any(runs_dir.iterdir()):
+                runs_dir.rmdir()
+    from engine.io.files import writable_dir
+
+    if not writable_dir(out):
+        raise UserError(f"cannot write in --out {out} (read-only or not a folder); give another --out")
+
+
 def _list(spec) -> list:
     return [s.strip() for s in str(spec).split(",") if s.strip()]
 
@@ -182,10 +235,8 @@ def run(argv=None, **kwargs):
     """Run a figure. ``argv`` as on the command line, or keywords (``figure="fig3", size=32``)."""
     a = PARSER.parse_args(argv if argv is not None else _argv(kwargs))
     o = resolve(a)
-    if a.fresh and o.out.exists():
-        for name in ("results.csv", "curves.csv", "settings.json", "summary.md", "runs"):
-            p = o.out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    prepare_folder(o.out, a.fresh)
+    signals.clear()
     fig = FIGURES[a.figure]
     specs = fig.specs(o)
     results = Results(o.out, specs, fig.COLUMNS, settings_of(o))

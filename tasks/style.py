@@ -91,7 +91,7 @@ def run(**kwargs):
     if a.content_weight == 0 and a.style_weight == 0 and a.tv_weight == 0:
         raise UserError("--content-weight, --style-weight and --tv-weight are all 0: nothing to optimise")
     content_layer = check_layers([a.content_layer])[0]
-    style_layers = command.layer_list(a.style_layers)
+    style_layers = command.layer_list(a.style_layers, "--style-layers")
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
     log = command.new_log("style", a)

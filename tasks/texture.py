@@ -121,7 +121,7 @@ def run(**kwargs):
     ``log="FILE.json"`` the log alone."""
     a = command.options(PARSER, kwargs)
     command.validate(a)
-    layers = command.layer_list(a.layers)
+    layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
     if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
         raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")

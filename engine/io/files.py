@@ -63,11 +63,19 @@ def atomic_write(path, write_fn, what: str = "file") -> Path:
 
 
 def _write_direct(target: Path, shown: Path, write_fn, what: str) -> Path:
-    """A device node or FIFO: write into it as it is (no temporary, no rename)."""
+    """A device node or FIFO: write into it as it is (no temporary, no rename). A FIFO is opened
+    without waiting: with no reader that is an error (ENXIO) at once, never a hang that holds
+    Ctrl-C and SIGTERM while the outputs are saved."""
     try:
-        with open(target, "wb") as f:
+        fd = os.open(target, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # the reader is there: plain writes from now on
+        with open(fd, "wb") as f:
             write_fn(f)
     except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise UserError(f"{shown}: cannot write the {what}: no process is reading this FIFO; "
+                            "start its reader first") from None
         raise _error(what, shown, exc) from None
     return shown
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 import sys
 from pathlib import Path
@@ -122,7 +123,25 @@ def options(ap: argparse.ArgumentParser, kwargs: dict) -> argparse.Namespace:
     unknown = set(kwargs) - set(known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}; valid: {', '.join(sorted(known))}")
+    for action in ap._actions:   # the checks argparse makes on the command line
+        if action.dest not in kwargs:
+            continue
+        v = kwargs[action.dest]
+        if action.choices and v is not None and v not in action.choices:
+            raise UserError(f"{action.dest}={v!r}: use one of {', '.join(map(str, action.choices))}")
+        if v is None and action.default is not None and action.dest not in API_ONLY:
+            raise UserError(f"{action.dest}=None: give a value (default: {action.default!r})")
+    for name in PATH_OPTIONS:
+        v = kwargs.get(name)
+        for one in (v if isinstance(v, (list, tuple)) and name == "style" else [v]):
+            if one is not None and not isinstance(one, (str, os.PathLike)):
+                raise UserError(f"{name}= must be a file name (str or Path){' or a sample name' if name in IMAGE_OPTIONS else ''}, "
+                                f"got {type(one).__name__} {one!r}")
     return argparse.Namespace(**{**known, **kwargs})
+
+
+# the options that name files (read or written)
+PATH_OPTIONS = ("image", "content", "style", "init", "out", "log", "net", "weights", "judge_weights", "save_weights")
 
 
 def validate(a) -> None:
@@ -137,8 +156,9 @@ def validate(a) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {v!r}")
     if a.size < 16:
         raise UserError(f"--size {a.size} is too small: use at least 16 px (32 for pool5)")
-    if not (isinstance(a.sigma, (int, float)) and math.isfinite(a.sigma) and a.sigma > 0):
+    if isinstance(a.sigma, bool) or not (isinstance(a.sigma, numbers.Real) and math.isfinite(a.sigma) and a.sigma > 0):
         raise UserError(f"--sigma must be a positive number, got {a.sigma!r}")
+    a.sigma = float(a.sigma)   # np.float32(0.02) as 0.02
     if isinstance(a.seed, bool) or not isinstance(a.seed, (int, np.integer)) or a.seed < 0:
         raise UserError(f"--seed must be a whole number >= 0, got {a.seed!r}")
     if a.out and Path(a.out).is_dir():
@@ -207,6 +227,9 @@ def _main(a, ap, run) -> int:
             return 0
         if a.out is None and ap.default_out:
             a.out = claimed = outputs.claim_default(ap.default_out)
+        elif a.out and not outputs.is_device(Path(a.out)) and getattr(a, "save_every", None) is not None:
+            if outputs.claim(Path(a.out)):   # two runs with one --out: the second is refused
+                claimed = Path(a.out)
         _, log = run(**vars(a), verbose=True)
         if log.get("save_errors") and log["status"] == "done":
             return EXIT_FAILED
@@ -231,7 +254,9 @@ def _main(a, ap, run) -> int:
             outputs.release(claimed)  # the run stopped before it saved anything
 
 
-def layer_list(spec) -> list[str]:
+def layer_list(spec, what: str = "--layer") -> list[str]:
+    if not (isinstance(spec, str) or (isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec))):
+        raise UserError(f"{what} must be layer names (\"relu1_1,pool2\" or a list of str), got {spec!r}")
     layers = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec)
     return check_layers(layers)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import itertools
+import re
 import json
 import math
 import os
 import stat
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +66,21 @@ def written_files(a, out: Path | None, log_path: Path | None) -> list[tuple[str,
         from .plots import companion
 
         files.append(("the loss plot (OUT_loss.png)", companion(out, "loss")))
-        every = getattr(a, "save_every", 0) or 0
-        if every:
-            files += [(f"the frame OUT_iter{i}", out.with_name(f"{out.stem}_iter{i}{out.suffix}"))
-                      for i in range(every, a.iters + 1, every)]
+        if getattr(a, "save_every", 0):
             files.append(("the contact sheet (OUT_frames.png)", companion(out, "frames")))
     return files
+
+
+def _frame_of(a, out: Path | None, path: Path) -> int | None:
+    """The iteration N when ``path`` is one of the frames OUT_iterN the run saves (--save-every),
+    from the name alone: a long run's thousands of frames are never listed."""
+    every = getattr(a, "save_every", 0) or 0
+    if out is None or not every or is_device(out):
+        return None
+    m = re.fullmatch(re.escape(out.stem) + r"_iter(\d+)" + re.escape(out.suffix), path.name)
+    if not m or not (int(m[1]) % every == 0 and 0 < int(m[1]) <= a.iters):
+        return None
+    return int(m[1]) if os.path.realpath(path.parent) == os.path.realpath(out.parent) else None
 
 
 def is_device(path: Path) -> bool:
@@ -122,6 +133,12 @@ def check_distinct(a, files: list[tuple[str, Path]]) -> None:
                 raise UserError(f"{other} and {what} are the same file {str(path)!r}: one would replace the "
                                 "other; choose other names")
     inputs = input_files(a)
+    out = next((p for w, p in files if w == "--out"), None)
+    for what, path in files[1:] + [(option, src) for option, src in inputs]:
+        n = _frame_of(a, out, path)
+        if n is not None:
+            raise UserError(f"{what} {str(path)!r} is the frame OUT_iter{n} that --save-every writes: choose "
+                            f"another {'--out' if what.startswith('--') and what != '--log' else what}")
     for what, path in files:
         for option, src in inputs:
             if same_file(path, src):
@@ -131,9 +148,10 @@ def check_distinct(a, files: list[tuple[str, Path]]) -> None:
 
 
 def claim_default(pattern) -> Path:
-    """The first of PATTERN, STEM-2.EXT, STEM-3.EXT, ... whose file and .json log are both
-    free, created empty and exclusively (O_EXCL): two runs started together never get the same
-    name. The run replaces the empty file with its result; ``release`` removes it if not."""
+    """The first of PATTERN, STEM-2.EXT, STEM-3.EXT, ... whose file, .json log and claim are all
+    free, claimed exclusively (``claim``): two runs started together never get the same name.
+    Nothing is created under the name itself, so a run killed before it saves (SIGKILL) leaves
+    no empty result behind; ``release`` drops the claim."""
     base = Path(pattern)
     try:
         base.parent.mkdir(parents=True, exist_ok=True)
@@ -142,23 +160,72 @@ def claim_default(pattern) -> Path:
                         "give --out FILE in a writable folder") from None
     for n in itertools.count(1):
         path = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
-        if path.with_suffix(".json").exists():
+        if path.exists() or path.with_suffix(".json").exists():
             continue
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        if claim(path, quiet=True):
             return path
+
+
+def _claim_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.claim")
+
+
+def claim(path: Path, quiet: bool = False) -> bool:
+    """Mark ``path`` as being written by this process: a hidden ``.NAME.claim`` holding our pid,
+    created exclusively. A claim whose process is gone is stale and taken over. Another live
+    run holding it: False when ``quiet``, else a UserError (two runs writing one --out would
+    leave one's image beside the other's log). A folder where no claim can be made: True (the
+    write itself will report the problem)."""
+    lock = _claim_file(path)
+    for _ in range(3):
+        tmp = lock.with_name(f"{lock.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            tmp.write_text(str(os.getpid()))
+            os.link(tmp, lock)   # atomic, and the claim is never seen without its pid
+            return True
         except FileExistsError:
-            continue
+            try:
+                pid = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid() or (pid and _alive(pid)):
+                if quiet:
+                    return False
+                raise UserError(f"--out {str(path)!r} is being written by another run (process {pid}); "
+                                "wait for it or give another --out") from None
+            try:
+                lock.unlink()   # stale: its run was killed
+            except OSError:
+                pass
         except OSError as exc:
-            raise UserError(f"cannot write {str(path)!r} ({exc.strerror or exc}); "
-                            "give --out FILE in a writable folder") from None
+            if quiet:  # the default name's folder: nothing could be written there
+                raise UserError(f"cannot write {str(path)!r} ({exc.strerror or exc}); "
+                                "give --out FILE in a writable folder") from None
+            return False  # --out's own check reports it, naming the option
+        finally:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def release(path: Path) -> None:
-    """Remove a claimed name that the run left empty (it stopped before saving anything)."""
+    """Drop this process's claim on ``path`` (the run saved, or stopped before saving)."""
+    lock = _claim_file(path)
     try:
-        if path.stat().st_size == 0:
-            path.unlink()
+        if lock.read_text() == str(os.getpid()):
+            lock.unlink()
     except OSError:
         pass
 
@@ -170,9 +237,6 @@ def check_writable(path: Path, what: str) -> None:
     target = Path(os.path.realpath(path))  # a symlink is written through to its target
     try:
         if target.exists() and not target.is_file():  # /dev/null, a device: written directly
-            if stat.S_ISFIFO(target.stat().st_mode):  # opening it waits for a reader, signals held
-                raise UserError(f"{what} {str(path)!r} is a FIFO: writing it would wait for a reader; "
-                                "give a regular file")
             if not os.access(target, os.W_OK):
                 raise PermissionError(errno.EACCES, "Permission denied")
             return

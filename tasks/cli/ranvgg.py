@@ -22,7 +22,7 @@ COMMANDS = {
     "invert": ("tasks.invert", "reconstruct an image from one layer's representation (Eq. 1)"),
     "texture": ("tasks.texture", "synthesise a texture by matching Gram matrices (Eq. 5-8)"),
     "style": ("tasks.style", "paint one image's content in another's style (Eq. 9)"),
-    "stack": ("tasks.stack", "build the greedy stacked ranVGG and save its weights (.npz)"),
+    "stack": ("tasks.stack", "build the greedy stacked ranVGG and write its recipe (.json)"),
     "gradcheck": ("tasks.gradcheck", "check every gradient against finite differences"),
     "weights": ("tasks.weights", "convert trained VGG-19 weights to .npz, show what a file holds"),
     "experiments": ("tasks.experiments", "rerun the paper's figures: runs, CSV and summary"),

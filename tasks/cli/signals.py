@@ -77,6 +77,16 @@ def deferred(what: str = "saving"):
         yield
 
 
+def pending() -> bool:
+    """A signal arrived (and was held while files were written) since ``handling()`` began or
+    ``clear()`` was called: a loop of runs stops after the current one."""
+    return bool(_received)
+
+
+def clear() -> None:
+    _received.clear()
+
+
 def stopped_by() -> str:
     """What stopped the run, as the user knows it: "SIGTERM", "SIGHUP" or "Ctrl-C" (SIGINT, and
     the Python API's KeyboardInterrupt)."""

@@ -26,7 +26,13 @@ class Results:
         self.out, self.specs, self.columns = Path(out), specs, columns
         self.order = {s["key"]: i for i, s in enumerate(specs)}
         if len(self.order) != len(specs):
-            raise ValueError("run keys must be unique")
+            seen, dup = set(), []
+            for s in specs:
+                if s["key"] in seen:
+                    dup.append(s["key"])
+                seen.add(s["key"])
+            raise UserError(f"two runs would have the same name ({', '.join(sorted(set(dup)))}): an image "
+                            "given twice, or two names that differ only in punctuation; give each once")
         self.rows, self.curves = {}, {}
         (self.out / "runs").mkdir(parents=True, exist_ok=True)
         self._check_settings(settings)
@@ -35,7 +41,7 @@ class Results:
     def _check_settings(self, settings: dict) -> None:
         path = self.out / "settings.json"
         text = json.dumps(settings, indent=1, sort_keys=True)
-        if path.exists() and json.loads(path.read_text()) != json.loads(text):
+        if path.exists() and _read_json(path) != json.loads(text):
             raise UserError(f"{self.out} holds results made with other settings ({path}); "
                             "use another --out, or --fresh to start over there")
         path.write_text(text)
@@ -46,13 +52,24 @@ class Results:
             path = self.out / name
             if not path.exists():
                 continue
-            with path.open(newline="") as f:
-                for r in csv.DictReader(f):
-                    if r.get("key") in self.order and (self.out / "runs" / f"{r['key']}.png").exists():
-                        if store is self.rows:
-                            store[r["key"]] = r
-                        else:
-                            store.setdefault(r["key"], []).append(r)
+            try:
+                with path.open(newline="", encoding="utf-8") as f:
+                    reader = csv.DictReader(f)
+                    if path.stat().st_size and "key" not in (reader.fieldnames or []):
+                        raise ValueError("no 'key' column")
+                    for r in reader:
+                        if None in r or None in r.values():
+                            raise ValueError(f"line {reader.line_num} has the wrong number of cells")
+                        if store is self.rows and r.get("key") in self.order:
+                            _check_row(r, self.columns)
+                        if r.get("key") in self.order and (self.out / "runs" / f"{r['key']}.png").exists():
+                            if store is self.rows:
+                                store[r["key"]] = r
+                            else:
+                                store.setdefault(r["key"], []).append(r)
+            except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+                raise UserError(f"{path}: cannot be read back ({exc}); fix or remove it, or start over "
+                                "with --fresh") from None
 
     def todo(self) -> list:
         return [s for s in self.specs if s["key"] not in self.rows]
@@ -76,6 +93,26 @@ class Results:
 
     def curve(self, key: str) -> list:
         return [{k: _number(v) for k, v in c.items()} for c in self.curves.get(key, [])]
+
+
+def _read_json(path: Path):
+    """A JSON file this folder's earlier run wrote; damaged: one line naming it and --fresh."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read back ({exc}); fix or remove it, or start over with --fresh") from None
+
+
+def _check_row(row: dict, columns) -> None:
+    """A finished row read back: its numeric cells must be numbers (a corrupt one would be
+    dropped from the figure while still counted)."""
+    for k in ("psnr", "ssim", "feature_error", "seconds"):
+        v = row.get(k)
+        if k in columns and v not in (None, ""):
+            try:
+                float(v)
+            except ValueError:
+                raise ValueError(f"row {row.get('key')!r}: {k} is {v!r}, not a number") from None
 
 
 def _number(v):
@@ -116,10 +153,14 @@ def run_all(results: Results, workers: int = 0, scheduler: str | None = None, qu
     if workers or scheduler:
         _run_dask(results, todo, workers, scheduler, progress)
     else:
+        from ..cli import signals
+
         for spec in todo:
             result = runs.execute(spec)
             results.add(result)
             progress(result["row"])
+            if signals.pending():  # Ctrl-C arrived while the run saved: stop after it, not never
+                raise KeyboardInterrupt
 
 
 def _run_dask(results, todo, workers, scheduler, progress) -> None:
@@ -133,7 +174,7 @@ def _run_dask(results, todo, workers, scheduler, progress) -> None:
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); check the address") from None
     else:
         # one thread per worker process: each run already uses the cores it is given (numba, BLAS)

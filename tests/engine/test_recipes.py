@@ -1,4 +1,5 @@
 """ranVGG recipes: recipe -> net, checksums, the shipped recipes, the user cache, --net."""
+import os
 import argparse
 import json
 import re
@@ -208,3 +209,50 @@ def test_stack_help_shows_only_what_applies(capsys):
     assert options == {"--device", "--seed", "--sigma", "--pooling", "--size", "--iters", "--history",
                        "--print-every", "--log", "--out", "--save-weights", "--image", "--candidates", "--top"}
     assert "FILE.png" not in out and "--out FILE.json" in out
+
+
+def test_recipe_reader_is_bounded(tmp_path, tiny_recipe):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 10000 + "]" * 10000)
+    with pytest.raises(UserError, match="nested too deep|not a ranvgg recipe"):
+        recipes.load(deep)
+    for drop in ("pooling", "settings"):
+        bad = {k: v for k, v in tiny_recipe.items() if k != drop}
+        p = tmp_path / f"no_{drop}.json"
+        recipes.save(bad, p)
+        with pytest.raises(UserError, match=f'needs .*"{drop}"'):
+            recipes.load(p)
+    fifo = tmp_path / "f.json"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):
+        recipes.load(fifo)
+
+
+def test_recipe_cache_is_checked_before_a_build(tmp_path, monkeypatch, tiny_recipe):
+    monkeypatch.setenv("RANVGG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(recipes, "SETTINGS", {**recipes.SETTINGS, **TINY})
+    calls, real = [], recipes.build
+    monkeypatch.setattr(recipes, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    entry = recipes.cache_dir() / f"ranvgg_seed_12_{recipes.settings_key(recipes.SETTINGS)}.json"
+    entry.mkdir(parents=True)          # a folder where the entry goes: refused before any build
+    with pytest.raises(UserError, match="is not a file; remove it"):
+        recipes.ranvgg(seed=12, device="cpu", progress=lambda line: None)
+    assert calls == []
+    entry.rmdir()
+    stale = {**tiny_recipe, "seed": 12}   # seed 4's checksums: as if drawn by another NumPy
+    recipes.save(stale, entry)         # another NumPy's stream: rebuilt, not blamed on the user
+    lines = []
+    net = recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
+    assert calls == [1] and any("rebuilding the cached recipe" in l for l in lines)
+    assert recipes.load(entry)["layers"]["conv1_1"]["sha256"] != tiny_recipe["layers"]["conv1_1"]["sha256"]
+    assert net.meta["kind"] == "ranvgg"
+
+
+def test_unwritable_recipe_cache_builds_for_the_run(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("RANVGG_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(recipes, "SETTINGS", {**recipes.SETTINGS, **TINY})
+    lines = []
+    net = recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
+    assert net.meta["kind"] == "ranvgg" and any("for this run only" in l for l in lines)

@@ -177,7 +177,7 @@ def test_bad_input_in_a_subprocess_exit_code():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "tasks.texture", "--image", "missing.png", "--device", "cpu"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == "error: missing.png: no such file; check the path"
+    assert r.returncode == 2 and r.stderr.strip() == "error: --image: missing.png: no such file; check the path"
 
 
 def test_unwritable_output_fails_before_the_run(tmp_path, capsys):

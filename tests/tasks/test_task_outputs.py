@@ -125,4 +125,4 @@ def test_sample_name_with_an_extension_is_pointed_to_the_sample(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert invert.main(SMALL + ["--image", "astronaut.png"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: astronaut.png: no such file; for the shipped sample give its name without the extension: astronaut"
+    assert err == "error: --image: astronaut.png: no such file; for the shipped sample give its name without the extension: astronaut"

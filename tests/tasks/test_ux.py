@@ -68,7 +68,7 @@ def photo(tmp_path):
 
 @pytest.mark.parametrize("main, argv, expect", [
     (invert.main, ["--image", "{d}/x_loss.png", "--out", "{d}/x.png"], r"loss plot .* is the --image file"),
-    (invert.main, ["--image", "{d}/x_iter2.png", "--out", "{d}/x.png", "--save-every", "2"], r"frame OUT_iter2 .* is the --image"),
+    (invert.main, ["--image", "{d}/x_iter2.png", "--out", "{d}/x.png", "--save-every", "2"], r"--image .* is the frame OUT_iter2 that --save-every writes"),
     (invert.main, ["--image", "{d}/x_frames.png", "--out", "{d}/x.png", "--save-every", "1"], r"contact sheet .* is the --image"),
     (invert.main, ["--out", "{d}/a.png", "--log", "{d}/a_loss.png"], r"--log and the loss plot .* are the same file"),
     (invert.main, ["--net", "{d}/r.json", "--log", "{d}/r.json"], r"--log .* is the --net file"),
@@ -95,12 +95,21 @@ def test_non_regular_inputs_and_fifo_outputs_are_refused(tmp_path, capsys):
     os.mkfifo(fifo)
     for argv, expect in ((["--image", str(fifo)], r"--image .* is a FIFO"),
                          (["--weights", "/dev/zero"], r"--weights '/dev/zero' is a device"),
-                         (["--net", str(fifo)], r"--net .* is a FIFO"),
-                         (["--out", str(fifo)], r"--out .* is a FIFO")):
+                         (["--net", str(fifo)], r"--net .* is a FIFO")):
         code = invert.main([*TINY[:-2], *argv])
         captured = capsys.readouterr()
         assert code == 2 and re.search(expect, _one_line(captured.err)), (argv, captured.err)
         assert "device:" not in captured.out
+
+
+def test_a_fifo_output_without_reader_never_hangs(tmp_path, capsys):
+    """Nobody reads the FIFO: the save fails at once, in one line, the log is kept, exit 1."""
+    fifo = tmp_path / "o.png"
+    os.mkfifo(fifo)
+    code = invert.main([*TINY, "--layer", "relu1_1", "--out", str(fifo), "--log", str(tmp_path / "l.json")])
+    err = capsys.readouterr().err
+    assert code == 1 and "no process is reading this FIFO" in _one_line(err)
+    assert (tmp_path / "l.json").exists()
 
 
 def test_dev_null_output_is_accepted(tmp_path, capsys):
@@ -181,3 +190,55 @@ def test_foreign_engine_package_is_named(monkeypatch, capsys):
     monkeypatch.setattr(ranvgg, "engine", fake)
     assert ranvgg.main(["--version"]) == 2
     assert "'engine' found at /somewhere/site-packages/engine is not ranvgg's" in _one_line(capsys.readouterr().err)
+
+
+def test_sigkill_leaves_no_empty_result_and_one_out_is_one_run(tmp_path):
+    """The default name is claimed by a hidden .NAME.claim (never an empty NAME): a run killed
+    outright leaves no 0-byte image, and its stale claim is taken over by the next run; a live
+    run's explicit --out is refused to a second run."""
+    import signal
+    import subprocess
+    import time
+
+    from tasks.cli import outputs
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.invert", *TINY[:-4], "--net", "random", "--iters", "5000",
+                             "--layer", "relu1_1", "--print-every", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    claim = tmp_path / "out" / ".invert.png.claim"
+    for line in proc.stdout:   # running: the claim is there, the image is not
+        if line.startswith("iter"):
+            break
+    assert claim.read_text() == str(proc.pid) and not (tmp_path / "out" / "invert.png").exists()
+    assert outputs.claim_default(tmp_path / "out" / "invert.png").name == "invert-2.png"
+    outputs.release(tmp_path / "out" / "invert-2.png")
+    with pytest.raises(Exception, match="being written by another run"):
+        outputs.claim(tmp_path / "out" / "invert.png")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not (tmp_path / "out" / "invert.png").exists()      # no 0-byte result
+    assert outputs.claim_default(tmp_path / "out" / "invert.png").name == "invert.png"  # stale claim taken over
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    ({"image": None}, r"image=None: give a value"),
+    ({"image": 3}, r"image= must be a file name .* got int 3"),
+    ({"out": b"x.png"}, r"out= must be a file name .* got bytes"),
+    ({"layer": None}, r"layer=None: give a value"),
+    ({"layer": 5}, r"--layer must be layer names"),
+    ({"optimizer": "adam"}, r"optimizer='adam': use one of lbfgs, lbfgs-device"),
+    ({"device": "tpu"}, r"device='tpu': use one of"),
+])
+def test_python_api_checks_its_arguments(kwargs, expect):
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=expect):
+        invert.run(**{"device": "cpu", "size": 32, "iters": 1, "net": "random", **kwargs})
+
+
+def test_python_api_takes_numpy_numbers():
+    img, log = invert.run(device="cpu", size=32, iters=1, net="random", layer="relu1_1",
+                          sigma=np.float32(0.02), seed=np.int64(1))
+    assert img.shape == (32, 32, 3) and log["status"] == "done" and log["network"]["sigma"] == pytest.approx(0.02)
