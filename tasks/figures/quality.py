@@ -223,8 +223,10 @@ def report(o, results, out):
     by_key = {s["key"]: s for s in results.specs}
     tex = [dict(r, image=common.name_of(by_key[r["key"]]["source"]), method=r["net"])
            for r in rows if r["task"] == "texture"]
-    parts = [texture_table(tex, yard, div, js)]
-    notes.append(f"wrote {draw_textures(o, results, out)}")
+    parts = []
+    if tex:
+        parts.append(texture_table(tex, yard, div, js))
+        notes.append(f"wrote {draw_textures(o, results, out)}")
     sty = [dict(r, image=common.name_of(r["image"]), style=common.name_of(by_key[r["key"]]["source"]), method=r["net"])
            for r in rows if r["task"] == "style"]
     if sty:
@@ -288,7 +290,7 @@ def style_table(sty, yard, js) -> str:
     for j in js:
         head = ["content", "style", "method", "content weight", f"content error ({j} relu4_2)",
                 f"held-out style distance ({j})", "style distance same crop (Gatys' objective)",
-                f"trained-net style at this content error, per method"]
+                "the other methods' held-out style distance at this content error (interpolated)"]
         lines += [f"Style, judged in the {j} net:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for pair in dict.fromkeys((r["image"], r["style"]) for r in sty):
             rs = [r for r in sty if (r["image"], r["style"]) == pair]
