@@ -50,7 +50,7 @@ PIXELS = "pixels"   # the "layer" of a term on the image itself
 PIXEL_STATS = ("none", "moments", "swd")
 FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.1
-STYLE_DROP_PINNED = False
+STYLE_DROP_PINNED, STYLE_PIXEL_STATS = False, "none"
 
 
 @dataclass
@@ -139,13 +139,16 @@ class Objective:
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
               style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
-              tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED) -> "Objective":
+              tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
+              pixel_stats: str = STYLE_PIXEL_STATS) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
         ``blend`` (normalised to sum to 1; equal by default). ``levels``: the style terms' image
         pyramid, as in ``texture``. ``drop_pinned``: leave out the style layers whose Gram matrix
-        pins a layout at the content's or a style image's size (``pinned_layers``)."""
+        pins a layout at the content's or a style image's size (``pinned_layers``). ``pixel_stats``:
+        a term (weight ``style_weight``) on the colour distribution of the pixels, toward the
+        style images' (``PIXEL_STATS``)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -167,6 +170,9 @@ class Objective:
                 raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                                 f"(fewer positions than channels): use a larger size or shallower layers")
         terms += grams
+        for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
+            t.weight = style_weight
+            terms.append(t)
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image

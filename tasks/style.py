@@ -56,6 +56,9 @@ def _parser():
                    help="a style layer with fewer positions than channels at the content's or a style image's "
                         "size (relu4_1, relu5_1 at 128 px) has a Gram matrix that pins that image's layout: "
                         f"drop it (said in the log) or keep it (default: {PINNED})")
+    g.add_argument("--pixel-stats", choices=objectives.PIXEL_STATS, default=objectives.STYLE_PIXEL_STATS,
+                   help="also pull the colour distribution of the pixels toward the style's: mean and covariance, "
+                        f"or the sliced Wasserstein distance (default: {objectives.STYLE_PIXEL_STATS})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -124,7 +127,8 @@ def run(**kwargs):
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
-                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop)
+                              a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
+                              pixel_stats=a.pixel_stats)
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
@@ -136,7 +140,7 @@ def run(**kwargs):
     content, style_imgs = read(a.size)
     obj, x_start = build(a.size, coarse)
     # keyed by kind too: the content layer may also be a style layer
-    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms if t.kind != "tv"}
+    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms if t.kind in ("content", "gram")}
 
     def errors(x):
         """Relative content error, and relative Gram error per style layer against the
