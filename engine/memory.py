@@ -126,9 +126,12 @@ def _layouts_bytes(top: int, fc_inputs) -> int:
 
 
 def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
-    """The CPU Winograd convs (engine/ops/winograd.py): every conv that uses F(2x2)/F(4x4) keeps
-    its transformed weights, forward and backward ((m+2)^2 x Cout x Cin each), and all of them
-    share scratch buffers (the split input, V, M and the cropped output) grown to the largest."""
+    """The Winograd convs. CPU (engine/ops/winograd.py, its own byte counts): every conv that
+    uses F(2x2)/F(4x4) keeps one U, shared by its forward and backward, and all of them share
+    scratch buffers (per tag, grown to the largest call). GPU (engine/ops/winograd_gpu.py): the
+    F(2x2) U both ways; its V and M are counted per call in the pass (_pass_peak)."""
+    from .ops import winograd
+
     weights, scratch = 0, {}
     for name, kind, _ in LAYERS[:top + 1]:
         if kind == "pool":
@@ -136,18 +139,17 @@ def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
         if kind != "conv":
             continue
         cout, cin = _CONV[name][:2]
-        algo = _choose(cin, cout, h, w, device)
-        if algo == "im2col":
+        if device != "cpu":
+            if _choose(cin, cout, h, w, device) != "im2col":
+                weights += 2 * 16 * cout * cin
             continue
-        if device != "cpu":   # the GPU's F(2x2): U both ways; V and M are counted per call (_pass_peak)
-            weights += 2 * 16 * cout * cin
-            continue
-        m = 4 if algo == "f4" else 2
-        a2, th, tw = (m + 2) ** 2, -(-h // m), -(-w // m)
-        weights += 2 * a2 * cout * cin
-        for ci, co in ((cin, cout), (cout, cin)):   # forward, and backward (channels swapped)
-            for tag, size in (("split", n * ci * m * m * (th + 1) * (tw + 1)), ("v", a2 * ci * n * th * tw),
-                              ("m", a2 * co * n * th * tw), ("y", n * co * th * m * tw * m)):
+        for backward, algo in ((False, _choose(cin, cout, h, w)), (True, _choose(cout, cin, h, w))):
+            if algo == "im2col":
+                continue
+            m = int(algo[1])
+            if not backward or _choose(cin, cout, h, w) != algo:
+                weights += winograd.weight_elements(cin, cout, m)
+            for tag, size in winograd.scratch_elements(n, cin, cout, h, w, m, backward).items():
                 scratch[tag] = max(scratch.get(tag, 0), size)
     return item * (weights + sum(scratch.values()))
 

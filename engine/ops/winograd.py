@@ -321,6 +321,24 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
     return gx
 
 
+def weight_elements(cin: int, cout: int, m: int) -> int:
+    """Elements of a layer's U, the one set of transformed weights kept (forward and backward)."""
+    return (m + 2) ** 2 * cout * cin
+
+
+def scratch_elements(n: int, cin: int, cout: int, h: int, w: int, m: int, backward: bool) -> dict:
+    """{scratch tag: elements} one call uses (``scratch`` keeps the largest of each tag).
+    cin/cout: the layer's own channels; backward: ``winograd_conv_backward``'s buffers."""
+    a2, th, tw = (m + 2) ** 2, -(-h // m), -(-w // m)
+    if backward:
+        return {"v": a2 * cout * n * th * tw, "m": a2 * cin * n * th * tw}
+    npt = th * (tw + 1)
+    sizes = {"split": n * cin * m * m * (th + 1) * (tw + 1), "v": a2 * cin * n * npt, "m": a2 * cout * n * npt}
+    if h % m or w % m:
+        sizes["y"] = n * cout * th * m * tw * m
+    return sizes
+
+
 _NO_MASK = np.zeros((0, 0, 0, 0), np.float32)
 _COEFS: dict = {}
 
