@@ -48,6 +48,11 @@ from .vgg import VGG19
 STYLE_CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_1",)
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 3.0, 1.0, 0.1
+PIXELS = "pixels"   # the "layer" of a term on the image itself
+# distribution terms a texture or style objective can add: on the pixels (colour) and on every
+# style layer beside its Gram matrix (docs/levers.md)
+PIXEL_STATS = ("none", "moments", "swd")
+FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
 STYLE_DROP_PINNED, STYLE_PIXEL_STATS = False, "none"
 
 
