@@ -346,7 +346,7 @@ def test_unknown_sample_lists_names():
 def test_importing_image_and_metrics_leaves_cupy_alone():
     code = ("import sys, engine.io.image, engine.metrics; "
             "sys.exit('cupy' in sys.modules or 'skimage' in sys.modules)")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(im_mod.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(im_mod.__file__))))  # engine/io/image.py
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 
 
