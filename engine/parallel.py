@@ -87,6 +87,9 @@ def parallel_jit(fn):
 
     @functools.wraps(fn)
     def call(*args):
+        n = _pool_state.get("n") or threads()
+        if numba.get_num_threads() != n:  # per calling thread; numba's default ignores taskset
+            numba.set_num_threads(n)
         if _state["safe"]:
             return jitted(*args)
         with _LOCK:  # the layer may be workqueue: one parallel region at a time, process-wide
