@@ -27,7 +27,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), {})
     written = {p.name for p in tmp_path.iterdir()} - {"tex_loss.png"}  # that one needs matplotlib
     # the API writes what it is asked to, and nothing else (no out/ folder)
-    assert written == {"out.png", "weights.npz", "tex.png", "tex.json", "styled.jpg"}
+    assert written == {"out.png", "tex.png", "tex.json"}
 
 
 def test_ci_runs_exactly_the_readme_test_command():
