@@ -66,7 +66,7 @@ def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
     """The conv algorithm for one call: "im2col", "f2" or "f4" on the CPU; on the GPU (``xp`` not
     NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more, else "im2col".
 
-    Measured on a 2-core EPYC, single-thread CPU time per conv (bench/RESULTS.md): F(4x4) beats
+    Measured on a 2-core EPYC, single-thread CPU time per conv (docs/performance.md): F(4x4) beats
     im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, and
     for the 3-channel image layer (K = 3 per Winograd GEMM), im2col wins."""
     forced = os.environ.get("RANVGG_CONV", "auto")

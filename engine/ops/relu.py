@@ -27,7 +27,7 @@ def relu_forward(x):
 def relu_backward(y, gy):
     xp = backend.array_module(y)
     if xp is np:
-        return gy * (y > 0)  # 10x faster than np.where here (bench/RESULTS.md)
+        return gy * (y > 0)  # 10x faster than np.where here (docs/performance.md)
     y, gy = xp.ascontiguousarray(y), xp.ascontiguousarray(gy, dtype=y.dtype)
     gx = xp.empty_like(gy)
     # one thread writes one gx[i]

@@ -14,7 +14,7 @@ Summed over input channels, the elementwise products become one GEMM per transfo
 
 F(2x2): 16 GEMMs of K = Cin for 4 outputs per tile, 2.25x fewer multiplies than direct;
 F(4x4): 36 GEMMs for 16 outputs, 4x fewer. The price is rounding: the transforms mix values of
-different size, so float32 error grows with m (measured in bench/RESULTS.md). In float64 the
+different size, so float32 error grows with m (tests/engine/test_winograd.py measures it). In float64 the
 result is exact to rounding, so gradient checks see the same conv.
 
 The input gradient runs the same steps transposed, in reverse, with the same U (no second set of
