@@ -95,17 +95,18 @@ def style_split(o, style_spec) -> dict:
 
 
 def _write_crops(o) -> dict:
-    """{texture or style spec: path of its synthesis crop}, the crops written under OUT/exemplars."""
+    """{("texture" or "style", image spec): path of its synthesis crop}, the crops written under
+    OUT/exemplars (one image may be both a texture and a style)."""
     d, out = _crop_dir(o), {}
     for img in o.images:
         name = common.name_of(img)
         split = texture_split(o, img)
-        out[img] = _save(d / f"{name}_synthesis.png", split["synthesis"])
+        out["texture", img] = _save(d / f"{name}_synthesis.png", split["synthesis"])
         for k, h in enumerate(split["held_out"]):
             _save(d / f"{name}_held_out{k}.png", h)
     for _, st in pairs(o):
         split = style_split(o, st)
-        out[st] = _save(d / f"{common.name_of(st)}_style_synthesis.png", split["synthesis"])
+        out["style", st] = _save(d / f"{common.name_of(st)}_style_synthesis.png", split["synthesis"])
         _save(d / f"{common.name_of(st)}_style_held_out.png", split["held_out"][0])
     return out
 
@@ -125,13 +126,13 @@ def specs(o) -> list:
     for img in o.images:
         for net in methods(o):
             for seed in o.seeds:
-                s = common.spec(o, "texture", net, seed, crops[img], texture.LAYERS, label="texture")
+                s = common.spec(o, "texture", net, seed, crops["texture", img], texture.LAYERS, label="texture")
                 s.update(source=img, judge_suffix="_same_crop")
                 out.append(s)
     for content, st in pairs(o):
         for net in methods(o):
             for w in o.content_weights:
-                s = common.spec(o, "style", net, o.seeds[0], content, "", style=crops[st],
+                s = common.spec(o, "style", net, o.seeds[0], content, "", style=crops["style", st],
                                 options={"content_weight": w}, label=f"cw{w:g}")
                 s.update(source=st, content_weight=w, judge_suffix="_same_crop")
                 out.append(s)
@@ -223,8 +224,10 @@ def report(o, results, out):
     by_key = {s["key"]: s for s in results.specs}
     tex = [dict(r, image=common.name_of(by_key[r["key"]]["source"]), method=r["net"])
            for r in rows if r["task"] == "texture"]
-    parts = [texture_table(tex, yard, div, js)]
-    notes.append(f"wrote {draw_textures(o, results, out)}")
+    parts = []
+    if tex:
+        parts.append(texture_table(tex, yard, div, js))
+        notes.append(f"wrote {draw_textures(o, results, out)}")
     sty = [dict(r, image=common.name_of(r["image"]), style=common.name_of(by_key[r["key"]]["source"]), method=r["net"])
            for r in rows if r["task"] == "style"]
     if sty:
@@ -288,7 +291,7 @@ def style_table(sty, yard, js) -> str:
     for j in js:
         head = ["content", "style", "method", "content weight", f"content error ({j} relu4_2)",
                 f"held-out style distance ({j})", "style distance same crop (Gatys' objective)",
-                f"trained-net style at this content error, per method"]
+                "the other methods' held-out style distance at this content error (interpolated)"]
         lines += [f"Style, judged in the {j} net:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for pair in dict.fromkeys((r["image"], r["style"]) for r in sty):
             rs = [r for r in sty if (r["image"], r["style"]) == pair]

@@ -48,5 +48,6 @@ def report(scores: dict) -> None:
     """One line per judge: the result's scores and each baseline's."""
     for name, per_image in scores.items():
         rest = "; ".join(f"{k} {judging.summary(v)}" for k, v in per_image.items() if k != "result")
-        say(f"judged in the {name} net: result {judging.summary(per_image['result'])} ({rest})")
+        say(f"same-image score in the {name} net (against the source itself, what Gatys et al. minimise; "
+            f"the fair judge is python -m tasks.experiments quality): result {judging.summary(per_image['result'])} ({rest})")
 

@@ -137,13 +137,20 @@ def test_a_copy_is_at_natures_level_in_distance_but_wins_the_copy_score(net, gra
     assert len(lines) == 2 and "natural crops" in lines[0] and "copy score" in lines[1]
 
 
-def test_texture_distance_is_the_mean_relative_gram_error_over_the_references(net, gravel_split):
+def test_texture_distance_is_the_relative_gram_error_to_the_pooled_references(net, gravel_split):
     img, refs = gravel_split["synthesis"], gravel_split["held_out"][:2]
     layers = ["relu1_1", "relu2_1"]
-    expected = np.mean([metrics.gram_relative_error(net.features(_pre(img), layers),
-                                                    net.features(_pre(r), layers))["total"] for r in refs])
+
+    def gram(x, l):   # per-position Gram of one image
+        f = np.asarray(net.features(_pre(x), [l])[l], np.float64)[0]
+        f = f.reshape(f.shape[0], -1)
+        return f @ f.T / f.shape[1]
+
+    expected = sum(metrics.relative_error(gram(img, l), (gram(refs[0], l) + gram(refs[1], l)) / 2) for l in layers)
     assert judging.texture_distance(net, img, refs, layers) == pytest.approx(expected, rel=1e-5)
     assert judging.texture_distance(net, refs[0], refs[:1]) == pytest.approx(0.0, abs=1e-12)
+    # a reference of another size: per-position Grams make a tiled copy score zero
+    assert judging.texture_distance(net, np.tile(refs[0], (2, 2, 1)), refs[:1], layers[:1]) < 0.05
 
 
 def test_style_scores_and_the_frontier_at_a_matched_content_error(net, photos):

@@ -21,6 +21,7 @@ FIGURE_OPTIONS = {
     "fig5": {"image": "gravel", "layers": "relu1_1", "seeds": "0", "iters": 1},
     "fig6": {"styles": "ihc", "seeds": "0", "iters": 1},
     "arch": {"layers": "pool1", "seeds": "0", "iters": 1},
+    "quality": {"image": "gravel", "pairs": "chelsea:ihc", "content_weights": "10", "seeds": "0", "iters": 1},
 }
 
 
@@ -63,7 +64,7 @@ def test_figure_writes_its_folder(figure, tmp_path, trained):
     else:
         assert "trained" in nets and "random" in nets
     measured = {"fig5": "gram_error_trained_judge", "fig6": "style_error_trained_judge",
-                "arch": "gram_error_random_judge"}.get(figure, "psnr")
+                "arch": "gram_error_random_judge", "quality": "distance_trained"}.get(figure, "psnr")
     values = [float(r[measured]) for r in rows if r[measured] != ""]
     assert values and all(np.isfinite(values))
     pngs = {p.name for p in tmp_path.glob("*.png")}
@@ -74,6 +75,17 @@ def test_figure_writes_its_folder(figure, tmp_path, trained):
         assert sorted(r["seed"] for r in rows if r["net"] == "random" and r["layer"] == "pool1") == ["0", "1"]
         assert len(rows) == 3
         assert [r["seed"] for r in rows if r["net"] == "trained" and r["layer"] == "pool1"] == ["0"]
+    if figure == "quality":   # held-out judging beside its yardsticks; the style sweep per method
+        yard = {(r["image"], r["method"]): r for r in read_csv(tmp_path / "yardsticks.csv")}
+        assert float(yard["gravel", "copy"]["copy_score"]) == 1.0
+        assert float(yard["gravel", "nature"]["copy_score"]) < 0.9
+        assert float(yard["gravel", "white_noise"]["distance_trained"]) > float(yard["gravel", "nature"]["distance_trained"])
+        assert float(yard["chelsea", "unstyled"]["content_error_trained"]) == 0.0
+        styles = [r for r in rows if r["task"] == "style"]
+        assert sorted((r["net"], float(r["content_weight"])) for r in styles) == [("random", 10.0), ("trained", 10.0)]
+        assert all(float(r["content_error_trained"]) > 0 and r["style_error_trained_judge_same_crop"] for r in styles)
+        assert {"textures.png", "styles.png"} <= pngs and "held-out distance" in summary
+        assert len(list((tmp_path / "exemplars").glob("gravel_held_out*.png"))) == 8
     if figure == "fig4":
         curves = read_csv(tmp_path / "curves.csv")
         assert len(curves) == 2 * len(rows) and all(float(c["feature_error"]) > 0 for c in curves)
