@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arch import CONV_SHAPES, FC_SIZES, LAYERS, check_layers, deepest, map_shape
+from .arch import DEFAULT_ARCH, FC_SIZES, check_layers, deepest, layer_table, map_shape
 
-_INDEX = {name: i for i, (name, _, _) in enumerate(LAYERS)}
-_CONV = dict(CONV_SHAPES)
 _FC = dict(FC_SIZES)
 _F64 = 8
 # n-vectors (float64) the optimiser holds besides scipy's work array: scipy's x, g, bounds
@@ -65,7 +63,7 @@ def human(nbytes: int) -> str:
 
 def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "avg",
              fc_inputs: int | None = None, extra_nets: int = 0, device: str = "cpu",
-             optimizer: str = "lbfgs") -> Estimate:
+             optimizer: str = "lbfgs", arch: str = DEFAULT_ARCH) -> Estimate:
     """Memory of a run on an input of ``shape`` (N, 3, H, W).
 
     terms: [(kind, layer)] with kind "content", "gram" or "tv" (layer None); a bare layer
@@ -73,7 +71,7 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     (512*s*s) when fc layers are used. extra_nets: further random nets held at the same time
     (the texture task's check net). device: "cpu" or "gpu", whose conv algorithms
     (``conv3x3.choose``) and buffers are counted; optimizer "lbfgs-device" keeps the L-BFGS
-    history on the device.
+    history on the device. arch: vgg11|vgg13|vgg16|vgg19, whose layer table is walked.
     """
     terms = [("content", t) if isinstance(t, str) else tuple(t) for t in terms]
     layers = [l for _, l in terms if l]
@@ -81,11 +79,12 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     n, _, h, w = (int(v) for v in shape)
     on_device = device == "gpu" and optimizer == "lbfgs-device"
     est = Estimate(host=set() if on_device else {"L-BFGS history", "L-BFGS vectors"})
-    top = _INDEX[deepest(check_layers(list(dict.fromkeys(layers))))] if layers else -1
-    est.parts["weights"] = (1 + extra_nets) * _weights_bytes(top, fc_inputs) + _layouts_bytes(top, fc_inputs)
-    est.parts["network pass"] = _pass_peak(n, h, w, terms, top, item, pooling, device)
-    est.parts["targets"] = _targets_bytes(n, h, w, terms, item)
-    est.parts["Winograd"] = _winograd_bytes(n, h, w, top, item, device)
+    t = _Table(arch)
+    top = t.index[deepest(check_layers(list(dict.fromkeys(layers)), t.index, arch))] if layers else -1
+    est.parts["weights"] = (1 + extra_nets) * _weights_bytes(t, top, fc_inputs) + _layouts_bytes(t, top, fc_inputs)
+    est.parts["network pass"] = _pass_peak(t, n, h, w, terms, top, item, pooling, device)
+    est.parts["targets"] = _targets_bytes(t, n, h, w, terms, item)
+    est.parts["Winograd"] = _winograd_bytes(t, n, h, w, top, item, device)
     m, nx = int(history), n * 3 * h * w
     if on_device:   # engine/optim/device_lbfgs.py: W = [S; Y] and its vectors, float64 on the device
         from .optim.device_lbfgs import history_bytes
@@ -98,6 +97,16 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     return est
 
 
+class _Table:
+    """An architecture's layer table (engine/arch.py), indexed the ways the estimate walks it."""
+
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.layers, convs = layer_table(arch)
+        self.index = {name: i for i, (name, _, _) in enumerate(self.layers)}
+        self.conv = dict(convs)
+
+
 def _choose(cin, cout, h, w, device="cpu") -> str:
     """The conv algorithm ``conv3x3.choose`` picks on ``device`` (RANVGG_CONV included)."""
     from .ops.conv3x3 import choose
@@ -108,10 +117,10 @@ def _choose(cin, cout, h, w, device="cpu") -> str:
 _ON_GPU = object()   # any array module but NumPy: choose's GPU branch
 
 
-def _weights_bytes(top: int, fc_inputs) -> int:
-    """Host float32 copies: all 16 convs always, the fc layers when used."""
-    total = sum(int(np.prod(s)) + s[0] for _, s in CONV_SHAPES)
-    if top >= _INDEX["fc6"]:
+def _weights_bytes(t: _Table, top: int, fc_inputs) -> int:
+    """Host float32 copies: every conv of the architecture always, the fc layers when used."""
+    total = sum(int(np.prod(s)) + s[0] for s in t.conv.values())
+    if top >= t.index["fc6"]:
         n_in = fc_inputs or 512 * 8 * 8
         for _, n_out in FC_SIZES:
             total += n_out * n_in + n_out
@@ -119,13 +128,13 @@ def _weights_bytes(top: int, fc_inputs) -> int:
     return 4 * total
 
 
-def _layouts_bytes(top: int, fc_inputs) -> int:
+def _layouts_bytes(t: _Table, top: int, fc_inputs) -> int:
     """The backward GEMM layout (Cin, Cout*9) of every conv used (float32 on the CPU is a view
     otherwise; a float64 or GPU net copies once more, which this ignores)."""
-    return 4 * sum(int(np.prod(s)) for name, s in CONV_SHAPES if _INDEX[name] <= top)
+    return 4 * sum(int(np.prod(s)) for name, s in t.conv.items() if t.index[name] <= top)
 
 
-def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
+def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
     """The Winograd convs. CPU (engine/ops/winograd.py, its own byte counts): every conv that
     uses F(2x2)/F(4x4) keeps one U, shared by its forward and backward, and all of them share
     scratch buffers (per tag, grown to the largest call). GPU (engine/ops/winograd_gpu.py): the
@@ -133,12 +142,12 @@ def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
     from .ops import winograd
 
     weights, scratch = 0, {}
-    for name, kind, _ in LAYERS[:top + 1]:
+    for name, kind, _ in t.layers[:top + 1]:
         if kind == "pool":
             h, w = h // 2, w // 2
         if kind != "conv":
             continue
-        cout, cin = _CONV[name][:2]
+        cout, cin = t.conv[name][:2]
         if device != "cpu":
             if _choose(cin, cout, h, w, device) != "im2col":
                 weights += 2 * 16 * cout * cin
@@ -154,13 +163,13 @@ def _winograd_bytes(n, h, w, top, item, device="cpu") -> int:
     return item * (weights + sum(scratch.values()))
 
 
-def _targets_bytes(n, h, w, terms, item) -> int:
+def _targets_bytes(t: _Table, n, h, w, terms, item) -> int:
     total = 2 * n * 3 * h * w * item  # the input image and the starting image
     for kind, layer in terms:
         if kind == "tv" or layer is None:
             total += n * 3 * h * w * item
             continue
-        c, hh, ww = map_shape(layer, h, w)
+        c, hh, ww = map_shape(layer, h, w, t.arch)
         total += (c * c if kind == "gram" else n * c * hh * ww) * item
     return total
 
@@ -170,7 +179,7 @@ def _im2col(cin, cout, h, w, device="cpu") -> bool:
     return _choose(cin, cout, h, w, device) == "im2col"
 
 
-def _pass_peak(n, h, w, terms, top, item, pooling, device="cpu") -> int:
+def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> int:
     """Peak bytes of one forward + backward pass (value_and_grad), beyond weights/targets.
 
     Replays the allocations: ``live`` is what is held, ``peak`` the most ever held."""
@@ -180,10 +189,10 @@ def _pass_peak(n, h, w, terms, top, item, pooling, device="cpu") -> int:
     live = 2 * x  # the float32 device copy of x, and the gradient w.r.t. x it ends with
     peak, steps, c, i = live, [], 3, 0
     while i <= top:
-        name, kind, owner = LAYERS[i]
+        name, kind, owner = t.layers[i]
         if kind == "conv":
-            cout, hw = _CONV[name][0], h * w
-            fused = name not in want and i + 1 <= len(LAYERS) - 1 and LAYERS[i + 1][1] == "relu"
+            cout, hw = t.conv[name][0], h * w
+            fused = name not in want and i + 1 <= len(t.layers) - 1 and t.layers[i + 1][1] == "relu"
             out = n * cout * hw * item
             if _im2col(c, cout, h, w, device):
                 peak = max(peak, live + n * c * 9 * hw * item + out)   # gather + GEMM output
@@ -219,7 +228,7 @@ def _pass_peak(n, h, w, terms, top, item, pooling, device="cpu") -> int:
         if kind == "tv" or layer is None:
             live += 2 * x  # the TV gradient, kept by its graph node, and its sum's temporary
             continue
-        c_l, hh, ww = map_shape(layer, h0, w0)
+        c_l, hh, ww = map_shape(layer, h0, w0, t.arch)
         f = n * c_l * hh * ww * item
         live += f if kind == "content" else 2 * c_l * c_l * item
         peak = max(peak, live + f)

@@ -147,7 +147,8 @@ def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:
 
 def _estimate(a, shape, terms, extra_nets, history) -> memory.Estimate:
     est = memory.estimate(shape, terms, history=history, pooling=a.pooling or "avg", extra_nets=extra_nets,
-                          device=backend.resolve_device(a.device), optimizer=getattr(a, "optimizer", "lbfgs"))
+                          device=backend.resolve_device(a.device), optimizer=getattr(a, "optimizer", "lbfgs"),
+                          arch=getattr(a, "arch", None) or DEFAULT_ARCH)
     declared = _declared_bytes(_weights_file(a)) if _weights_file(a) else 0
     est.parts["weights"] = max(est.parts["weights"], declared)
     return est

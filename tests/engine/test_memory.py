@@ -73,6 +73,27 @@ def test_estimate_of_the_network_pass_within_20_percent(weights, size, kind, lay
     assert 0.8 < est / peak < 1.2, (size, est, peak)
 
 
+@pytest.mark.parametrize("size", [64, 128])
+def test_estimate_follows_the_architecture(size):
+    """VGG-11 walks its own table (one conv in blocks 1-2, two in 3-5): its pass is measured
+    like VGG-19's, and it needs less than VGG-19 does for the same layer."""
+    net = VGG19.random(seed=0, device="cpu", arch="vgg11", dtype=np.float64)
+    obj = Objective.inversion(net, _noise(size, 1), "relu5_1")
+    x = _noise(size, 2).astype(np.float64)
+    obj.value_and_grad(x)
+    tracemalloc.start()
+    try:
+        obj.value_and_grad(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    est = memory.estimate((1, 3, size, size), [("content", "relu5_1")], dtype=np.float64, arch="vgg11")
+    print(f"pass, vgg11 relu5_1, {size} px: estimate / measured peak = {est.parts['network pass'] / peak:.3f}")
+    assert 0.8 < est.parts["network pass"] / peak < 1.2, (size, est.parts["network pass"], peak)
+    vgg19 = memory.estimate((1, 3, size, size), [("content", "relu5_1")], dtype=np.float64)
+    assert est.parts["weights"] < vgg19.parts["weights"] and est.parts["network pass"] < vgg19.parts["network pass"]
+
+
 def test_first_conv_backward_gather_is_counted(monkeypatch):
     """At 256 px the backward gather of conv1_2 alone is 64*9*256*256 float32 = 144 MiB (the
     im2col path, forced: by default the CPU runs that conv with Winograd, which gathers nothing)."""
