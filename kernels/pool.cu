@@ -23,6 +23,8 @@ __device__ __forceinline__ PlaneIndex plane_index(long long i, int rows, int col
     return {pr / rows, (int)(pr % rows), (int)(i - pr * cols)};
 }
 
+// The four kernels share their shape on purpose (one element per thread, its plane found by
+// plane_index): each reads as the whole story of its op, as its NumPy twin in engine/ops/pooling.py.
 template <typename T>
 __device__ void avgpool2_fwd(const T* __restrict__ x, T* __restrict__ y, int nc, int h, int w) {
     const int ho = h / 2, wo = w / 2;

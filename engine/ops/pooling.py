@@ -19,6 +19,10 @@ from ..parallel import numba, parallel_jit
 from ..autograd import Tensor, record
 
 
+# The four CPU loops below (average/max, forward/backward) share their shape on purpose: one
+# parallel loop over the (image, channel) planes, then the plane's own pixels. Each is the
+# readable reference of its CUDA twin in kernels/pool.cu (which share plane_index), and numba
+# would lose its parallel loop if the window rule were passed in as a function.
 @parallel_jit
 def _avg_fwd_cpu(x, y):
     n, c, h, w = x.shape

@@ -272,11 +272,6 @@ def scratch(tag: str, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def release_scratch() -> None:
-    """Free this thread's scratch buffers (they are rebuilt at the next conv)."""
-    _buffers().clear()
-
-
 def winograd_conv(x, u, m: int, bias=None, relu: bool = False):
     """A 3x3, stride-1, pad-1 conv by Winograd F(m x m, 3x3), on NumPy arrays.
 
