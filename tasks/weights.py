@@ -68,6 +68,7 @@ def info(path) -> list[str]:
     src = conv.read_source(path)
     try:
         layout = f"layout: {conv.detect_layout(src)}"
+    # the error ladder of tasks/cli/command.main, without its run, log and signal handling
     except UserError as exc:
         layout = f"layout: not convertible ({exc})"
     lines = [f"{path}: {src.fmt}", layout, f"{len(src.tensors)} arrays:"]
