@@ -68,7 +68,6 @@ def info(path) -> list[str]:
     src = conv.read_source(path)
     try:
         layout = f"layout: {conv.detect_layout(src)}"
-    # the error ladder of tasks/cli/command.main, without its run, log and signal handling
     except UserError as exc:
         layout = f"layout: not convertible ({exc})"
     lines = [f"{path}: {src.fmt}", layout, f"{len(src.tensors)} arrays:"]
@@ -106,6 +105,7 @@ def _main(argv=None) -> int:
         else:
             print("\n".join(info(a.file)))
         return 0
+    # the error ladder of tasks/cli/command.main, without its run, log and signal handling
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
