@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 import stat
 import sys
 from pathlib import Path
@@ -64,10 +65,11 @@ def atomic_write(path, write_fn, what: str = "file") -> Path:
 
 def _write_direct(target: Path, shown: Path, write_fn, what: str) -> Path:
     """A device node or FIFO: write into it as it is (no temporary, no rename). A FIFO is opened
-    without waiting: with no reader that is an error (ENXIO) at once, never a hang that holds
-    Ctrl-C and SIGTERM while the outputs are saved."""
+    without blocking, tried again for up to FIFO_WAIT seconds (a reader starting at the same
+    time), then with no reader that is an error (ENXIO), never a hang that holds Ctrl-C and
+    SIGTERM while the outputs are saved."""
     try:
-        fd = os.open(target, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = _open_nonblocking(target)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)  # the reader is there: plain writes from now on
         with open(fd, "wb") as f:
@@ -78,6 +80,20 @@ def _write_direct(target: Path, shown: Path, write_fn, what: str) -> Path:
                             "start its reader first") from None
         raise _error(what, shown, exc) from None
     return shown
+
+
+FIFO_WAIT = 2.0   # seconds a FIFO output waits for its reader
+
+
+def _open_nonblocking(target: Path) -> int:
+    deadline = time.monotonic() + FIFO_WAIT
+    while True:
+        try:
+            return os.open(target, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _error(what: str, path: Path, exc: OSError) -> UserError:

@@ -82,8 +82,8 @@ def test_style_blend_and_original_colors(tmp_path):
 
 def test_style_content_layer_may_be_a_style_layer(tmp_path):
     """Content and Gram targets of one layer are scored separately (they once collided)."""
-    _, log = style.run(content="chelsea", style=["ihc"], content_layer="relu2_1", size=32, iters=2,
-                       out=str(tmp_path / "c.png"), **QUIET)
+    _, log = style.run(content="chelsea", style=["ihc"], content_layer="relu2_1", style_layers="relu1_1,relu2_1",
+                       size=32, iters=2, out=str(tmp_path / "c.png"), **QUIET)
     assert log["status"] == "done"
     assert log["content_error"] >= 0 and log["style_error"]["relu2_1"] > 0
 
