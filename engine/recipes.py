@@ -178,7 +178,7 @@ def to_net(recipe: dict, sigma: float | None = None, pooling: str | None = None,
     check(recipe, where)
     seed, base = recipe["seed"], recipe["sigma"]
     net = _draw(recipe, base, pooling, device, dtype)
-    key = json.dumps(recipe["layers"], sort_keys=True)
+    key = json.dumps([seed, base, recipe["layers"]], sort_keys=True)  # the draws depend on all three
     if key not in _VERIFIED:  # once per process: the same recipe always regenerates the same weights
         _verify(net, recipe, where)
         _VERIFIED.add(key)

@@ -1,4 +1,5 @@
 """ranVGG recipes: recipe -> net, checksums, the shipped recipes, the user cache, --net."""
+import copy
 import os
 import argparse
 import json
@@ -239,7 +240,7 @@ def test_recipe_cache_is_checked_before_a_build(tmp_path, monkeypatch, tiny_reci
         recipes.ranvgg(seed=12, device="cpu", progress=lambda line: None)
     assert calls == []
     entry.rmdir()
-    stale = {**tiny_recipe, "seed": 12}   # seed 4's checksums: as if drawn by another NumPy
+    stale = {**copy.deepcopy(tiny_recipe), "seed": 12}   # seed 4's checksums: as if drawn by another NumPy
     recipes.save(stale, entry)         # another NumPy's stream: rebuilt, not blamed on the user
     lines = []
     net = recipes.ranvgg(seed=12, device="cpu", progress=lines.append)
