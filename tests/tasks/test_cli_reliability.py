@@ -92,15 +92,12 @@ def test_symlinked_output_is_written_through(tmp_path, capsys):
     assert link.is_symlink() and Image.open(real).size == (32, 32)
 
 
-def test_log_to_a_fifo_is_written_into_not_replaced(tmp_path, capsys):
+def test_log_to_a_fifo_is_written_into_not_replaced(tmp_path, capsys, fifo_reader):
     import stat
-    import threading
 
     fifo = tmp_path / "log.pipe"
     os.mkfifo(fifo)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
-    reader.start()
+    reader, got = fifo_reader(fifo, text=True)
     assert invert.main(TINY + ["--out", str(tmp_path / "o.png"), "--log", str(fifo)]) == 0
     reader.join(30)
     assert json.loads(got[0])["status"] == "done" and stat.S_ISFIFO(os.stat(fifo).st_mode)

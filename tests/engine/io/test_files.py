@@ -57,14 +57,12 @@ def test_symlink_is_written_through(tmp_path):
     assert link.is_symlink() and target.read_bytes() == b"new"
 
 
-def test_fifo_is_written_directly_not_replaced(tmp_path):
+def test_fifo_is_written_directly_not_replaced(tmp_path, fifo_reader):
     """A non-regular target (here a FIFO; /dev/stdout, /dev/null alike) is written into, never
     renamed over: it stays what it was."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
-    reader.start()
+    reader, got = fifo_reader(fifo)
     atomic_write(fifo, lambda f: f.write(b"through the pipe"))
     reader.join(10)
     assert got == [b"through the pipe"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
