@@ -29,7 +29,15 @@ def _copy_sources(dest: Path) -> Path:
 
 def _build_backend_dirs() -> list[str]:
     """Where setuptools and wheel come from (pip builds without network: --no-build-isolation);
-    a visible skip when this environment cannot build a wheel offline."""
+    a visible skip when this environment cannot build a wheel offline, or when ranvgg is itself
+    installed in the site-packages the test venv borrows (its engine/ would shadow the editable
+    install the test makes: run it from an environment without ranvgg installed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("engine")
+    if spec is not None and "site-packages" in str(spec.origin):
+        pytest.skip(f"ranvgg is installed in this environment ({Path(spec.origin).parent}); "
+                    "run this test where it is not (e.g. a venv with the test extra only)")
     try:
         import setuptools
     except ImportError:
