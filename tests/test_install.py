@@ -32,11 +32,11 @@ def _build_backend_dirs() -> list[str]:
     a visible skip when this environment cannot build a wheel offline, or when ranvgg is itself
     installed in the site-packages the test venv borrows (its engine/ would shadow the editable
     install the test makes: run it from an environment without ranvgg installed)."""
-    import importlib.util
+    import site
 
-    spec = importlib.util.find_spec("engine")
-    if spec is not None and "site-packages" in str(spec.origin):
-        pytest.skip(f"ranvgg is installed in this environment ({Path(spec.origin).parent}); "
+    installed = [p for p in site.getsitepackages() if (Path(p) / "engine" / "__init__.py").exists()]
+    if installed:
+        pytest.skip(f"ranvgg is installed in this environment ({installed[0]}); "
                     "run this test where it is not (e.g. a venv with the test extra only)")
     try:
         import setuptools
