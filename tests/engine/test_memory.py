@@ -20,6 +20,17 @@ def _noise(size, seed):
     return image.preprocess(rng.uniform(0, 255, (size, size, 3)).astype(np.float32))
 
 
+def _measured_pass(obj, x) -> int:
+    """Peak bytes of one value_and_grad, after a first one made the net's device layouts."""
+    obj.value_and_grad(x)
+    tracemalloc.start()
+    try:
+        obj.value_and_grad(x)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.fixture(scope="module")
 def weights():
     return VGG19.random(seed=0, device="cpu").params
@@ -60,14 +71,7 @@ def test_estimate_of_the_network_pass_within_20_percent(weights, size, kind, lay
     net = VGG19(weights, {"kind": "random"}, device="cpu")
     x0 = _noise(size, 1)
     obj = Objective.inversion(net, x0, layers) if kind == "content" else Objective.texture(net, x0, layers)
-    x = _noise(size, 2).astype(np.float64)
-    obj.value_and_grad(x)  # device layouts made once, outside the measurement
-    tracemalloc.start()
-    try:
-        obj.value_and_grad(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _measured_pass(obj, _noise(size, 2).astype(np.float64))
     est = memory.estimate((1, 3, size, size), [(kind, l) for l in layers]).parts["network pass"]
     print(f"pass, {kind} {layers[-1]}, {size} px: estimate / measured peak = {est / peak:.3f}")  # shown with -s
     assert 0.8 < est / peak < 1.2, (size, est, peak)
@@ -79,14 +83,7 @@ def test_estimate_follows_the_architecture(size):
     like VGG-19's, and it needs less than VGG-19 does for the same layer."""
     net = VGG19.random(seed=0, device="cpu", arch="vgg11", dtype=np.float64)
     obj = Objective.inversion(net, _noise(size, 1), "relu5_1")
-    x = _noise(size, 2).astype(np.float64)
-    obj.value_and_grad(x)
-    tracemalloc.start()
-    try:
-        obj.value_and_grad(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = _measured_pass(obj, _noise(size, 2).astype(np.float64))
     est = memory.estimate((1, 3, size, size), [("content", "relu5_1")], dtype=np.float64, arch="vgg11")
     print(f"pass, vgg11 relu5_1, {size} px: estimate / measured peak = {est.parts['network pass'] / peak:.3f}")
     assert 0.8 < est.parts["network pass"] / peak < 1.2, (size, est.parts["network pass"], peak)
