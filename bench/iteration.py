@@ -16,24 +16,7 @@ import argparse
 import numpy as np
 
 from engine import UserError, backend
-from ._common import alternate, engine_evaluation, fail, machine, mib, parse_args, peak_bytes, torch_evaluation
-
-
-def optimiser_cost(size: int, iters: int = 20) -> float:
-    """Seconds per L-BFGS-B iteration for a (1, 3, size, size) image, objective cost ~0."""
-    from engine.optim import lbfgs
-
-    rng = np.random.default_rng(0)
-    target = rng.uniform(-100, 100, (1, 3, size, size))
-    curve = rng.uniform(1, 100, target.shape)  # ill-conditioned: no convergence in 20 steps
-
-    class Free:  # a quadratic bowl: the objective itself costs a few elementwise passes
-        def value_and_grad(self, x):
-            d = x - target
-            return float(0.5 * (curve * d * d).sum()), curve * d
-
-    res = lbfgs(Free(), np.zeros_like(target), bounds=(-128.0, 128.0), iters=iters)
-    return res.seconds / max(res.iterations, 1)
+from ._common import alternate, optimiser_cost, engine_evaluation, fail, machine, mib, parse_args, peak_bytes, torch_evaluation
 
 
 def check(engine_fn, torch_fn) -> str:

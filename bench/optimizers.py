@@ -2,12 +2,20 @@
 cost per iteration of scipy's L-BFGS-B and of the device L-BFGS.
 
     python -m bench.optimizers [--device cpu|gpu|auto] [--size 128] [--tf32] [--optimizers]
+    python -m bench.optimizers --host-cost 256,512,1024     # the optimisers' own cost per iteration
+    python -m bench.optimizers --equal-loss astronaut,coffee,chelsea [--size 128] [--iters 100]
 
 The end-to-end cost per L-BFGS-B evaluation, which is what a user waits for. Compare
 threading layers with NUMBA_THREADING_LAYER=omp|workqueue (the engine picks workqueue).
 --tf32 times the GPU with TF32 GEMMs (run once with and once without). --optimizers adds the
 time per iteration of scipy's L-BFGS-B and of --optimizer lbfgs-device on pool3, alternating,
 and what each costs beyond its evaluations (the host step and copies vs the device step).
+
+--host-cost times each optimiser alone, on an objective that costs almost nothing, at each
+size (medians of --repeat, alternating): the part of an iteration that grows with the pixels
+and is not the network. --equal-loss runs the default inversion (pool3, the invert command's
+defaults) with each optimiser for the same iterations on each image and prints the final
+losses: which optimiser is the CPU's default rests on these two tables (docs/performance.md).
 """
 import argparse
 import statistics
@@ -27,7 +35,17 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--tf32", action="store_true", help="GPU: TF32 tensor-core GEMMs (engine.backend.set_tf32)")
     ap.add_argument("--optimizers", action="store_true", help="also time 20 iterations of each L-BFGS, alternating")
+    ap.add_argument("--host-cost", metavar="SIZES", default=None,
+                    help="only time each optimiser alone at these image sides (e.g. 256,512,1024) and exit")
+    ap.add_argument("--equal-loss", metavar="IMAGES", default=None,
+                    help="only run the default inversion with each optimiser on these images and exit")
+    ap.add_argument("--iters", type=int, default=100, help="iterations per --equal-loss run (default 100)")
     a = ap.parse_args(argv)
+    if a.host_cost:
+        from ._common import parse_sizes
+        return host_costs(parse_sizes(a.host_cost), a.repeat)
+    if a.equal_loss:
+        return equal_loss(a.equal_loss.split(","), a.size, a.iters, a.device)
     import numba
 
     net = VGG19.random(seed=0, device=a.device)
@@ -76,6 +94,38 @@ def optimizer_costs(net, x0, repeat, iters=20):
         print(f"{name:13s} {per_it * 1e3:8.1f} ms per iteration, {last.evaluations / last.iterations:.2f} evaluations "
               f"per iteration, about {overhead * 1e3:.1f} ms per iteration beyond the evaluations "
               f"(final loss {last.loss:.4e} after {last.iterations})")
+
+
+def host_costs(sizes, repeat, iters=20):
+    """Seconds per iteration of each optimiser on a free objective, alternating, medians."""
+    from engine.optim import lbfgs
+    from engine.optim.device_lbfgs import lbfgs_device
+
+    from ._common import optimiser_cost
+
+    print(f"{'size':>5} {'L-BFGS-B (scipy)':>17} {'lbfgs-device':>13} {'ratio':>6}   (ms per iteration, "
+          f"objective ~free, medians of {repeat})")
+    for size in sizes:
+        runs = {"lbfgs": [], "lbfgs-device": []}
+        for _ in range(repeat):
+            for name, method in (("lbfgs", lbfgs), ("lbfgs-device", lbfgs_device)):
+                runs[name].append(optimiser_cost(size, iters, method))
+        a, b = (statistics.median(runs[k]) for k in ("lbfgs", "lbfgs-device"))
+        print(f"{size:5d} {a * 1e3:17.1f} {b * 1e3:13.1f} {b / a:6.2f}")
+
+
+def equal_loss(images, size, iters, device):
+    """Final loss of the default inversion with each optimiser, same iterations, per image."""
+    from tasks import invert
+
+    print(f"{'image':>12} {'L-BFGS-B (scipy)':>17} {'lbfgs-device':>13} {'ratio':>6} {'s scipy':>8} {'s device':>9}"
+          f"   (final loss after {iters} iterations, {size} px)")
+    for name in images:
+        logs = {opt: invert.run(name, size=size, iters=iters, optimizer=opt, device=device)[1]
+                for opt in ("lbfgs", "lbfgs-device")}
+        a, b = (logs[k]["final_loss"] for k in ("lbfgs", "lbfgs-device"))
+        print(f"{name:>12} {a:17.4e} {b:13.4e} {b / a:6.2f} {logs['lbfgs']['seconds']:8.1f} "
+              f"{logs['lbfgs-device']['seconds']:9.1f}")
 
 
 if __name__ == "__main__":

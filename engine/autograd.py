@@ -80,17 +80,23 @@ def _topological(root: Tensor) -> list[Tensor]:
     return order
 
 
-def backward(root: Tensor, grad=None) -> None:
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Fill ``.grad`` of every leaf that requires it with d(root)/d(leaf).
 
     ``grad`` defaults to ones (for a scalar root). Intermediate gradients are freed as soon as
-    they have been pushed to the parents, so peak memory is about one forward pass.
+    they have been pushed to the parents. Unless ``retain_graph``, each node also lets go of
+    its parents and of what its backward saved once that backward has run, so that the forward's
+    activations are freed as the backward passes them (as PyTorch does): peak memory is the
+    forward's, not the forward's plus the backward's. The graph then cannot be run backward
+    again; keep it (``retain_graph=True``) to back-propagate several roots through one forward.
     """
     if not root.requires_grad:
         raise ValueError("backward() on a tensor that does not depend on any input needing a gradient")
     xp = _xp(root.data)
     root.grad = xp.ones_like(root.data) if grad is None else grad
-    for node in reversed(_topological(root)):
+    order = _topological(root)
+    while order:
+        node = order.pop()  # reverse topological order; popped, so the list holds it no more
         if node.backward_fn is None:  # a leaf: keep its gradient
             continue
         grads = node.backward_fn(node.grad)
@@ -99,6 +105,14 @@ def backward(root: Tensor, grad=None) -> None:
             if g is None or not parent.requires_grad:
                 continue
             parent.grad = g if parent.grad is None else parent.grad + g
+        grads = g = None
+        if not retain_graph:
+            node.backward_fn, node.parents = _consumed, ()
+
+
+def _consumed(gy):
+    raise RuntimeError("backward() through a graph already run backward: pass retain_graph=True "
+                       "to the first backward() to run several")
 
 
 def _xp(a):

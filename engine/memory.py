@@ -156,9 +156,11 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
             if algo == "im2col":
                 continue
             m = int(algo[1])
-            if not backward or _choose(cin, cout, h, w) != algo:
+            if not winograd.keeps_u(cin, cout, m, item):  # made at each call, block by block
+                scratch["u"] = max(scratch.get("u", 0), winograd.u_block_elements(cin, cout, m, backward, item))
+            elif not backward or _choose(cin, cout, h, w) != algo:
                 weights += winograd.weight_elements(cin, cout, m)
-            for tag, size in winograd.scratch_elements(n, cin, cout, h, w, m, backward).items():
+            for tag, size in winograd.scratch_elements(n, cin, cout, h, w, m, backward, item).items():
                 scratch[tag] = max(scratch.get(tag, 0), size)
     return item * (weights + sum(scratch.values()))
 
@@ -204,23 +206,23 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
             else:  # Winograd: in the shared scratch buffers, the ReLU fused into the output transform
                 peak = max(peak, live + (1 if fused else 2) * out)
             live += out if fused else 2 * out
-            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w, device)))
+            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w, device), out))
             if fused:
                 i += 1
             c = cout
         elif kind == "relu":
             live += n * c * h * w * item
-            steps.append(("relu", c, c, h * w, True))
+            steps.append(("relu", c, c, h * w, True, n * c * h * w * item))
         elif kind == "pool":
             hw_in = h * w
             h, w = h // 2, w // 2
             live += n * c * h * w * (item + (1 if pooling == "max" else 0))
-            steps.append(("pool", c, c, hw_in, True))
+            steps.append(("pool", c, c, hw_in, True, n * c * h * w * (item + (1 if pooling == "max" else 0))))
         else:  # fc
             n_out = _FC[name]
             peak = max(peak, live + n * n_out * item)
             live += n * n_out * item
-            steps.append(("fc", c * h * w, n_out, 1, True))
+            steps.append(("fc", c * h * w, n_out, 1, True, n * n_out * item))
             c, h, w = n_out, 1, 1
         i += 1
     # the losses: a content term keeps F - F0; all their gradients exist before the walk down
@@ -234,8 +236,9 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
         peak = max(peak, live + f)
         live += f  # its gradient
     peak = max(peak, live)
-    # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient
-    for kind, cin, cout, hw, gathers in reversed(steps):
+    # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient;
+    # once a step's backward has run, the tape lets go of the output it kept (autograd.backward)
+    for kind, cin, cout, hw, gathers, kept in reversed(steps):
         gy = n * cout * hw * item if kind != "pool" else n * cout * (hw // 4) * item
         if kind in ("conv", "conv_relu") and not gathers and device != "cpu":   # GPU F(2x2): V and M
             vm = 16 * (cin + cout) * n * -(-hw // 4) * item          # V and M, H*W/4 tiles
@@ -251,4 +254,5 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
             peak = max(peak, live + gy + n * cin * hw * item)
         else:
             peak = max(peak, live + 2 * gy)
+        live -= kept
     return int(peak)

@@ -217,7 +217,7 @@ class Objective:
             else:
                 loss = term.loss(feats.get(term.level, {}), xt, scale=1.0)
             leaf.grad = None
-            backward(loss)
+            backward(loss, retain_graph=True)  # the next term runs back through the same forward
             g = float(abs(leaf.grad).mean())
             if not np.isfinite(g):
                 raise FloatingPointError(f"{term.name}: the weighting pre-process gave a non-finite gradient")
@@ -231,6 +231,7 @@ class Objective:
         Per-term values (weighted, as summed) are left in ``self.last_terms``."""
         xt, feats = self._forward(x)
         losses = [t.loss(feats.get(t.level, {}), xt) for t in self.terms]
+        del feats  # the losses hold what their backward needs; the rest is freed as it passes
         total = add(*losses)
         backward(total)
         xp = self.net.xp

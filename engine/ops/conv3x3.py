@@ -19,6 +19,7 @@ fewer multiplies, the weight transforms made once per layer), chosen per call by
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -47,18 +48,31 @@ class ConvWeights:
         self.cin, self.cout = cin, cout
         # (Cout, Cin, 3, 3) -> (Cout, Cin*9): the row order matches cols' (c, ky, kx)
         self.w_fwd = xp.ascontiguousarray(weight.reshape(cout, cin * 9))
-        # flip in space, swap channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9)
-        flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        self.w_bwd = xp.ascontiguousarray(flipped.reshape(cin, cout * 9))
         self.has_bias = bool(xp.any(bias != 0))
         self.bias_col = bias.reshape(1, cout, 1)
         self._winograd = {}  # m -> U (a*a, Cout, Cin), made at first use
 
+    @functools.cached_property
+    def w_bwd(self):
+        """The backward GEMM's layout, made at its first use (only im2col's backward reads it):
+        flip in space, swap channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9)."""
+        xp = backend.array_module(self.weight)
+        flipped = self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        return xp.ascontiguousarray(flipped.reshape(self.cin, self.cout * 9))
+
     def winograd_u(self, m: int):
-        """Winograd F(m x m) weights, made once: (a*a, Cout, Cin). The backward conv uses the
-        same U transposed (``winograd.winograd_conv_backward``)."""
+        """Winograd F(m x m) weights (a*a, Cout, Cin), made once and kept when small; else the
+        conv weights themselves, from which the conv makes U block by block at each call
+        (``winograd.keeps_u``). The backward conv uses the same U transposed
+        (``winograd.winograd_conv_backward``)."""
         if m not in self._winograd:
+            if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize):
+                return self.weight
             self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
+        return self._winograd[m]
+        if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize):
+            return winograd.weight_transform_fast(self.weight, m)
+        self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
         return self._winograd[m]
 
 

@@ -67,6 +67,62 @@ def weight_transform(weight, m: int, dtype):
     return np.ascontiguousarray(u.reshape(a * a, *weight.shape[:2]), dtype=dtype)
 
 
+# A layer's U takes (m+2)^2 / 9 times its conv weights (4x for F(4x4)): kept for every layer it
+# would be the largest thing a run holds (225 MiB for VGG-19 to pool5 at 256 px, against 81 MiB
+# of activations). A small U is kept (made once, in float64, then cast); a larger one is made
+# again at each call, a block of output channels at a time (input channels in the backward),
+# each block just before its GEMMs, into one reused buffer of U_BLOCK_BYTES at most.
+U_CACHE_BYTES = 4 * 2**20
+
+
+@parallel_jit
+def _weight_transform(w, g, u):
+    """u[i*a + j, o, c] = (g w[o, c] g^T)[i, j]: G along y, then along x (162 multiply-adds a
+    kernel for F(4x4)), in w's dtype. w: (Cout, Cin, 3, 3); g: (a, 3); u: (a*a, Cout, Cin)."""
+    cout, cin = w.shape[0], w.shape[1]
+    a = g.shape[0]
+    for o in numba.prange(cout):
+        t = np.empty((a, 3, cin), w.dtype)  # (g w)[i, x] for every input channel
+        for i in range(a):
+            for x in range(3):
+                g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
+                for c in range(cin):
+                    t[i, x, c] = g0 * w[o, c, 0, x] + g1 * w[o, c, 1, x] + g2 * w[o, c, 2, x]
+        for i in range(a):
+            for j in range(a):
+                h0, h1, h2 = g[j, 0], g[j, 1], g[j, 2]
+                dst = u[i * a + j, o]
+                for c in range(cin):
+                    dst[c] = h0 * t[i, 0, c] + h1 * t[i, 1, c] + h2 * t[i, 2, c]
+
+
+U_BLOCK_BYTES = 4 * 2**20
+
+
+def _u_block(u, m: int, rows=slice(None), cols=slice(None)):
+    """U[:, rows, cols] (a*a, Cout', Cin'): a view of a kept U (3-D ``u``), or made now from the
+    conv weights (4-D ``u``, (Cout, Cin, 3, 3)) into the reused buffer "u" (valid until the next
+    call on this thread), in the weights' dtype."""
+    if u.ndim == 3:
+        return u[:, rows, cols]
+    w = np.ascontiguousarray(u[rows, cols])
+    block = scratch("u", ((m + 2) ** 2, *w.shape[:2]), w.dtype)
+    _weight_transform(w, _coefs(_G, m, w.dtype), block)
+    return block
+
+
+def _u_blocks(u, m: int, outer: int, inner: int, itemsize: int):
+    """Slices of the ``outer`` channel axis that split a U made per call into blocks of at most
+    U_BLOCK_BYTES (each ``inner`` channels deep); one slice for a kept U."""
+    step = outer if u.ndim == 3 else max(1, U_BLOCK_BYTES // ((m + 2) ** 2 * inner * itemsize))
+    return [slice(c, min(c + step, outer)) for c in range(0, outer, step)]
+
+
+def keeps_u(cin: int, cout: int, m: int, itemsize: int) -> bool:
+    """Whether a layer's U is kept between calls (small) or made at each call."""
+    return weight_elements(cin, cout, m) * itemsize <= U_CACHE_BYTES
+
+
 # Layout. Tile (ty, tx) reads padded rows m*ty .. m*ty + m+1 and columns m*tx .. m*tx + m+1.
 # ``_split`` stores the padded input phase by phase in both directions,
 #     xs[b, c, qy, qx, ty, tx] = xpad[b, c, m*ty + qy, m*tx + qx],   (N, C, m, m, th+1, tw+1)
@@ -85,16 +141,17 @@ def _axpy(y, a, x):
 
 
 @parallel_jit
-def _split(x, xs):
-    """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1, m*tx + qx - 1], zero outside x.
-    x: (N, C, H, W); xs: (N, C, m, m, th+1, tw+1)."""
+def _split(x, top, xs):
+    """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1 + top, m*tx + qx - 1], zero outside x.
+    x: (N, C, H, W), any strides (a band of rows is a view); top: 1 when x's first row is the
+    row above the output rows (a band's halo), else 0; xs: (N, C, m, m, th+1, tw+1)."""
     n, c, h, w = x.shape
     m, ty_n, tx_n = xs.shape[2], xs.shape[4], xs.shape[5]
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         for qy in range(m):
             for ty in range(ty_n):
-                y = m * ty + qy - 1
+                y = m * ty + qy - 1 + top
                 for qx in range(m):
                     dst = xs[b, ci, qy, qx, ty]
                     if y < 0 or y >= h:
@@ -207,17 +264,19 @@ def _grad_input_transform(gy, mask, at, v):
 
 
 @parallel_jit
-def _grad_output_transform(mm, bt, gx):
+def _grad_output_transform(mm, bt, top, gx):
     """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
     added into gx at the tile's place (tiles overlap by two rows and columns; added in a fixed
-    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), zeroed.
-    Row r of every tile at once: d[s] = sum_j (sum_i B[r, i] M[i, j]) B[s, j], axpys over all
-    P tiles, then added into gx."""
+    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), any
+    strides; top: as in ``_split`` (tile row 0 starts at gx's row top - 1). Row r of every
+    tile at once: d[s] = sum_j (sum_i B[r, i] M[i, j]) B[s, j], axpys over all P tiles, then
+    added into gx."""
     n, c, h, w = gx.shape
     a = bt.shape[0]
     m = a - 2
-    th, tw = -(-h // m), -(-w // m)
-    npt = th * tw
+    tw = -(-w // m)
+    npt = mm.shape[2] // n
+    th = npt // tw
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         tiles = slice(b * npt, (b + 1) * npt)
@@ -237,7 +296,7 @@ def _grad_output_transform(mm, bt, gx):
                     if bt[j, s_] != 0:
                         _axpy(dst, bt[j, s_], rowm[j])
             for ty in range(th):                # tiles in a fixed order: the same sums always
-                y = m * ty - 1 + r
+                y = m * ty - 1 + r + top
                 if y < 0 or y >= h:
                     continue
                 out = gx[b, ci, y]
@@ -272,47 +331,87 @@ def scratch(tag: str, shape, dtype):
     return buf[:size].reshape(shape)
 
 
+# ----------------------------------------------------------------------------- bands
+# The transformed tiles V and the products M take (m+2)^2 / m^2 times the larger of the two maps
+# (2.25x for F(4x4)): at 512 px, conv1_2 would need two 150 MiB buffers, more than all the kept
+# activations together. A large map is therefore convolved in horizontal bands of whole tile
+# rows whose V and M fit BAND_BYTES each. The bands cut the map where the whole map's tiles
+# meet, so each band computes exactly the whole map's tiles for its rows: the forward reads one
+# row above and below the band (``_split``'s ``top``), the backward adds each band's tiles into
+# the whole gradient (rows at a cut get two bands' tiles, added in band order). The bands depend
+# on the shapes alone: the same input gives the same bits on any thread count.
+BAND_BYTES = 8 * 2**20
+
+
+def band_rows(n: int, channels: int, h: int, w: int, m: int, itemsize: int) -> int:
+    """Output rows per band (a multiple of m, at least m): the most whose V or M, for the larger
+    of the layer's two channel counts ``channels``, fits BAND_BYTES; ``h`` when one band does."""
+    per_tile_row = (m + 2) ** 2 * channels * n * (-(-w // m) + 1) * itemsize
+    rows = max(1, BAND_BYTES // per_tile_row) * m
+    return h if rows >= h else rows
+
+
 def winograd_conv(x, u, m: int, bias=None, relu: bool = False):
     """A 3x3, stride-1, pad-1 conv by Winograd F(m x m, 3x3), on NumPy arrays.
 
-    x: (N, Cin, H, W); u: (a*a, Cout, Cin) from ``weight_transform``; bias: (Cout,) or None;
-    relu: rectify the output (fused). Returns a new (N, Cout, H, W) array of x's dtype."""
+    x: (N, Cin, H, W); u: (a*a, Cout, Cin) from ``weight_transform``, or the conv weights
+    (Cout, Cin, 3, 3) to make U from, block by block (``_u_block``); bias: (Cout,) or None;
+    relu: rectify the output (fused). Returns a new (N, Cout, H, W) array of x's dtype.
+    A large map runs in bands (``band_rows``)."""
     n, cin, h, w = x.shape
-    cout, dtype = u.shape[1], x.dtype
-    th, tw = -(-h // m), -(-w // m)
+    cout = u.shape[0] if u.ndim == 4 else u.shape[1]
+    y = np.empty((n, cout, h, w), x.dtype)
+    bias = np.zeros(cout, x.dtype) if bias is None else bias.astype(x.dtype)
+    rows = band_rows(n, max(cin, cout), h, w, m, x.dtype.itemsize)
+    for r0 in range(0, h, rows):
+        r1, top = min(r0 + rows, h), int(r0 > 0)
+        _conv_rows(x[:, :, r0 - top:min(r1 + 1, h)], top, u, m, bias, relu, y[:, :, r0:r1])
+    return y
+
+
+def _conv_rows(x, top, u, m: int, bias, relu: bool, y):
+    """y (N, Cout, rows, W), a view: the conv's output rows whose input rows (and the row above
+    when ``top``, and the row below when there is one) are x."""
+    n, cin, _, w = x.shape
+    cout, dtype, a2 = y.shape[1], x.dtype, (m + 2) ** 2
+    th, tw = -(-y.shape[2] // m), -(-w // m)
     npt = th * (tw + 1)  # tiles per image, one junk tile per tile row
     xs = scratch("split", (n, cin, m, m, th + 1, tw + 1), dtype)
-    _split(np.ascontiguousarray(x), xs)
-    v = scratch("v", (u.shape[0], cin, n * npt), dtype)
+    _split(x, top, xs)
+    v = scratch("v", (a2, cin, n * npt), dtype)
     _input_transform(xs, _coefs(BT, m, dtype), v)
-    mm = scratch("m", (u.shape[0], cout, n * npt), dtype)
-    matmul(u, v, out=mm)  # (a*a, Cout, Cin) @ (a*a, Cin, P) -> (a*a, Cout, P)
-    whole = h % m == 0 and w % m == 0  # else write whole tiles to scratch, then crop
-    y = np.empty((n, cout, h, w), dtype)
+    mm = scratch("m", (a2, cout, n * npt), dtype)
+    for rows in _u_blocks(u, m, cout, cin, dtype.itemsize):  # (a*a, Cout, Cin) @ (a*a, Cin, P)
+        matmul(_u_block(u, m, rows=rows), v, out=mm[:, rows])
+    whole = y.shape[2] % m == 0 and w % m == 0  # else write whole tiles to scratch, then crop
     yt = y if whole else scratch("y", (n, cout, th * m, tw * m), dtype)
-    _output_transform(mm, _coefs(AT, m, dtype), np.zeros(cout, dtype) if bias is None else bias.astype(dtype),
-                      relu, yt)
+    _output_transform(mm, _coefs(AT, m, dtype), bias, relu, yt)
     if not whole:
-        y[...] = yt[:, :, :h, :w]
-    return y
+        y[...] = yt[:, :, :y.shape[2], :w]
 
 
 def winograd_conv_backward(gy, u, m: int, mask=None):
     """The input gradient of ``winograd_conv`` with the same U, transposed: gy (N, Cout, H, W)
     (times (mask > 0) when given: a ReLU's backward, fused) -> gx (N, Cin, H, W). The adjoint
     of each step in reverse: A gy A^T per output tile, U[k]^T @ per point, B . B^T per input
-    tile added into gx. No second U is made for the backward."""
+    tile added into gx. No second U is made for the backward (``u`` as in ``winograd_conv``).
+    A large map runs in bands."""
     n, cout, h, w = gy.shape
-    cin, dtype = u.shape[2], gy.dtype
-    npt = -(-h // m) * -(-w // m)
-    a2 = u.shape[0]
-    v = scratch("v", (a2, cout, n * npt), dtype)
-    _grad_input_transform(np.ascontiguousarray(gy), _NO_MASK if mask is None else np.ascontiguousarray(mask),
-                          _coefs(AT, m, dtype), v)
-    mm = scratch("m", (a2, cin, n * npt), dtype)
-    matmul(u.transpose(0, 2, 1), v, out=mm)  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
+    cin, dtype = u.shape[1] if u.ndim == 4 else u.shape[2], gy.dtype
+    a2, tw = (m + 2) ** 2, -(-w // m)
+    blocks = _u_blocks(u, m, cin, cout, dtype.itemsize)
     gx = np.zeros((n, cin, h, w), dtype)
-    _grad_output_transform(mm, _coefs(BT, m, dtype), gx)
+    rows = band_rows(n, max(cout, cin), h, w, m, dtype.itemsize)
+    for r0 in range(0, h, rows):
+        r1, top = min(r0 + rows, h), int(r0 > 0)
+        npt = -(-(r1 - r0) // m) * tw
+        v = scratch("v", (a2, cout, n * npt), dtype)
+        _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1],
+                              _coefs(AT, m, dtype), v)
+        mm = scratch("m", (a2, cin, n * npt), dtype)
+        for cols in blocks:  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
+            matmul(_u_block(u, m, cols=cols).transpose(0, 2, 1), v, out=mm[:, cols])
+        _grad_output_transform(mm, _coefs(BT, m, dtype), top, gx[:, :, r0 - top:min(r1 + 1, h)])
     return gx
 
 
@@ -321,9 +420,22 @@ def weight_elements(cin: int, cout: int, m: int) -> int:
     return (m + 2) ** 2 * cout * cin
 
 
-def scratch_elements(n: int, cin: int, cout: int, h: int, w: int, m: int, backward: bool) -> dict:
+def u_block_elements(cin: int, cout: int, m: int, backward: bool, itemsize: int = 4) -> int:
+    """Elements of the largest block of a U made per call (``_u_blocks``)."""
+    outer, inner = (cin, cout) if backward else (cout, cin)
+    step = max(1, U_BLOCK_BYTES // ((m + 2) ** 2 * inner * itemsize))
+    return (m + 2) ** 2 * inner * min(step, outer)
+
+
+def scratch_elements(n: int, cin: int, cout: int, h: int, w: int, m: int, backward: bool,
+                     itemsize: int = 4) -> dict:
     """{scratch tag: elements} one call uses (``scratch`` keeps the largest of each tag).
-    cin/cout: the layer's own channels; backward: ``winograd_conv_backward``'s buffers."""
+    cin/cout: the layer's own channels; backward: ``winograd_conv_backward``'s buffers. A map
+    run in bands counts one band's."""
+    return _scratch_elements(n, cin, cout, min(h, band_rows(n, max(cin, cout), h, w, m, itemsize)), w, m, backward)
+
+
+def _scratch_elements(n, cin, cout, h, w, m, backward):
     a2, th, tw = (m + 2) ** 2, -(-h // m), -(-w // m)
     if backward:
         return {"v": a2 * cout * n * th * tw, "m": a2 * cin * n * th * tw}

@@ -45,6 +45,29 @@ def test_float64_exact_to_rounding(algorithm, shape):
                                _backward_reference(gy, w, y), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("shape", [(1, 6, 29, 11), (2, 5, 16, 8)])
+def test_bands_give_the_whole_maps_conv(algorithm, shape, monkeypatch):
+    """A map too large for one band's scratch runs in bands of whole tile rows, cut where the
+    whole map's tiles meet: forward (bias, fused ReLU) and backward (ReLU mask) still equal the
+    direct conv in float64, with a band that is the last, shorter one and sides that are not
+    tile multiples; the scratch is one band's (one tile row here)."""
+    rng, x, w, b = _case(shape, 4, 3, np.float64)
+    m = int(algorithm[1])
+    per_tile_row = (m + 2) ** 2 * 6 * shape[0] * (-(-shape[3] // m) + 1) * 8
+    monkeypatch.setattr(winograd, "BAND_BYTES", per_tile_row)  # one tile row (m rows) per band
+    assert winograd.band_rows(shape[0], 6, shape[2], shape[3], m, 8) == m < shape[2]
+    p = conv3x3.ConvWeights(w, b)
+    ref = direct_conv(x, w, b)
+    y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm=algorithm)
+    np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=0, atol=1e-12)
+    gy = rng.standard_normal(ref.shape)
+    np.testing.assert_allclose(conv3x3.conv3x3_backward(gy, p, relu_out=y, algorithm=algorithm),
+                               _backward_reference(gy, w, y), rtol=0, atol=1e-12)
+    sizes = winograd.scratch_elements(shape[0], 6, 4, shape[2], shape[3], m, backward=False, itemsize=8)
+    assert sizes["v"] == (m + 2) ** 2 * 6 * shape[0] * (-(-shape[3] // m) + 1)  # one tile row's V
+
+
 # float32 error of the largest value at a VGG-like layer (64 -> 48 channels, 32x32, ReLU'd
 # input, He-scaled weights); measured: im2col 3e-7, F(2x2) 3e-7, F(4x4) 5e-6 (forward and back)
 F32_BOUND = {"im2col": 2e-6, "f2": 2e-6, "f4": 5e-5}
@@ -82,6 +105,41 @@ def test_weight_transforms_made_once_per_layer_and_shared_by_the_backward():
     y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="f4")
     conv3x3.conv3x3_backward(np.ones_like(y), p, relu_out=y, algorithm="f4")
     assert p.winograd_u(4) is u and list(p._winograd) == [4]  # no second U for the backward
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_a_large_u_is_made_at_each_call_in_blocks_not_kept(algorithm, monkeypatch):
+    """Above U_CACHE_BYTES the layer keeps no U: the conv makes it at each call, a block of
+    output channels (input channels in the backward) at a time, no block over U_BLOCK_BYTES.
+    In float64 forward and backward still equal the direct conv; the blocks equal
+    ``weight_transform``'s U; in float32 the conv is the kept-U conv to rounding."""
+    m = int(algorithm[1])
+    rng, x, w, b = _case((1, 16, 12, 12), 8, 4, np.float64)
+    a2 = (m + 2) ** 2
+    monkeypatch.setattr(winograd, "U_CACHE_BYTES", a2 * 8 * 16 * 8 - 1)  # one element too small
+    monkeypatch.setattr(winograd, "U_BLOCK_BYTES", a2 * 3 * 16 * 8)      # 3 of 8 channels a block
+    p = conv3x3.ConvWeights(w, b)
+    assert p.winograd_u(m) is p.weight
+    blocks = winograd._u_blocks(p.weight, m, 8, 16, 8)
+    assert [(s.start, s.stop) for s in blocks] == [(0, 3), (3, 6), (6, 8)]
+    u = winograd.weight_transform(w, m, np.float64)
+    for rows in blocks:
+        np.testing.assert_allclose(winograd._u_block(p.weight, m, rows=rows), u[:, rows], rtol=0, atol=1e-14)
+    assert winograd.u_block_elements(16, 8, m, False, 8) == a2 * 16 * 3
+    ref = direct_conv(x, w, b)
+    y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm=algorithm)
+    np.testing.assert_allclose(y, np.maximum(ref, 0), rtol=0, atol=1e-12)
+    gy = rng.standard_normal(ref.shape)
+    np.testing.assert_allclose(conv3x3.conv3x3_backward(gy, p, relu_out=y, algorithm=algorithm),
+                               _backward_reference(gy, w, y), rtol=0, atol=1e-12)
+    assert p._winograd == {}
+    x32, p32 = x.astype(np.float32), conv3x3.ConvWeights(w.astype(np.float32), b.astype(np.float32))
+    y1 = conv3x3.conv3x3_forward(x32, p32, relu=True, algorithm=algorithm)
+    monkeypatch.setattr(winograd, "U_CACHE_BYTES", 2**40)                 # now kept
+    kept = conv3x3.ConvWeights(w.astype(np.float32), b.astype(np.float32))
+    y0 = conv3x3.conv3x3_forward(x32, kept, relu=True, algorithm=algorithm)
+    assert list(kept._winograd) == [m]
+    np.testing.assert_allclose(y1, y0, rtol=0, atol=2e-6 * np.abs(y0).max())
 
 
 def test_outputs_never_share_the_scratch_buffers():
