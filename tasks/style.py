@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 
 from engine import backend, metrics
+from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine import objectives
@@ -62,6 +63,11 @@ def _parser():
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
+    g = ap.add_argument_group("fair judging (the result against a part of the style image it never saw)")
+    g.add_argument("--held-out", action="store_true",
+                   help="cut each --style image in two halves along its longer side, transfer the first and judge "
+                        "the result against the second: content error and held-out style distance, beside the "
+                        "unstyled content image and the style's own first half (docs/quality.md)")
     return ap
 
 
@@ -108,6 +114,8 @@ def run(**kwargs):
         content = inputs.fit_for_fc(inputs.read(a.content, size), every_layer, net, size, log)
         net.check_input((1, 3, *content.shape[:2]), every_layer)
         style_imgs = [inputs.read(spec, size) for spec in styles]
+        if a.held_out:
+            style_imgs = [judging.split_style(s)["synthesis"] for s in style_imgs]
         for s in style_imgs:
             net.check_input((1, 3, *s.shape[:2]), style_layers)
         return content, style_imgs
@@ -153,6 +161,7 @@ def run(**kwargs):
 
     log["start_content_error"], log["start_style_error"] = errors(x_start)
     judges = scoring.judges(a, net, style=style_imgs, content=content, blend=blend)
+    held = [judging.split_style(inputs.read(spec, a.size))["held_out"][0] for spec in styles] if a.held_out else None
 
     def finish(out_img, x, log):
         log["content_error"], log["style_error"] = errors(x)
@@ -163,9 +172,28 @@ def run(**kwargs):
             log["original_colors"] = True
         log["judge"] = scoring.score(judges, {"result": out_img, "content_image": content})
         scoring.report(log["judge"])
+        if a.held_out:
+            log["held_out"] = _held_out_report(out_img, content, style_imgs, held, judges)
         return out_img
 
     return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
+
+
+def _held_out_report(out_img, content, seen, held, judges) -> dict:
+    """{judge: {"result", "unstyled", "style_half": {"content": ..., "style": ...}}}: the result,
+    the content image itself and the style half the transfer saw, each judged against the
+    held-out halves (content error at the judge's relu4_2; style: held-out texture distance).
+    Printed one line per judge."""
+    rep = {}
+    for name, j in judges.items():
+        r = {"result": judging.style_scores(j.net, out_img, content, held),
+             "unstyled": judging.style_scores(j.net, content, content, held),
+             "style_half": {"style": float(sum(judging.texture_distance(j.net, s, held) for s in seen) / len(seen))}}
+        rep[name] = r
+        say(f"held-out style distance in the {name} net: result {r['result']['style']:.3g} at content error "
+            f"{r['result']['content']:.3g} (the unstyled content image {r['unstyled']['style']:.3g}; the style's "
+            f"other half {r['style_half']['style']:.3g})")
+    return rep
 
 
 def main(argv=None) -> int:

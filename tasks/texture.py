@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from engine import backend, metrics
+from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine.objectives import FEATURE_STATS, PIXEL_STATS, Objective, pinned_layers
@@ -68,6 +69,14 @@ def _parser():
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
+    g = ap.add_argument_group("fair judging (the result against parts of the exemplar it never saw)")
+    g.add_argument("--held-out", action="store_true",
+                   help="read --image with its longer side --exemplar-size, cut it into disjoint --size x --size "
+                        "crops, synthesise from the first and judge the result against the others: held-out "
+                        "texture distance beside natural crops, a copy of the source, shuffled pixels and "
+                        "white noise, and a copy score (docs/quality.md)")
+    g.add_argument("--exemplar-size", type=int, default=None, metavar="N",
+                   help="with --held-out: the exemplar's longer side in px (default: 3 x --size)")
     return ap
 
 
@@ -86,6 +95,17 @@ def out_shape(spec, size: int, full: int, src_hw) -> tuple[int, int]:
 
 
 PARSER = _parser()
+
+
+def _exemplar_size(a) -> int:
+    if a.exemplar_size is None:
+        return 3 * a.size
+    if not isinstance(a.exemplar_size, (int, np.integer)) or a.exemplar_size < 2 * a.size:
+        raise UserError(f"--exemplar-size must be a whole number of px at least twice --size ({2 * a.size}), "
+                        f"to hold two disjoint crops; got {a.exemplar_size!r}")
+    if not a.held_out:
+        raise UserError("--exemplar-size is for --held-out judging: add --held-out, or leave it out")
+    return a.exemplar_size
 
 
 def gram_scorer(net: VGG19, x_ref, layers):
@@ -125,15 +145,30 @@ def run(**kwargs):
     weights = command.floats(a.layer_weights, "--layer-weights")
     if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
         raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
+    exemplar_size = _exemplar_size(a)
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = command.new_log("texture", a)
+    split = None
+    if a.held_out:  # read and cut before the network is built: a too small exemplar fails first
+        split = judging.split_exemplar(inputs.read(a.image, exemplar_size), a.size)
+        log["held_out"] = {"exemplar_size": exemplar_size, "boxes": split["boxes"]}
+        say(f"held-out judging: synthesis from the crop at {split['boxes'][0][:2]} (top, left) of the exemplar at "
+            f"{exemplar_size} px; {len(split['held_out'])} held-out crops")
+
+    def source(size):
+        """The exemplar at a stage of longer side ``size``: the image, or its synthesis crop."""
+        if split is None:
+            return inputs.read(a.image, size)
+        crop = split["synthesis"]
+        return crop if size == a.size else image.resize(crop, size, size)
+
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
 
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
-        src = inputs.fit_for_fc(inputs.read(a.image, size), layers, net, size, log)
+        src = inputs.fit_for_fc(source(size), layers, net, size, log)
         x_src = image.preprocess(src, net.preprocessing)
         net.check_input(x_src.shape, layers)
         shape = (1, 3, *out_shape(a.out_size, size, a.size, x_src.shape[2:]))
@@ -159,7 +194,7 @@ def run(**kwargs):
         coarse = scales.coarse_to_fine(a, net, build, layers, log)
     except scales.Interrupted as stop:
         return stop.args[0]
-    img = inputs.fit_for_fc(inputs.read(a.image, a.size), layers, net, a.size, log)
+    img = inputs.fit_for_fc(source(a.size), layers, net, a.size, log)
     xs = image.preprocess(img, net.preprocessing)
     obj, x_start = build(a.size, coarse)
     check_seed = a.seed + scoring.RANDOM_JUDGE_SEED_OFFSET
@@ -185,6 +220,15 @@ def run(**kwargs):
               f"{log['gram_error_check_net']['total']:.3g} (white noise {base['gram_error_check_net']['total']:.3g})")
         log["judge"] = scoring.score(judges, {"result": out_img, **base_imgs})
         scoring.report(log["judge"])
+        log["copy_score"] = judging.copy_score(out_img, img)
+        if split is None:
+            say(f"copy score (max normalised cross-correlation with the source, 1 for a shifted copy): "
+                f"{log['copy_score']:.2f}; --held-out adds a natural crop's for comparison")
+        else:
+            rep = judging.texture_report(out_img, split, {k: j.net for k, j in judges.items()}, seed=a.seed)
+            log["held_out"].update(rep)
+            for line in judging.report_lines(rep):
+                say(line)
         return out_img
 
     return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)

@@ -49,5 +49,5 @@ def report(scores: dict) -> None:
     for name, per_image in scores.items():
         rest = "; ".join(f"{k} {judging.summary(v)}" for k, v in per_image.items() if k != "result")
         say(f"same-image score in the {name} net (against the source itself, what Gatys et al. minimise; "
-            f"the fair judge is python -m tasks.experiments quality): result {judging.summary(per_image['result'])} ({rest})")
+            f"a copy of the source would win it; --held-out judges against parts never seen): result {judging.summary(per_image['result'])} ({rest})")
 

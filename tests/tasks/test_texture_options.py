@@ -61,3 +61,33 @@ def test_style_drops_the_layers_that_pin_a_layout_when_asked():
     dropped = Objective.style(net, xc, [xs], style_layers=layers, drop_pinned=True)
     assert {t.layer for t in kept.terms if t.kind == "gram"} == set(layers)
     assert {t.layer for t in dropped.terms if t.kind == "gram"} == {"relu1_1", "relu2_1", "relu3_1"}
+
+
+def test_held_out_synthesises_from_one_crop_and_judges_against_the_others():
+    """--held-out: the result has the crop's size, the log holds the fair figures with their
+    yardsticks (natural crops, a copy, noise), and the copy of the source is nearer the
+    held-out crops than white noise is (the judge can tell texture from noise)."""
+    img, log = texture.run(image="gravel", size=48, iters=3, scales="none", held_out=True, **QUIET)
+    assert img.shape == (48, 48, 3)
+    rep = log["held_out"]
+    assert rep["exemplar_size"] == 144 and len(rep["boxes"]) == 9
+    d = rep["distance"]["random"]
+    assert d["copy"] < d["white_noise"] and len(d["nature_all"]) == 8
+    assert 0 <= rep["copy_score"]["result"] <= 1 and log["copy_score"] == rep["copy_score"]["result"]
+
+
+@pytest.mark.parametrize("opts, words", [({"exemplar_size": 60, "held_out": True}, "at least twice --size"),
+                                         ({"exemplar_size": 200}, "add --held-out")])
+def test_bad_exemplar_size_is_a_user_error(opts, words):
+    with pytest.raises(UserError, match=words):
+        texture.run(image="gravel", size=48, iters=1, **opts, **QUIET)
+
+
+def test_style_held_out_transfers_one_half_and_judges_against_the_other():
+    from tasks import style
+
+    img, log = style.run(content="coffee", style=["ihc"], size=48, iters=3, scales="none", held_out=True, **QUIET)
+    rep = log["held_out"]["random"]
+    assert rep["unstyled"]["content"] == 0.0 and rep["result"]["content"] > 0
+    # the style's own other half is nearer its held-out half than the unstyled photo is
+    assert rep["style_half"]["style"] < rep["unstyled"]["style"]
