@@ -103,7 +103,7 @@ def test_style_bad_input(argv, expect, capsys):
 
 def test_memory_check_says_what_fits(monkeypatch, capsys):
     monkeypatch.setattr(backend, "memory_available", lambda device: 300 * 2**20)
-    code, err = call(invert.main, ["--device", "cpu", "--size", "256", "--iters", "1"], capsys)
+    code, err = call(invert.main, ["--device", "cpu", "--size", "512", "--iters", "1"], capsys)
     line = one_line_error(err)
     assert code == 2 and "needs about" in line and "use --size" in line
 
