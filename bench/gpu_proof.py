@@ -396,7 +396,8 @@ def step_launches(device: str, size: int) -> int:
     obj.value_and_grad(x0)
     with backend.counting() as per_eval:
         obj.value_and_grad(x0)
-    print(f"one evaluation: {per_eval['launches']} raw-kernel launches, {per_eval['syncs']} host syncs")
+    print(f"one evaluation: {per_eval['launches']} raw-kernel launches, {per_eval['fused']} fused kernels, "
+          f"{per_eval['syncs']} host syncs")
     marks, evals = [], {"n": 0}
 
     def counted(x):
@@ -409,8 +410,9 @@ def step_launches(device: str, size: int) -> int:
                            callback=lambda *a: marks.append((backend.COUNTS["lbfgs_syncs"], evals["n"])))
     steps = [(r1 - r0, e1 - e0) for (r0, e0), (r1, e1) in zip(marks, marks[1:])]
     plain = [r for r, e in steps if e == 1]
-    print(f"device L-BFGS: {res.iterations} iterations, {res.evaluations} evaluations, {run['launches']} launches, "
-          f"{run['syncs']} host syncs in all, {run['lbfgs_syncs']} of them the optimiser's own")
+    print(f"device L-BFGS: {res.iterations} iterations, {res.evaluations} evaluations, "
+          f"{run['launches']} raw-kernel launches, {run['fused']} fused kernels, {run['syncs']} host syncs in all, "
+          f"{run['lbfgs_syncs']} of them the optimiser's own")
     print(f"optimiser reads per iteration after the first (reads, evaluations): {steps}")
     ok = bool(plain) and all(r == 1 for r in plain) and all(r <= e for r, e in steps)
     print("at most one optimiser read per iteration of one evaluation: " + ("yes" if ok else "NO"))

@@ -177,6 +177,7 @@ def engine_gpu_branch():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "array_module", lambda x: _NumpyInDisguise())
         mp.setattr(backend, "kernel", emulated_kernel)
+        mp.setattr(backend, "make_fused", emulator.fused)   # kernels/fused.py, built by g++
         mp.setattr(backend, "to_host", _host)  # a disguised array has no .get()
         yield
 
