@@ -25,6 +25,11 @@ SPECS = {
     "ranvgg_content_grad": dict(
         kind=ELEMENTWISE, in_params="T f, T t, T g, float64 k", out_params="T gx",
         operation="gx = (f - t) * (g * (T)k)"),
+    # the Gram loss (engine/ops/losses.py): w / (4 N^2 M^2) * sum(dG^2), summed in float64
+    "ranvgg_sum_squares": dict(
+        kind=REDUCTION, in_params="T d, float64 k", out_params="T y",
+        map_expr="(double)d * (double)d", reduce_expr="a + b", post_map_expr="y = (T)(a * k)",
+        identity="0", reduce_type="double"),
     # device L-BFGS (engine/optim/device_lbfgs.py): a . b in float64, no temporary
     "ranvgg_dot": dict(
         kind=REDUCTION, in_params="T a_, T b_", out_params="float64 y",

@@ -13,7 +13,7 @@ import pytest
 
 from engine import backend, gradcheck
 from engine.autograd import Tensor, backward
-from engine.ops import losses
+from engine.ops import gram, losses
 from engine.optim import device_lbfgs
 from kernels.fused import SPECS
 from tests.kernels import emulator
@@ -48,6 +48,25 @@ def test_content_loss_gradcheck_through_the_fused_kernels():
     with engine_gpu_branch():
         err = gradcheck.check(gradcheck.scalar_fn(lambda t: losses.content_loss(t, target, 0.7)),
                               rand((2, 4, 3, 5), np.float64, seed=7))
+    assert err < 1e-6, err
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gram_loss_value_fused_equals_numpy(dtype):
+    f = rand((2, 3, 4, 5), dtype)
+    g0 = gram.gram_forward(rand((1, 3, 4, 5), dtype, seed=1))
+    ref = losses.gram_loss(Tensor(f), g0, 0.7).data
+    with engine_gpu_branch(), backend.counting() as c:
+        value = losses.gram_loss(Tensor(f), g0, 0.7).data
+    assert c["fused"] == 1 and value.dtype == ref.dtype == dtype
+    assert float(value) == pytest.approx(float(ref), rel=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_gram_loss_gradcheck_through_the_fused_kernel():
+    g0 = gram.gram_forward(rand((1, 4, 3, 5), np.float64, seed=15))
+    with engine_gpu_branch():
+        err = gradcheck.check(gradcheck.scalar_fn(lambda t: losses.gram_loss(t, g0, 0.7)),
+                              rand((2, 4, 3, 5), np.float64, seed=8))
     assert err < 1e-6, err
 
 
