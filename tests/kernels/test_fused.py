@@ -8,6 +8,9 @@ compared with its NumPy path, and the content loss is checked by finite differen
 """
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -121,6 +124,14 @@ def test_dot_fused_equals_numpy():
 
 
 # ----------------------------------------------------------------------------- the harness
+
+
+def test_every_fused_call_in_engine_names_a_definition_and_every_definition_is_used():
+    engine_dir = Path(backend.__file__).resolve().parent
+    called = set()
+    for path in engine_dir.rglob("*.py"):
+        called |= set(re.findall(r'backend\.fused\(\s*"(\w+)"', path.read_text()))
+    assert called == set(SPECS)
 
 
 def test_the_emulator_runs_the_definition_it_is_given(monkeypatch):
