@@ -14,6 +14,10 @@ A launch checks what a GPU would not tell you:
 
 Threads run one after another, so kernels using ``__shared__`` or ``__syncthreads()`` cannot be
 emulated (the header leaves them undefined: such a kernel fails to build here).
+
+The fused CuPy kernels of ``kernels/fused.py`` are emulated the same way (``fused``): each
+definition is written out as CUDA C in the scope CuPy gives its text (``fused_source``), built by
+g++ and run by one thread over every element, in CuPy's place.
 """
 from __future__ import annotations
 
