@@ -91,7 +91,7 @@ def plan(device: str, out: Path) -> list[Step]:
         Step("network", "512 px float64 network (pool5, content loss, input gradient): device vs CPU",
              _me("network", device, "512" if gpu else "32"), 150),
         Step("wrap", "grid-stride loops that wrap: more elements than one grid covers",
-             _me("wrap", device), 60, skip=None if gpu else "needs 600 MB of device memory and a GPU's speed"),
+             _me("wrap", device), 60, skip=None if gpu else "needs 7 GB of device memory and a GPU's speed"),
         Step("memcheck", "compute-sanitizer memcheck on a small evaluation",
              ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "1", "--leak-check", "no",
               *_me("evaluate", device)], 120,
@@ -299,8 +299,25 @@ def step_network(device: str, size: int) -> int:
     return 0 if lerr <= 1e-9 and gerr <= 1e-9 else 1
 
 
+def _im2col_equal(x, cols) -> bool:
+    """Whether cols (N, C*9, H*W) holds x's 3x3 zero-padded neighbourhoods, compared one tap at a
+    time (no second copy of cols: the wrap step's is 4.8 GB)."""
+    from engine import backend
+
+    xp = backend.array_module(x)
+    n, c, h, w = x.shape
+    xpad = xp.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    taps = cols.reshape(n, c, 9, h, w)
+    return all(bool((taps[:, :, 3 * ky + kx] == xpad[:, :, ky:ky + h, kx:kx + w]).all())
+               for ky in range(3) for kx in range(3))
+
+
 def step_wrap(device: str) -> int:
-    """ReLU and im2col over more elements than the largest grid's threads: each loop wraps."""
+    """Every grid-stride loop wraps: ReLU over more elements than the largest grid's threads;
+    im2col (plain and ReLU-masked) over one plane of more positions than its grid's x covers, and
+    over more rows (N*C*9) than gridDim.y's limit; Winograd over more planes than gridDim.y's."""
+    import math
+
     import numpy as np
 
     from engine import backend
@@ -313,14 +330,26 @@ def step_wrap(device: str) -> int:
     y = relu.relu_forward(x)
     ok_relu = bool((y == xp.maximum(x, 0)).all())
     print(f"relu over {n} elements ({n / cover:.3f} grids): {'equal' if ok_relu else 'DIFFERENT'} to maximum(x, 0)")
-    c, side = 64, 512                                        # cols: 64*9*512*512 = 151 M elements
-    img = xp.asarray(np.random.default_rng(0).standard_normal((1, c, side, side)), dtype=xp.float32)
-    cols = conv3x3.im2col3x3(img)
-    from bench.ops import im2col_slices
-
-    ok_cols = bool((cols == im2col_slices(img)).all())
-    print(f"im2col writing {cols.size} elements ({cols.size / cover:.3f} grids): "
-          f"{'equal' if ok_cols else 'DIFFERENT'} to the slice baseline")
+    del x, y
+    # im2col's 2-D grid: x over one row's H*W positions, y over the N*C*9 rows
+    side = math.isqrt(cover) + 2
+    wide = (1, 1, cover // side + 2, side)                          # H*W > the x extent's threads
+    tall = (2, backend.MAX_PLANE_BLOCKS // 18 + 2, 5, 6)            # N*C*9 > gridDim.y's limit
+    rng = np.random.default_rng(0)
+    ok_cols = True
+    for shape in (wide, tall):
+        img = xp.asarray(rng.standard_normal(shape, dtype=np.float32))
+        mask = xp.maximum(xp.asarray(rng.standard_normal(shape, dtype=np.float32)), 0)
+        for relu_out in (None, mask):
+            cols = conv3x3.im2col3x3(img, relu_out)
+            same = _im2col_equal(img if relu_out is None else img * (relu_out > 0), cols)
+            rows, hw = cols.shape[0] * cols.shape[1], cols.shape[2]
+            del cols
+            ok_cols = ok_cols and same
+            print(f"im2col{'' if relu_out is None else ' masked by a ReLU'} of {shape}: {rows} rows "
+                  f"({rows / backend.MAX_PLANE_BLOCKS:.3f} grids in y) of {hw} positions ({hw / cover:.3f} grids "
+                  f"in x): {'equal' if same else 'DIFFERENT'} to the padded image's shifted slices")
+        del img, mask
     # Winograd's 2-D grid: more planes (images x channels) than gridDim.y's 65535
     planes = backend.MAX_PLANE_BLOCKS + 4467
     rng = np.random.default_rng(1)
@@ -367,7 +396,8 @@ def step_launches(device: str, size: int) -> int:
     obj.value_and_grad(x0)
     with backend.counting() as per_eval:
         obj.value_and_grad(x0)
-    print(f"one evaluation: {per_eval['launches']} raw-kernel launches, {per_eval['syncs']} host syncs")
+    print(f"one evaluation: {per_eval['launches']} raw-kernel launches, {per_eval['fused']} fused kernels, "
+          f"{per_eval['syncs']} host syncs")
     marks, evals = [], {"n": 0}
 
     def counted(x):
@@ -380,8 +410,9 @@ def step_launches(device: str, size: int) -> int:
                            callback=lambda *a: marks.append((backend.COUNTS["lbfgs_syncs"], evals["n"])))
     steps = [(r1 - r0, e1 - e0) for (r0, e0), (r1, e1) in zip(marks, marks[1:])]
     plain = [r for r, e in steps if e == 1]
-    print(f"device L-BFGS: {res.iterations} iterations, {res.evaluations} evaluations, {run['launches']} launches, "
-          f"{run['syncs']} host syncs in all, {run['lbfgs_syncs']} of them the optimiser's own")
+    print(f"device L-BFGS: {res.iterations} iterations, {res.evaluations} evaluations, "
+          f"{run['launches']} raw-kernel launches, {run['fused']} fused kernels, {run['syncs']} host syncs in all, "
+          f"{run['lbfgs_syncs']} of them the optimiser's own")
     print(f"optimiser reads per iteration after the first (reads, evaluations): {steps}")
     ok = bool(plain) and all(r == 1 for r in plain) and all(r <= e for r, e in steps)
     print("at most one optimiser read per iteration of one evaluation: " + ("yes" if ok else "NO"))

@@ -59,7 +59,8 @@ def main(argv=None) -> None:
         if device == "gpu":
             with backend.counting() as c:
                 engine_fn()
-            note += f"; {c['launches']} raw-kernel launches, {c['syncs']} host sync(s) per evaluation"
+            note += (f"; {c['launches']} raw-kernel launches, {c['fused']} fused kernels, "
+                     f"{c['syncs']} host sync(s) per evaluation")
         med = alternate(fns, a.repeat, device)
         peaks = {k: peak_bytes(k, size, a.layer, device) for k in ("engine", "torch") if k in fns}
         opt = optimiser_cost(size)

@@ -168,7 +168,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 # ----------------------------------------------------------------------------- launch and sync counts
 
-COUNTS = {"launches": 0, "syncs": 0, "lbfgs_syncs": 0}
+COUNTS = {"launches": 0, "fused": 0, "syncs": 0, "lbfgs_syncs": 0}
 
 
 def count_sync(tag: str | None = None) -> None:
@@ -184,10 +184,11 @@ def counting():
 
         with backend.counting() as c:
             objective.value_and_grad(x)
-        c["launches"], c["syncs"], c["lbfgs_syncs"]
+        c["launches"], c["fused"], c["syncs"], c["lbfgs_syncs"]
 
-    The dict is filled when the block ends. cuBLAS GEMMs and CuPy's own elementwise kernels are
-    not counted (CuPy launches those)."""
+    The dict is filled when the block ends. ``fused`` counts the fused CuPy kernels of
+    ``kernels/fused.py`` (``fused``); cuBLAS GEMMs and CuPy's other array operations are not
+    counted (CuPy launches those)."""
     before = dict(COUNTS)
     found: dict = {}
     try:
@@ -267,6 +268,29 @@ def launch_planes(kern, planes: int, per_plane: int, args) -> None:
 
 
 MAX_PLANE_BLOCKS = 65535   # gridDim.y's limit
+
+
+# ----------------------------------------------------------------------------- fused CuPy kernels
+
+
+def fused(name: str):
+    """The fused kernel ``name`` of ``kernels/fused.py`` (a ``cupy.ElementwiseKernel`` or
+    ``cupy.ReductionKernel``, made once; CuPy compiles it per dtype at first call). Call it once
+    per launch: ``backend.fused("ranvgg_dot")(a, b)``; counted in ``COUNTS["fused"]``."""
+    COUNTS["fused"] += 1
+    return make_fused(name)
+
+
+@functools.lru_cache(maxsize=None)
+def make_fused(name: str):
+    from kernels.fused import ELEMENTWISE, SPECS
+
+    cupy = _cupy_status()[0]
+    spec = dict(SPECS[name])
+    if spec.pop("kind") == ELEMENTWISE:
+        return cupy.ElementwiseKernel(spec["in_params"], spec["out_params"], spec["operation"], name)
+    return cupy.ReductionKernel(spec["in_params"], spec["out_params"], spec["map_expr"], spec["reduce_expr"],
+                                spec["post_map_expr"], spec["identity"], name, reduce_type=spec["reduce_type"])
 
 
 # ----------------------------------------------------------------------------- TF32

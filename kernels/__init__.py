@@ -1,4 +1,8 @@
-"""CUDA C sources of the raw kernels, compiled with NVRTC at first use (see engine.backend)."""
+"""CUDA C sources of the raw kernels, compiled with NVRTC at first use (see engine.backend).
+
+    *.cu      the raw kernels, one file per op family (``source``, ``names``)
+    fused.py  the fused CuPy ElementwiseKernel / ReductionKernel definitions (``backend.fused``)
+"""
 from pathlib import Path
 
 KERNEL_DIR = Path(__file__).resolve().parent

@@ -9,26 +9,33 @@
 // followed by a ReLU (y: the ReLU's output). Fusing the ReLU mask into the gather saves a pass
 // over the gradient and a temporary of its size in every conv layer.
 //
-// Launch: 1-D grid-stride loop; one thread writes one element of cols.
+// Launch: a 2-D grid. y (a grid-stride loop: gridDim.y stops at 65535) runs over the N*C*9 rows
+// of cols, each row one (plane, ky, kx) found by divisions by the constants 9 and 3; x (a
+// grid-stride loop) runs over the row's H*W positions, one thread per element, with 32-bit
+// unsigned index math: one division (p / W) per element, no 64-bit division anywhere.
+// A plane must hold fewer than 2^31 positions (engine/ops/conv3x3.py checks).
 
 template <typename T, bool MASKED>
 __device__ void im2col3x3(const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ cols,
                           int n, int c, int h, int w) {
-    const long long hw = (long long)h * w;
-    const long long total = (long long)n * c * 9 * hw;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const long long p = i % hw;          // output position y*W + x
-        const long long row = i / hw;        // (n, c, ky, kx) flattened
-        const int k = (int)(row % 9);
-        const long long nc = row / 9;        // n*C + c
-        const int sy = (int)(p / w) + k / 3 - 1;  // source row and column
-        const int sx = (int)(p % w) + k % 3 - 1;
-        if (sy >= 0 && sy < h && sx >= 0 && sx < w) {
-            const long long j = nc * hw + (long long)sy * w + sx;
-            cols[i] = MASKED ? x[j] * T(y[j] > T(0)) : x[j];  // gy * mask, as the NumPy path
-        } else {
-            cols[i] = T(0);
+    const unsigned uw = (unsigned)w, hw = (unsigned)h * uw;
+    const long long rows = (long long)n * c * 9;
+    for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
+        const long long plane = row / 9;                  // n*C + c; a constant divisor: a multiply
+        const int k = (int)(row - plane * 9);             // ky*3 + kx
+        const int dy = k / 3 - 1, dx = k % 3 - 1;         // the tap's offset
+        const T* src = x + plane * hw;
+        const T* msk = MASKED ? y + plane * hw : nullptr;
+        T* dst = cols + row * hw;
+        for (unsigned p = blockIdx.x * blockDim.x + threadIdx.x; p < hw; p += blockDim.x * gridDim.x) {
+            const unsigned oy = p / uw;                   // output row and column
+            const int sy = (int)oy + dy, sx = (int)(p - oy * uw) + dx;   // source row and column
+            if (sy >= 0 && sy < h && sx >= 0 && sx < w) {
+                const unsigned j = (unsigned)sy * uw + (unsigned)sx;
+                dst[p] = MASKED ? src[j] * T(msk[j] > T(0)) : src[j];   // gy * mask, as the NumPy path
+            } else {
+                dst[p] = T(0);
+            }
         }
     }
 }

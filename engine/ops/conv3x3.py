@@ -122,19 +122,22 @@ def im2col3x3(x, relu_out=None):
     the ReLU backward fused into the gather (one kernel, no temporary, on the GPU)."""
     xp = backend.array_module(x)
     n, c, h, w = x.shape
+    if xp is not np and h * w >= 2**31:
+        raise ValueError(f"im2col on the GPU takes planes of fewer than 2^31 positions, got {h} x {w}")
     x = xp.ascontiguousarray(x)
     cols = xp.empty((n, c * 9, h * w), dtype=x.dtype)
     dims = (np.int32(n), np.int32(c), np.int32(h), np.int32(w))
     if xp is np:
         _im2col_cpu(x if relu_out is None else x * (relu_out > 0), cols)
     elif relu_out is None:
-        # one thread writes one element of cols
-        backend.launch(backend.kernel("conv3x3", "conv3x3_im2col", x.dtype), cols.size, (x, cols, *dims))
+        # a 2-D grid: y over the N*C*9 rows of cols, x over each row's H*W positions
+        backend.launch_planes(backend.kernel("conv3x3", "conv3x3_im2col", x.dtype), n * c * 9, h * w,
+                              (x, cols, *dims))
     else:
-        # one thread writes one element of cols, masked by the ReLU
+        # the same grid, the gather masked by the ReLU
         relu_out = xp.ascontiguousarray(relu_out, dtype=x.dtype)
-        backend.launch(backend.kernel("conv3x3", "conv3x3_im2col_relu_bwd", x.dtype), cols.size,
-                       (x, relu_out, cols, *dims))
+        backend.launch_planes(backend.kernel("conv3x3", "conv3x3_im2col_relu_bwd", x.dtype), n * c * 9, h * w,
+                              (x, relu_out, cols, *dims))
     return cols
 
 

@@ -17,15 +17,27 @@ stays on the device as a 0-d array; only the optimiser wrapper turns it into a f
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import backend
 from ..autograd import Tensor, record
 from ..parallel import matmul
 from .gram import features_matrix, gram_forward
 
 
 def content_loss(f: Tensor, target, weight: float = 1.0, name=None) -> Tensor:
-    """f, target: (N, C, h, w) (target may have batch 1). Returns a 0-d tensor."""
+    """f, target: (N, C, h, w) (target may have batch 1). Returns a 0-d tensor.
+
+    GPU: one fused kernel for the value (summed in float64) and one for the gradient
+    (kernels/fused.py), where the array operations take six launches and a temporary of f's size."""
     _, c, h, w = f.shape
     nm = c * h * w
+    xp = backend.array_module(f.data)
+    if xp is not np:
+        fd, target = f.data, xp.asarray(target, dtype=f.data.dtype)
+        value = backend.fused("ranvgg_content_value")(fd, target, weight / (2.0 * nm))
+        return record(value, (f,), lambda g: (backend.fused("ranvgg_content_grad")(
+            fd, target, xp.asarray(g, dtype=fd.dtype), weight / nm),), name)
     diff = f.data - target
     value = (diff * diff).sum() * (weight / (2.0 * nm))
     return record(value, (f,), lambda g: (diff * (g * (weight / nm)),), name)
@@ -37,7 +49,10 @@ def gram_loss(f: Tensor, target_gram, weight: float = 1.0, name=None) -> Tensor:
     m = h * w
     fm = features_matrix(f.data)
     dg = gram_forward(f.data) - target_gram  # (N, C, C)
-    value = (dg * dg).sum() * (weight / (4.0 * c * c * m * m))
+    if backend.array_module(dg) is np:
+        value = (dg * dg).sum() * (weight / (4.0 * c * c * m * m))
+    else:  # one fused kernel, summed in float64
+        value = backend.fused("ranvgg_sum_squares")(dg, weight / (4.0 * c * c * m * m))
 
     def backward(g):
         # (N, C, C) @ (N, C, M) -> (N, C, M) -> (N, C, h, w)

@@ -59,20 +59,27 @@ def i32(*values):
 # ----------------------------------------------------------------------------- 1. each entry point
 
 
+def launch_rows(entry, dtype, *args, source=None):
+    """``<entry>_<f32|f64>`` of kernels/conv3x3.cu (or of ``source``) on a 2 x 3 grid of
+    4-thread blocks: the rows loop (y) and each row's positions loop (x) go round."""
+    mod = emulator.module("conv3x3") if source is None else emulator.Module(source, "conv3x3-edited")
+    mod.get_function(f"{entry}_{backend.dtype_suffix(dtype)}")((2, 3), (4,), args)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+@pytest.mark.parametrize("shape", IMAGE_SHAPES + [(2, 2, 3, 4)])
 def test_conv3x3_im2col(shape, dtype):
     n, c, h, w = shape
     x = rand(shape, dtype)
     cols = nans((n, c * 9, h * w), dtype)
-    launch("conv3x3", "conv3x3_im2col", dtype, x, cols, *i32(n, c, h, w))
+    launch_rows("conv3x3_im2col", dtype, x, cols, *i32(n, c, h, w))
     np.testing.assert_array_equal(cols, conv3x3.im2col3x3(x))
 
     # the ReLU-backward-fused gather: gy masked by a ReLU output y (zeros, NaN kept)
     gy, y = rand(shape, dtype, seed=3), np.maximum(rand(shape, dtype, seed=4), 0)
     gy.flat[::5] = np.nan
     cols = nans((n, c * 9, h * w), dtype)
-    launch("conv3x3", "conv3x3_im2col_relu_bwd", dtype, gy, y, cols, *i32(n, c, h, w))
+    launch_rows("conv3x3_im2col_relu_bwd", dtype, gy, y, cols, *i32(n, c, h, w))
     np.testing.assert_array_equal(cols, conv3x3.im2col3x3(gy, relu_out=y))
     np.testing.assert_array_equal(cols, conv3x3.im2col3x3(gy * (y > 0)))
 
@@ -170,6 +177,7 @@ def engine_gpu_branch():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "array_module", lambda x: _NumpyInDisguise())
         mp.setattr(backend, "kernel", emulated_kernel)
+        mp.setattr(backend, "make_fused", emulator.fused)   # kernels/fused.py, built by g++
         mp.setattr(backend, "to_host", _host)  # a disguised array has no .get()
         yield
 
@@ -273,10 +281,24 @@ def test_catches_a_write_out_of_bounds():
 
 
 def test_catches_a_wrong_gather_offset():
-    source = kernels.source("conv3x3").replace("+ k % 3 - 1", "+ k % 3")  # kernel shifted by one column
+    source = kernels.source("conv3x3").replace("dx = k % 3 - 1", "dx = k % 3")  # kernel shifted by one column
+    assert source != kernels.source("conv3x3")
     x, cols = rand((1, 2, 4, 5), np.float64), nans((1, 18, 20), np.float64)
-    launch("conv3x3", "conv3x3_im2col", np.float64, x, cols, *i32(1, 2, 4, 5), source=source)
+    launch_rows("conv3x3_im2col", np.float64, x, cols, *i32(1, 2, 4, 5), source=source)
     assert not np.array_equal(cols, conv3x3.im2col3x3(x))
+
+
+@pytest.mark.parametrize("edit, written", [
+    (("row += gridDim.y", "row += rows"), np.s_[:, :3, :]),                # rows: the grid's 3 block rows only
+    (("p += blockDim.x * gridDim.x", "p += hw"), np.s_[:, :, :8]),         # positions: 2 blocks x 4 threads
+])
+def test_catches_an_im2col_loop_that_does_not_stride(edit, written):
+    # without one of the two grid strides, only what the grid covers at once is written
+    source = kernels.source("conv3x3").replace(*edit)
+    assert source != kernels.source("conv3x3")
+    x, cols = rand((1, 2, 4, 5), np.float64), nans((1, 18, 20), np.float64)
+    launch_rows("conv3x3_im2col", np.float64, x, cols, *i32(1, 2, 4, 5), source=source)
+    assert not np.isnan(cols[written]).any() and np.isnan(cols).sum() == cols.size - cols[written].size
 
 
 def test_catches_wrong_argument_types():
@@ -400,3 +422,119 @@ def test_winograd_gradcheck_through_the_emulated_kernels():
         err = gradcheck.check(gradcheck.scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), x)
         used = conv3x3.choose(16, 16, 5, 4, xp=backend.array_module(x))
     assert used == "f2" and err < 1e-6, err
+
+
+# ----------------------------------------------------------------------------- im2col's 2-D grid in the engine
+
+
+@contextlib.contextmanager
+def small_grid():
+    """backend's launch limits cut down to 2 x 3 blocks of 4 threads, so that every grid-stride
+    loop the engine launches goes round on small inputs."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "MAX_BLOCKS", 2)
+        mp.setattr(backend, "MAX_PLANE_BLOCKS", 3)
+        mp.setattr(backend, "THREADS", 4)
+        yield
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_engine_im2col_on_a_grid_that_wraps(dtype):
+    """conv1_1's algorithm (3 input channels: im2col) through the engine's launch on a cut-down
+    grid: rows (2*3*9 = 54 > 3) and positions (5*7 = 35 > 8) both wrap, forward and backward
+    (the ReLU mask fused into the gather); the GEMM is the same, so the results are equal."""
+    x = rand((2, 3, 5, 7), dtype)
+    p = conv3x3.ConvWeights(rand((4, 3, 3, 3), dtype, seed=1), rand(4, dtype, seed=2))
+    gy = rand((2, 4, 5, 7), dtype, seed=3)
+    ref_y = conv3x3.conv3x3_forward(x, p, relu=True)
+    ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y)
+    grids = []
+    with engine_gpu_branch(), small_grid(), pytest.MonkeyPatch.context() as mp:
+        emulated = backend.kernel
+
+        def recording(name, entry, dt):
+            kern = emulated(name, entry, dt)
+            return lambda grid, block, args: (grids.append((entry, grid, block)), kern(grid, block, args))
+
+        mp.setattr(backend, "kernel", recording)
+        y = conv3x3.conv3x3_forward(x, p, relu=True)
+        gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
+    assert [(e, g, b) for e, g, b in grids if e.startswith("conv3x3")] == [
+        ("conv3x3_im2col", (2, 3), (4,)), ("conv3x3_im2col_relu_bwd", (2, 3), (4,))]
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(gx, ref_gx)
+
+
+def test_im2col_gradcheck_through_the_emulated_kernels():
+    """Finite differences, float64, through the GPU branch's im2col: the fused conv+ReLU node
+    (im2col forward, masked im2col backward) on a grid where both loops wrap."""
+    x = rand((1, 3, 5, 4), np.float64)
+    p = conv3x3.ConvWeights(rand((4, 3, 3, 3), np.float64, seed=1) * 0.3, rand(4, np.float64, seed=2))
+    with engine_gpu_branch(), small_grid():
+        err = gradcheck.check(gradcheck.scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), x)
+        used = conv3x3.choose(3, 4, 5, 4, xp=backend.array_module(x))
+    assert used == "im2col" and err < 1e-6, err
+
+
+def test_im2col_refuses_a_plane_of_2_to_the_31_positions():
+    # the kernel's index math within a row is 32-bit; the check runs before any allocation
+    big = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(1, 1, 2**16, 2**15), strides=(0, 0, 0, 0))
+    with engine_gpu_branch(), pytest.raises(ValueError, match="2\\^31"):
+        conv3x3.im2col3x3(big)
+
+
+def _run_wrap_step(conv3x3_source=None):
+    """bench/gpu_proof.py's wrap step on the emulated GPU branch with the cut-down grid; its exit
+    status and every raw launch as (entry, grid, block, args)."""
+    from bench import gpu_proof
+
+    launches = []
+    with engine_gpu_branch(), small_grid(), pytest.MonkeyPatch.context() as mp:
+        emulated = backend.kernel
+
+        def recording(name, entry, dt):
+            if name == "conv3x3" and conv3x3_source is not None:
+                kern = emulator.Module(conv3x3_source, "conv3x3-edited").get_function(
+                    f"{entry}_{backend.dtype_suffix(dt)}")
+            else:
+                kern = emulated(name, entry, dt)
+            return lambda grid, block, args: (launches.append((entry, grid, block, args)), kern(grid, block, args))
+
+        mp.setattr(backend, "kernel", recording)
+        mp.setattr(backend, "xp_for", lambda device: _NumpyInDisguise())
+        rc = gpu_proof.step_wrap("gpu")
+    return rc, launches
+
+
+def test_the_proof_commands_wrap_step_wraps_every_loop(capsys):
+    """The wrap step, scaled down by the grid's limits (cover 2 x 4 threads, gridDim.y 3), passes,
+    and its launches do make each grid-stride loop go round: ReLU's 1-D loop, im2col's positions
+    (x) and rows (y), plain and masked, and Winograd's planes (y)."""
+    rc, launches = _run_wrap_step()
+    assert rc == 0, capsys.readouterr().out
+
+    def wrapped(entry, axis):
+        for e, grid, block, args in launches:
+            if e != entry:
+                continue
+            if e.startswith("relu"):
+                work, cover = int(args[-1]), grid[0] * block[0]
+            else:
+                n, c, h, w = (int(a) for a in args[-4:])
+                work, cover = ((h * w, grid[0] * block[0]) if axis == "x" else
+                               (n * c * (9 if e.startswith("conv3x3") else 1), grid[1]))
+            if work > cover:
+                return True
+        return False
+
+    assert wrapped("relu_fwd", "x") and wrapped("winograd2_input", "y")
+    for entry in ("conv3x3_im2col", "conv3x3_im2col_relu_bwd"):
+        assert wrapped(entry, "x") and wrapped(entry, "y"), entry
+
+
+@pytest.mark.parametrize("edit", [("row += gridDim.y", "row += rows"), ("p += blockDim.x * gridDim.x", "p += hw")])
+def test_the_wrap_step_fails_when_an_im2col_loop_does_not_stride(edit, capsys):
+    source = kernels.source("conv3x3").replace(*edit)
+    assert source != kernels.source("conv3x3")
+    rc, _ = _run_wrap_step(source)
+    assert rc == 1 and "DIFFERENT" in capsys.readouterr().out

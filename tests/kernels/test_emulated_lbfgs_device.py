@@ -59,11 +59,17 @@ def test_device_lbfgs_through_emulated_kernels():
     ref = lbfgs_device(obj, x0, bounds, iters=5)
 
     strict = CupyNamesOnly()
+    fused = set()
     with engine_gpu_branch(), pytest.MonkeyPatch.context() as mp:
         mp.setattr(net, "xp", strict)
         small_grid(mp)
+        emulated = backend.make_fused
+        mp.setattr(backend, "make_fused", lambda name: (fused.add(name), emulated(name))[1])
         res = lbfgs_device(obj, x0, bounds, iters=5)
-    assert {"sum", "where", "clip", "array", "asarray", "triu", "linalg"} <= strict.used
+    assert {"where", "clip", "array", "asarray", "triu", "linalg"} <= strict.used
+    # the optimiser's fused kernels (kernels/fused.py), and the content loss's
+    assert {"ranvgg_dot", "ranvgg_keep_inside", "ranvgg_trial_point", "ranvgg_content_value",
+            "ranvgg_content_grad"} <= fused
     assert res.failed is None and res.iterations == ref.iterations == 5
     assert res.evaluations == ref.evaluations
     np.testing.assert_allclose([h["loss"] for h in res.history], [h["loss"] for h in ref.history], rtol=1e-9)
@@ -84,6 +90,7 @@ def test_launches_per_evaluation_and_syncs_per_iteration():
         # max pool, TV; backward: max pool, per conv a masked Winograd input + output transform
         # (the gradient of conv1_1 has 64 channels: Winograd too)
         assert one["launches"] == 2 + 2 + 1 + 1 + 1 + 2 * 2
+        assert one["fused"] == 2                     # the content loss: value, gradient (kernels/fused.py)
         assert one["syncs"] == 1 and one["lbfgs_syncs"] == 0
 
         marks = []

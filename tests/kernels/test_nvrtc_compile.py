@@ -96,3 +96,10 @@ def test_compiles(name, arch):
 
 def test_every_launched_file_exists():
     assert {file for file, _ in LAUNCHED} <= set(kernels.names())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_im2col_indexes_without_64_bit_division(arch):
+    # its 2-D grid leaves one 32-bit division per element; a 64-bit one is a slow software loop
+    ops = set(re.findall(r"\b((?:div|rem)\.[su](?:32|64))\b", compile_ptx("conv3x3", arch)))
+    assert ops and not {op for op in ops if op.endswith("64")}, sorted(ops)
