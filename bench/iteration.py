@@ -13,6 +13,8 @@ iteration costs on top of its evaluations (about 1.2 evaluations per iteration i
 from __future__ import annotations
 
 import argparse
+import os
+
 import numpy as np
 
 from engine import UserError, backend
@@ -37,10 +39,12 @@ def main(argv=None) -> None:
     a, sizes, device = parse_args(ap, argv, "128,256,512", 5)
     import numba
 
-    print(f"machine: {machine(device)}; {numba.config.NUMBA_NUM_THREADS} thread(s) each")
+    pinned = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    print(f"machine: {machine(device)}; {numba.config.NUMBA_NUM_THREADS} thread(s) each"
+          + (f", on CPUs {pinned}" if pinned is not None else "") + f"; load average {os.getloadavg()[0]:.1f}")
     print(f"one evaluation = forward to {a.layer} + content loss + input gradient, batch 1, float32; "
           f"medians of {a.repeat}, contenders alternating")
-    head = f"{'size':>5} {'contender':>13} {'time':>11} {'ratio':>6} {'optimiser/it':>13} {'peak':>12}  check"
+    head = f"{'size':>5} {'contender':>13} {'time':>11} {'ratio':>6} {'optimiser/it':>13} {'peak':>12} {'ratio':>6}  check"
     print(head)
     print("-" * len(head))
     for size in sizes:
@@ -70,10 +74,13 @@ def main(argv=None) -> None:
             rival = "" if k == "engine" else f"{t * 1e3:.1f}ms"
             label = "ranvgg" if k == "engine" else ("PyTorch fp32" if k == "torch" else "PyTorch TF32")
             peak = mib(peaks.get(k)) if k in peaks else ""
+            mem_ratio = ("" if k == "engine" or not peaks.get(k) or not peaks.get("engine")
+                         else f"{peaks['engine'] / peaks[k]:.2f}")
             print(f"{size:>5} {label:>13} {med['engine'] * 1e3 if k == 'engine' else t * 1e3:>9.1f}ms "
-                  f"{ratio:>6} {opt * 1e3 if k == 'engine' else 0:>11.1f}ms {peak:>12}  "
+                  f"{ratio:>6} {opt * 1e3 if k == 'engine' else 0:>11.1f}ms {peak:>12} {mem_ratio:>6}  "
                   f"{note if k == 'engine' else ''}".rstrip(), flush=True)
-    print("ratio = ranvgg / that row (below 1: ranvgg is faster); PyTorch fp32 has TF32 off in cuBLAS and cuDNN, "
+    print("ratio = ranvgg / that row, for time and for peak memory (below 1: ranvgg is faster, or needs less); "
+          "PyTorch fp32 has TF32 off in cuBLAS and cuDNN, "
           "cudnn.benchmark on; peak = how far memory rose during one evaluation (RSS high-water mark on the CPU)")
 
 

@@ -129,9 +129,13 @@ def _weights_bytes(t: _Table, top: int, fc_inputs) -> int:
 
 
 def _layouts_bytes(t: _Table, top: int, fc_inputs) -> int:
-    """The backward GEMM layout (Cin, Cout*9) of every conv used (float32 on the CPU is a view
-    otherwise; a float64 or GPU net copies once more, which this ignores)."""
-    return 4 * sum(int(np.prod(s)) for name, s in t.conv.items() if t.index[name] <= top)
+    """The backward GEMM layout (Cin, Cout*9) of the convs used: kept when small, the largest
+    one made per call otherwise (``ConvWeights.w_bwd``)."""
+    from .ops import winograd
+
+    sizes = [4 * int(np.prod(s)) for name, s in t.conv.items() if t.index[name] <= top]
+    kept = [b for b in sizes if b <= winograd.U_CACHE_BYTES]
+    return sum(kept) + max([b for b in sizes if b > winograd.U_CACHE_BYTES], default=0)
 
 
 def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:

@@ -19,7 +19,6 @@ fewer multiplies, the weight transforms made once per layer), chosen per call by
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -51,14 +50,22 @@ class ConvWeights:
         self.has_bias = bool(xp.any(bias != 0))
         self.bias_col = bias.reshape(1, cout, 1)
         self._winograd = {}  # m -> U (a*a, Cout, Cin), made at first use
+        self._w_bwd = None
 
-    @functools.cached_property
+    @property
     def w_bwd(self):
-        """The backward GEMM's layout, made at its first use (only im2col's backward reads it):
-        flip in space, swap channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9)."""
+        """The backward GEMM's layout (only im2col's backward reads it): flip in space, swap
+        channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9). Kept when it takes at
+        most ``winograd.U_CACHE_BYTES``, else made at each use: a deep layer of a small image
+        runs im2col, and keeping it would hold a second copy of the largest weights."""
+        if self._w_bwd is not None:
+            return self._w_bwd
         xp = backend.array_module(self.weight)
         flipped = self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        return xp.ascontiguousarray(flipped.reshape(self.cin, self.cout * 9))
+        w = xp.ascontiguousarray(flipped.reshape(self.cin, self.cout * 9))
+        if w.nbytes <= winograd.U_CACHE_BYTES:
+            self._w_bwd = w
+        return w
 
     def winograd_u(self, m: int):
         """Winograd F(m x m) weights (a*a, Cout, Cin), made once and kept when small; else the
