@@ -130,12 +130,11 @@ def _weights_bytes(t: _Table, top: int, fc_inputs) -> int:
 
 def _layouts_bytes(t: _Table, top: int, fc_inputs) -> int:
     """The backward GEMM layout (Cin, Cout*9) of the convs used: kept when small, the largest
-    one made per call otherwise (``ConvWeights.w_bwd``)."""
+    one is made per call, in the backward pass (``ConvWeights.w_bwd``, ``_pass_peak``)."""
     from .ops import winograd
 
     sizes = [4 * int(np.prod(s)) for name, s in t.conv.items() if t.index[name] <= top]
-    kept = [b for b in sizes if b <= winograd.U_CACHE_BYTES]
-    return sum(kept) + max([b for b in sizes if b > winograd.U_CACHE_BYTES], default=0)
+    return sum(b for b in sizes if b <= winograd.U_CACHE_BYTES)  # a larger one: in the pass
 
 
 def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
@@ -189,6 +188,8 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
     """Peak bytes of one forward + backward pass (value_and_grad), beyond weights/targets.
 
     Replays the allocations: ``live`` is what is held, ``peak`` the most ever held."""
+    from .ops import winograd
+
     want = {l for _, l in terms if l}
     h0, w0 = h, w
     x = n * 3 * h * w * item
@@ -253,7 +254,9 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
             cols = n * cout * 9 * hw * item
             gx = n * cin * hw * item
             masked = n * cout * hw * (item + 1) if kind == "conv_relu" else 0  # gy * (y > 0), its mask
-            peak = max(peak, live + gy + cols + max(masked, gx))
+            layout = cin * cout * 9 * item   # the backward layout, made for this call when large
+            layout = layout if layout > winograd.U_CACHE_BYTES else 0
+            peak = max(peak, live + gy + cols + layout + max(masked, gx))
         elif kind == "pool":
             peak = max(peak, live + gy + n * cin * hw * item)
         else:
