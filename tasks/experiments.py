@@ -153,7 +153,7 @@ def resolve(a) -> argparse.Namespace:
     pair_images = [p for pair in quality_pairs(o) for p in pair] if a.figure == "quality" else []
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []) + pair_images:
         inputs.image_path(img)
-    _check_memory(o)   # before any image is decoded at --size
+    _check_memory(o, pair_images)   # before any image is decoded at --size
     if o.layers and a.figure != "fig5":   # a photo too small for the deepest layer fails now, not mid-sweep
         x = np.zeros((1, 3) + inputs.read(o.image, a.size).shape[:2], np.float32)
         nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
@@ -176,15 +176,17 @@ def _floats(spec, option) -> list:
     return out
 
 
-def _check_memory(o) -> None:
-    """The tasks' memory check, for the largest run of the sweep (its size and deepest layer)."""
+def _check_memory(o, more_images=()) -> None:
+    """The tasks' memory check, for the largest run of the sweep (its size and deepest layer):
+    the largest of the figure's image and ``more_images`` (quality's style pairs)."""
     import types
 
     from .pipeline import inputs, network
 
     deepest = [l for l in (o.layers or ["pool5"]) if l not in FC_LAYERS] or ["pool5"]
     a = types.SimpleNamespace(device=o.device, history=10, pooling="avg", net="random", weights=None)
-    shape = inputs.planned_shape(o.image, o.size)
+    shape = max((inputs.planned_shape(img, o.size) for img in [o.image, *more_images] if img),
+                key=lambda s: s[2] * s[3])
     try:
         network.check_memory(a, shape, [("gram", l) for l in deepest] + [("content", l) for l in deepest],
                              extra_nets=2)

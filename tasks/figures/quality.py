@@ -43,6 +43,9 @@ COLUMNS = (["key", "task", "net", "arch", "seed", "image", "style", "content_wei
               "style_error_random_judge_same_crop", "style_error_trained_judge_same_crop",
               "iterations", "seconds", "status"])
 YARDSTICKS = ("nature", "copy", "shuffled", "white_noise")
+# Gatys et al.'s style transfer, for the trained rows: content at relu4_2, Gram terms at relu1_1..relu5_1,
+# no total variation (the style command's own defaults are chosen for the random nets)
+GATYS_STYLE = {"content_layer": judging.CONTENT_LAYER, "style_layers": ",".join(judging.STYLE_LAYERS), "tv_weight": 0.0}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -133,7 +136,8 @@ def specs(o) -> list:
         for net in methods(o):
             for w in o.content_weights:
                 s = common.spec(o, "style", net, o.seeds[0], content, "", style=crops["style", st],
-                                options={"content_weight": w}, label=f"cw{w:g}")
+                                options={"content_weight": w, **(GATYS_STYLE if net == "trained" else {})},
+                                label=f"cw{w:g}")
                 s.update(source=st, content_weight=w, judge_suffix="_same_crop")
                 out.append(s)
     return out

@@ -9,7 +9,7 @@ import pytest
 from engine import UserError
 from engine.vgg import VGG19
 from tasks import experiments
-from tasks.figures import FIGURES, plots, runs
+from tasks.figures import FIGURES, plots, quality, runs
 
 TINY = {"size": 32, "iters": 2, "seeds": "0-1", "nets": "random", "quiet": True}
 # the smallest settings that still exercise each figure's rows, grid and plot (2 seeds where the
@@ -89,6 +89,20 @@ def test_figure_writes_its_folder(figure, tmp_path, trained):
     if figure == "fig4":
         curves = read_csv(tmp_path / "curves.csv")
         assert len(curves) == 2 * len(rows) and all(float(c["feature_error"]) > 0 for c in curves)
+
+
+def test_quality_styles_alone_with_gatys_on_the_trained_net(tmp_path, trained):
+    """--images none: the style pairs alone. The trained rows are Gatys et al.'s transfer (content
+    at relu4_2, Gram terms at relu1_1..relu5_1, no total variation); the random nets' rows keep the
+    style command's defaults."""
+    argv = ["quality", "--images", "none", "--pairs", "chelsea:ihc", "--nets", "ranvgg", "--trained", trained,
+            "--content-weights", "3", "--size", "32", "--out", str(tmp_path)]
+    o = experiments.resolve(experiments.PARSER.parse_args(argv))
+    by_net = {s["net"]: s for s in quality.specs(o)}
+    assert sorted(by_net) == ["ranvgg", "trained"] and {s["task"] for s in by_net.values()} == {"style"}
+    assert by_net["trained"]["options"] == {"content_weight": 3.0, "content_layer": "relu4_2", "tv_weight": 0.0,
+                                            "style_layers": "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"}
+    assert by_net["ranvgg"]["options"] == {"content_weight": 3.0}
 
 
 def test_interrupted_figure_resumes_without_redoing(tmp_path, monkeypatch):
