@@ -223,13 +223,14 @@ def _draw(recipe: dict, sigma: float, pooling, device, dtype) -> VGG19:
 
 def save(recipe: dict, path) -> None:
     """Write ``recipe`` as JSON (atomically: a cache never holds half a file)."""
+    path = files.as_path(path, "recipe path")
     text = json.dumps(recipe, indent=1) + "\n"
-    atomic_write(Path(path), lambda f: f.write(text.encode()), "recipe")
+    atomic_write(path, lambda f: f.write(text.encode()), "recipe")
 
 
 def load(path) -> dict:
     """Read and check a recipe file; a UserError says what is wrong with it."""
-    path = Path(path)
+    path = files.as_path(path, "recipe path")
     try:
         if path.stat().st_size > MAX_RECIPE_BYTES:
             raise UserError(f"{path}: {path.stat().st_size} bytes is not a recipe (they take a few KB)")
