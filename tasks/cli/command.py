@@ -220,7 +220,7 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
 
 
 def _main(a, ap, run) -> int:
-    claimed = None
+    claimed = made = None
     try:
         if getattr(a, "list_layers", False):
             validate(a)
@@ -232,6 +232,8 @@ def _main(a, ap, run) -> int:
             network.list_layers(network.net_for_listing(a), a.size, shape)
             return 0
         if a.out is None and ap.default_out:
+            folder = Path(ap.default_out).parent
+            made = None if folder.exists() else folder
             a.out = claimed = outputs.claim_default(ap.default_out)
         elif a.out and not outputs.is_device(Path(a.out)) and getattr(a, "save_every", None) is not None:
             if outputs.claim(Path(a.out)):   # two runs with one --out: the second is refused
@@ -258,6 +260,11 @@ def _main(a, ap, run) -> int:
     finally:
         if claimed is not None:
             outputs.release(claimed)  # the run stopped before it saved anything
+        if made is not None:
+            try:
+                made.rmdir()   # the default folder, made for this run: gone again if it stayed empty
+            except OSError:
+                pass
 
 
 def layer_list(spec, what: str = "--layer") -> list[str]:

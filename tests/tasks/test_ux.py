@@ -275,3 +275,15 @@ def test_python_api_takes_numpy_numbers():
     img, log = invert.run(device="cpu", size=32, iters=1, net="random", layer="relu1_1",
                           sigma=np.float32(0.02), seed=np.int64(1))
     assert img.shape == (32, 32, 3) and log["status"] == "done" and log["network"]["sigma"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("argv", [["--image", "nosuch"], ["--sigma", "-1"], ["--layer", "pool9"]])
+def test_a_refused_run_leaves_no_default_folder(tmp_path, monkeypatch, capsys, argv):
+    """The default out/ is made for a run's files; a run refused before any leaves none behind
+    (and an out/ that was there already stays)."""
+    monkeypatch.chdir(tmp_path)
+    assert invert.main(argv + ["--device", "cpu", "--size", "32", "--net", "random"]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()
+    assert invert.main(argv + ["--device", "cpu", "--size", "32", "--net", "random"]) == 2
+    assert (tmp_path / "out").is_dir()
