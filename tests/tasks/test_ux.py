@@ -117,6 +117,7 @@ def test_a_fifo_output_without_reader_never_hangs(tmp_path, capsys):
 def test_dev_null_output_is_accepted(tmp_path, capsys):
     assert invert.main([*TINY, "--layer", "relu1_1", "--out", "/dev/null", "--log", str(tmp_path / "l.json")]) == 0
     assert (tmp_path / "l.json").exists()
+    assert invert.main([*TINY, "--layer", "relu1_1", "--out", "/dev/null", "--log", "/dev/null"]) == 0  # nothing kept
 
 
 def test_a_bad_style_image_is_named_before_the_network(capsys):
