@@ -212,6 +212,33 @@ def _check_memory(o) -> None:
                              extra_nets=2)
     except UserError as exc:
         raise UserError(f"{exc} (each run of the sweep)") from None
+    if getattr(o, "exemplar_size", None):
+        _check_exemplar_memory(o)
+
+
+# reading an exemplar holds it about three times as float32 (12 bytes per pixel each): peak RSS
+# (/usr/bin/time) of load_image + split_exemplar at 4000 px, 35 bytes per pixel; of a whole
+# quality sweep at --exemplar-size 20000 (gravel, --size 64), 49; with margin
+EXEMPLAR_BYTES_PER_PIXEL = 64
+
+
+def _check_exemplar_memory(o) -> None:
+    """quality reads each texture at --exemplar-size before cutting it into tiles: refused
+    when that alone would not fit in RAM (from the image headers; nothing decoded)."""
+    from engine.memory import human
+
+    from .pipeline import inputs
+
+    free = backend.memory_available("cpu")
+    for img in o.images:
+        h, w = inputs.planned_shape(img, o.exemplar_size)[2:]
+        need = h * w * EXEMPLAR_BYTES_PER_PIXEL
+        if need > free:
+            fits = int(o.exemplar_size * (free / need) ** 0.5 * 0.95)
+            fix = (f"use --exemplar-size {fits} or smaller" if fits >= 2 * o.size
+                   else "free some memory or use a smaller --size")
+            raise UserError(f"--exemplar-size {o.exemplar_size}: reading {img} at {w}x{h} px takes about "
+                            f"{human(need)} but only {human(free)} of RAM is free; {fix}")
 
 
 def prepare_folder(out: Path, fresh: bool) -> None:
@@ -318,6 +345,10 @@ def _main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else command.EXIT_ERROR
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return command.EXIT_ERROR
+    except MemoryError:
+        print("error: out of memory; use a smaller --size (or --exemplar-size) or fewer --workers",
+              file=sys.stderr)
         return command.EXIT_ERROR
     except KeyboardInterrupt:   # before the sweep began (checks, folder, exemplar crops)
         print("\ninterrupted: the same command resumes where this one stopped", file=sys.stderr)

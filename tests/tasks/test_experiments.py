@@ -362,3 +362,25 @@ def test_ctrl_c_while_the_summary_is_written_waits_for_it(tmp_path, monkeypatch,
     assert main(argv) == 130
     assert "2 of 2 runs done" in (d / "summary.md").read_text()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_exemplar_too_big_for_memory_is_refused_before_the_folder(tmp_path, monkeypatch, capsys):
+    """quality reads the texture at --exemplar-size: 4000 px takes about 1 GiB, refused with
+    600 MiB free (the runs themselves, at 32 px, fit)."""
+    from engine import backend
+
+    monkeypatch.setattr(backend, "memory_available", lambda device: 600 * 2**20)
+    out = tmp_path / "q"
+    err = _error(["quality", "--image", "gravel", "--pairs", "none", "--exemplar-size", "4000", "--size", "32",
+                  "--seeds", "0", "--nets", "random", "--device", "cpu", "--out", str(out)], capsys)
+    assert "--exemplar-size 4000: reading gravel at 4000x4000 px takes about" in err
+    assert "use --exemplar-size" in err and not out.exists()
+
+
+def test_out_of_memory_in_a_sweep_is_one_line(tmp_path, monkeypatch, capsys):
+    def execute(spec):
+        raise MemoryError
+
+    monkeypatch.setattr(runs, "execute", execute)
+    err = _error(QUICK + ["--out", str(tmp_path / "m")], capsys)
+    assert "out of memory; use a smaller --size" in err
