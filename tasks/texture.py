@@ -86,6 +86,32 @@ def out_shape(spec, size: int, full: int, src_hw) -> tuple[int, int]:
 
 
 PARSER = _parser()
+MAX_BANK_MAPS = 1024     # its Gram matrices grow as the square: 10^8 maps would take terabytes
+
+
+def _check_out_size_memory(a, layers) -> None:
+    """--out-size sets the synthesis' own size, whatever --size: the memory check of the run at
+    that size (preflight checked the exemplar's), with the largest --out-size that fits."""
+    if a.out_size is None:
+        return
+    h, w = out_shape(a.out_size, a.size, a.size, (0, 0))
+    terms = [("gram", l) for l in layers]
+
+    def fits(f):
+        try:
+            network.check_memory(a, (1, 3, max(16, int(h * f)), max(16, int(w * f))), terms, extra_nets=1)
+            return True
+        except UserError:
+            return False
+
+    if fits(1.0):
+        return
+    f = 0.95
+    while f > 0.01 and not fits(f):
+        f *= 0.95
+    fix = (f"use --out-size {max(16, int(w * f))}x{max(16, int(h * f))} or smaller" if f > 0.01
+           else "free some memory")
+    raise UserError(f"--out-size {a.out_size}: the synthesis at {w}x{h} px does not fit in memory; {fix}")
 
 
 def gram_scorer(net: VGG19, x_ref, layers):
@@ -123,9 +149,11 @@ def run(**kwargs):
     command.validate(a)
     layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
-    if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
-        raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
+    if not isinstance(a.filter_bank, (int, np.integer)) or not 0 <= a.filter_bank <= MAX_BANK_MAPS:
+        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
+                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
+    _check_out_size_memory(a, layers)
     log = command.new_log("texture", a)
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
