@@ -299,8 +299,8 @@ def run(argv=None, **kwargs):
             run_all(results, a.workers, a.scheduler, a.quiet)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\ninterrupted: {len(results.rows)} of {len(specs)} runs kept in {o.out / 'results.csv'}; "
-              "the same command resumes", file=sys.stderr)
+        print(f"\n{signals.stopped_by()}: {len(results.rows)} of {len(specs)} runs kept in "
+              f"{o.out / 'results.csv'}; the same command resumes", file=sys.stderr)
     if results.rows:
         with signals.deferred("writing the summary"):   # a (second) Ctrl-C waits for it
             write_summary(o, fig, results, argv if argv is not None else _argv(kwargs))
@@ -334,8 +334,10 @@ def _argv(kwargs: dict) -> list:
 
 
 def main(argv=None) -> int:
-    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
-        return _main(argv)
+    # a closed or full stdout (| head, > /dev/full) never raises; SIGTERM and SIGHUP stop the
+    # sweep as Ctrl-C does (finished runs kept, the summary written), exit 143 / 129
+    with signals.handling(), guarded_stdout():
+        return signals.exit_status(_main(argv))
 
 
 def _main(argv=None) -> int:

@@ -384,3 +384,30 @@ def test_out_of_memory_in_a_sweep_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs, "execute", execute)
     err = _error(QUICK + ["--out", str(tmp_path / "m")], capsys)
     assert "out of memory; use a smaller --size" in err
+
+
+def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a batch system's stop) keeps the finished runs, writes the summary, says SIGTERM
+    and exits 143; the same command resumes."""
+    import os
+    import signal
+
+    real, calls = runs.execute, []
+
+    def execute(spec):
+        calls.append(spec)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(spec)
+
+    monkeypatch.setattr(runs, "execute", execute)
+    d = tmp_path / "t"
+    argv = QUICK[:7] + ["--seeds", "0-2", "--layers", "pool1", "--nets", "random", "--quiet", "--out", str(d)]
+    assert experiments.main(argv) == 143
+    err = capsys.readouterr().err
+    assert "SIGTERM: 1 of 3 runs kept" in err and "Traceback" not in err
+    assert len(read_csv(d / "results.csv")) == 1 and "1 of 3 runs done" in (d / "summary.md").read_text()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    calls.clear()
+    monkeypatch.setattr(runs, "execute", real)
+    assert experiments.main(argv) == 0 and len(read_csv(d / "results.csv")) == 3
