@@ -89,9 +89,13 @@ PARSER = _parser()
 MAX_BANK_MAPS = 1024     # its Gram matrices grow as the square: 10^8 maps would take terabytes
 
 
-def _check_out_size_memory(a, layers) -> None:
-    """--out-size sets the synthesis' own size, whatever --size: the memory check of the run at
-    that size (preflight checked the exemplar's), with the largest --out-size that fits."""
+def _check_sizes(a, layers) -> None:
+    """--filter-bank at most MAX_BANK_MAPS; --out-size sets the synthesis' own size, whatever
+    --size: the memory check of the run at that size (preflight checked the exemplar's), with
+    the largest --out-size that fits."""
+    if a.filter_bank > MAX_BANK_MAPS:
+        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
+                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
     if a.out_size is None:
         return
     h, w = out_shape(a.out_size, a.size, a.size, (0, 0))
@@ -149,13 +153,12 @@ def run(**kwargs):
     command.validate(a)
     layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
-    if not isinstance(a.filter_bank, (int, np.integer)) or not 0 <= a.filter_bank <= MAX_BANK_MAPS:
-        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
-                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
+    if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
+        raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
-    _check_out_size_memory(a, layers)
     log = command.new_log("texture", a)
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
+    _check_sizes(a, layers)
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
 
