@@ -216,29 +216,12 @@ def _check_memory(o) -> None:
         _check_exemplar_memory(o)
 
 
-# reading an exemplar holds it about three times as float32 (12 bytes per pixel each): peak RSS
-# (/usr/bin/time) of load_image + split_exemplar at 4000 px, 35 bytes per pixel; of a whole
-# quality sweep at --exemplar-size 20000 (gravel, --size 64), 49; with margin
-EXEMPLAR_BYTES_PER_PIXEL = 64
-
-
 def _check_exemplar_memory(o) -> None:
-    """quality reads each texture at --exemplar-size before cutting it into tiles: refused
-    when that alone would not fit in RAM (from the image headers; nothing decoded)."""
-    from engine.memory import human
+    """quality reads each texture at --exemplar-size before cutting it into tiles."""
+    from .pipeline import network
 
-    from .pipeline import inputs
-
-    free = backend.memory_available("cpu")
     for img in o.images:
-        h, w = inputs.planned_shape(img, o.exemplar_size)[2:]
-        need = h * w * EXEMPLAR_BYTES_PER_PIXEL
-        if need > free:
-            fits = int(o.exemplar_size * (free / need) ** 0.5 * 0.95)
-            fix = (f"use --exemplar-size {fits} or smaller" if fits >= 2 * o.size
-                   else "free some memory or use a smaller --size")
-            raise UserError(f"--exemplar-size {o.exemplar_size}: reading {img} at {w}x{h} px takes about "
-                            f"{human(need)} but only {human(free)} of RAM is free; {fix}")
+        network.check_exemplar_memory(img, o.exemplar_size, o.size)
 
 
 def prepare_folder(out: Path, fresh: bool) -> None:
