@@ -6,3 +6,10 @@ class UserError(Exception):
 
     The command-line tasks print ``error: <message>`` and exit with status 2.
     """
+
+
+def shown(value, width: int = 60) -> str:
+    """``repr(value)`` on one line and at most ``width`` characters, for a message about it
+    (an array's repr spans lines and can be megabytes)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -197,10 +197,14 @@ _VERIFIED: set = set()
 def _verify(net: VGG19, recipe: dict, where: str) -> None:
     for name, _ in CONV_SHAPES:
         if checksum(net.params[name][0]) != recipe["layers"][name]["sha256"]:
+            made_by = recipe.get("numpy", "?")
+            why = (f"the recipe was changed after it was built (this NumPy, {made_by}, made it)"
+                   if made_by == np.__version__ else
+                   f"this NumPy ({np.__version__}) draws another random stream than the one that made it "
+                   f"(NumPy {made_by})")
             raise UserError(
                 f"{where}: seed {recipe['seed']}, {name}: the regenerated weights do not match the recipe's "
-                f"checksum; this NumPy ({np.__version__}) draws another random stream than the one that made it "
-                f"(NumPy {recipe.get('numpy', '?')}); rebuild it (ranvgg stack --seed {recipe['seed']} "
+                f"checksum; {why}; rebuild it (ranvgg stack --seed {recipe['seed']} "
                 f"--out FILE.json, then --net FILE.json) or use --net random")
 
 
@@ -219,13 +223,14 @@ def _draw(recipe: dict, sigma: float, pooling, device, dtype) -> VGG19:
 
 def save(recipe: dict, path) -> None:
     """Write ``recipe`` as JSON (atomically: a cache never holds half a file)."""
+    path = files.as_path(path, "recipe path")
     text = json.dumps(recipe, indent=1) + "\n"
-    atomic_write(Path(path), lambda f: f.write(text.encode()), "recipe")
+    atomic_write(path, lambda f: f.write(text.encode()), "recipe")
 
 
 def load(path) -> dict:
     """Read and check a recipe file; a UserError says what is wrong with it."""
-    path = Path(path)
+    path = files.as_path(path, "recipe path")
     try:
         if path.stat().st_size > MAX_RECIPE_BYTES:
             raise UserError(f"{path}: {path.stat().st_size} bytes is not a recipe (they take a few KB)")
@@ -260,15 +265,18 @@ def check(recipe, where: str = "recipe") -> None:
     if recipe.get("pooling") not in POOLING:
         raise UserError(f"{where}: the recipe needs a \"pooling\" ({' or '.join(POOLING)})")
     settings = recipe.get("settings")
-    if not isinstance(settings, dict) or not isinstance(settings.get("candidates"), int) \
+    if not isinstance(settings, dict) or type(settings.get("candidates")) is not int or settings["candidates"] < 1 \
             or not isinstance(settings.get("top"), str):
         raise UserError(f"{where}: the recipe needs its build \"settings\" (candidates, top, ...)")
     layers = recipe.get("layers")
     for index, (name, _) in enumerate(CONV_SHAPES):
         r = layers.get(name) if isinstance(layers, dict) else None
-        if not isinstance(r, dict) or not isinstance(r.get("chosen"), int) or r["chosen"] < 0 \
+        if not isinstance(r, dict) or type(r.get("chosen")) is not int or r["chosen"] < 0 \
                 or not isinstance(r.get("sha256"), str):
             raise UserError(f"{where}: layer {name} needs a \"chosen\" candidate (>= 0) and a \"sha256\"")
+        if r["chosen"] >= settings["candidates"]:
+            raise UserError(f"{where}: layer {name} chose candidate {r['chosen']}, but the recipe was built "
+                            f"with {settings['candidates']} (0 to {settings['candidates'] - 1})")
 
 
 # ------------------------------------------------------------------ helpers

@@ -46,11 +46,13 @@ def build(net: VGG19, x0, x_start, bounds, candidates: int = 3, iters: int = 50,
     for index, (name, shape) in enumerate(net.conv_shapes[:names.index(top) + 1]):
         relu = "relu" + name[4:]
         original, bias = net.params[name]
-        draws = [original] + [candidate(seed, index, k, shape, sigma) for k in range(1, candidates)]
+        def draw(k):   # drawn when tried, never all at once: --candidates N holds one at a time
+            return original if k == 0 else candidate(seed, index, k, shape, sigma)
+
         scores = []
         try:
-            for k, w in enumerate(draws):
-                net.set_layer(name, w, bias)
+            for k in range(candidates):
+                net.set_layer(name, draw(k), bias)
                 obj = Objective.inversion(net, x0, relu)
                 obj.calibrate(x_start)
                 res = lbfgs(obj, x_start, bounds, iters=iters, history=history)
@@ -69,7 +71,7 @@ def build(net: VGG19, x0, x_start, bounds, candidates: int = 3, iters: int = 50,
         finally:
             _record(net, candidates, iters, report)
         best = int(np.argmin(scores))
-        net.set_layer(name, draws[best], bias)
+        net.set_layer(name, draw(best), bias)
         report[name] = {"scores": scores, "chosen": best}
         _record(net, candidates, iters, report)
     return report

@@ -25,6 +25,7 @@ from .arch import (DEFAULT_ARCH, DEFAULT_SIGMA, FC_LAYERS, FC_SIZES, POOLING, ch
                    check_layers, deepest, layer_table, poolings_before)
 from .autograd import Tensor
 from .errors import UserError
+from .io import files
 from .io.weights import npz
 from .ops.conv3x3 import ConvWeights, conv3x3, conv3x3_relu
 from .ops.fc import FCWeights, fc
@@ -88,6 +89,7 @@ class VGG19:
     def load(cls, path, device: str = "auto", dtype=np.float32, pooling: str | None = None) -> "VGG19":
         """Read a ``.npz`` weights file (docs/method.md, section 1); names, dtypes, shapes, sizes
         and the meta are checked before anything is decompressed (engine/io/weights/npz.py)."""
+        path = files.as_path(path, "VGG19.load: path")
         params, meta = npz.read(path)  # the conv layers required follow meta's "arch" (default vgg19)
         fc_source = None
         if "fc6" not in params and meta.get("fc_rng_state") and meta.get("sigma"):
@@ -98,6 +100,7 @@ class VGG19:
         """Write the weights and ``meta`` to ``path`` (.npz), atomically (a unique temporary,
         fsync, rename). fc weights are written only if drawn or loaded (a random net can redraw
         them from the saved generator state)."""
+        path = files.as_path(path, "VGG19.save: path")
         params = {name: wb for name, wb in self.params.items()
                   if not (include_fc is False and name.startswith("fc"))}
         npz.write(path, params, self.meta)
@@ -114,6 +117,8 @@ class VGG19:
 
     def _unique(self, layers) -> list[str]:
         """check_layers for internal lists, where one layer may serve two terms (content and style)."""
+        if layers is None or not hasattr(layers, "__iter__"):
+            return self.check_layers(layers)   # None, a number: the one-line error naming what was given
         return self.check_layers(list(dict.fromkeys([layers] if isinstance(layers, str) else layers)))
 
     def _deepest(self, layers) -> int:

@@ -42,7 +42,7 @@ from engine.arch import ARCHS, FC_LAYERS, check_layers
 
 from .cli import command, signals
 from .figures import FIGURES, nets
-from .figures.executor import Results, run_all
+from .figures.executor import Results, check_dask, run_all
 from .cli.console import guarded_stdout
 
 DEFAULTS = {"size": 64, "iters": 100}
@@ -144,6 +144,7 @@ def resolve(a) -> argparse.Namespace:
         raise UserError(f"--size {a.size} is too small: use at least 32 px (pool5)")
     if a.workers < 0 or a.workers > MAX_WORKERS:
         raise UserError(f"--workers must be between 0 and {MAX_WORKERS}, got {a.workers}")
+    check_dask(a.workers, a.scheduler)
     if a.trained:
         path = Path(a.trained)
         if not path.is_file():
@@ -151,6 +152,7 @@ def resolve(a) -> argparse.Namespace:
         o.trained = str(path.resolve())
     from .pipeline import inputs
     pair_images = [p for pair in quality_pairs(o) for p in pair] if a.figure == "quality" else []
+    _check_names(o, a.figure)
     for img in o.images + (o.styles if a.figure == "fig6" else []) + (o.textures if a.figure == "arch" else []) + pair_images:
         inputs.image_path(img)
     _check_memory(o, pair_images)   # before any image is decoded at --size
@@ -159,6 +161,26 @@ def resolve(a) -> argparse.Namespace:
         nets.get_net("random", 0, "vgg19").check_input(x.shape, [l for l in o.layers if l not in FC_LAYERS])
     o.out = Path(a.out or f"out/experiments/{a.figure}")
     return o
+
+
+def _check_names(o, figure: str) -> None:
+    """Each image of a list names its runs (runs/KEY.png): two that give the same name (the same
+    image twice, a_b.png and a-b.png, x.png in two folders) are refused before any work."""
+    from .figures import common
+
+    lists = {"fig5": [("--image", o.images)], "fig6": [("--image", o.images), ("--styles", o.styles)],
+             "arch": [("--textures", o.textures)],
+             "quality": [("--image", o.images), ("--pairs", quality_pairs(o))]}
+    for option, items in lists.get(figure, []):
+        seen = {}
+        for item in items:
+            parts = item if isinstance(item, tuple) else (item,)
+            name, item = "_".join(common.key(common.name_of(p)) for p in parts), ":".join(parts)
+            if name in seen:
+                raise UserError(f"{option}: {seen[name]} and {item} would give their runs the same name "
+                                f"({name!r}); give each once, renaming a file if two differ only in folder "
+                                "or punctuation")
+            seen[name] = item
 
 
 def quality_pairs(o) -> list:
@@ -192,6 +214,16 @@ def _check_memory(o, more_images=()) -> None:
                              extra_nets=2)
     except UserError as exc:
         raise UserError(f"{exc} (each run of the sweep)") from None
+    if getattr(o, "exemplar_size", None):
+        _check_exemplar_memory(o)
+
+
+def _check_exemplar_memory(o) -> None:
+    """quality reads each texture at --exemplar-size before cutting it into tiles."""
+    from .pipeline import network
+
+    for img in o.images:
+        network.check_exemplar_memory(img, o.exemplar_size, o.size)
 
 
 def prepare_folder(out: Path, fresh: bool) -> None:
@@ -204,8 +236,9 @@ def prepare_folder(out: Path, fresh: bool) -> None:
         raise UserError(f"--out {out} holds files ranvgg did not write (no settings.json there); "
                         "give a new or empty folder")
     runs_dir = out / "runs"
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise UserError(f"{runs_dir} is a file, not the runs folder; remove it or give another --out")
+    if os.path.lexists(runs_dir) and not runs_dir.is_dir():   # a file, or a link to nowhere
+        what = "a file" if runs_dir.is_file() else "a link to nowhere" if runs_dir.is_symlink() else "a special file"
+        raise UserError(f"{runs_dir} is {what}, not the runs folder; remove it or give another --out")
     if fresh and own:
         for name in OWN_FILES:
             (out / name).unlink(missing_ok=True)
@@ -251,10 +284,12 @@ def run(argv=None, **kwargs):
             run_all(results, a.workers, a.scheduler, a.quiet)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\ninterrupted: {len(results.rows)} of {len(specs)} runs kept in {o.out / 'results.csv'}; "
-              "the same command resumes", file=sys.stderr)
+        print(f"\n{signals.stopped_by()}: {len(results.rows)} of {len(specs)} runs kept in "
+              f"{o.out / 'results.csv'}; the same command resumes", file=sys.stderr)
     if results.rows:
-        write_summary(o, fig, results, argv if argv is not None else _argv(kwargs))
+        with signals.deferred("writing the summary"):   # a (second) Ctrl-C waits for it
+            write_summary(o, fig, results, argv if argv is not None else _argv(kwargs))
+        interrupted = interrupted or signals.pending()
     return results, interrupted
 
 
@@ -284,8 +319,10 @@ def _argv(kwargs: dict) -> list:
 
 
 def main(argv=None) -> int:
-    with guarded_stdout():  # a closed or full stdout (| head, > /dev/full) never raises
-        return _main(argv)
+    # a closed or full stdout (| head, > /dev/full) never raises; SIGTERM and SIGHUP stop the
+    # sweep as Ctrl-C does (finished runs kept, the summary written), exit 143 / 129
+    with signals.handling(), guarded_stdout():
+        return signals.exit_status(_main(argv))
 
 
 def _main(argv=None) -> int:
@@ -296,6 +333,13 @@ def _main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return command.EXIT_ERROR
+    except MemoryError:
+        print("error: out of memory; use a smaller --size (or --exemplar-size) or fewer --workers",
+              file=sys.stderr)
+        return command.EXIT_ERROR
+    except KeyboardInterrupt:   # before the sweep began (checks, folder, exemplar crops)
+        print("\ninterrupted: the same command resumes where this one stopped", file=sys.stderr)
+        return command.EXIT_INTERRUPTED
     return command.EXIT_INTERRUPTED if interrupted else 0
 
 

@@ -97,8 +97,9 @@ def run(**kwargs):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
-    if a.content_weight == 0 and a.style_weight == 0 and a.tv_weight == 0:
-        raise UserError("--content-weight, --style-weight and --tv-weight are all 0: nothing to optimise")
+    if a.content_weight == 0 and a.style_weight == 0:
+        raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
+                        "only smooths the starting image); give one of them a weight > 0")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])

@@ -95,6 +95,36 @@ def out_shape(spec, size: int, full: int, src_hw) -> tuple[int, int]:
 
 
 PARSER = _parser()
+MAX_BANK_MAPS = 1024     # its Gram matrices grow as the square: 10^8 maps would take terabytes
+
+
+def _check_sizes(a, layers) -> None:
+    """--filter-bank at most MAX_BANK_MAPS; --out-size sets the synthesis' own size, whatever
+    --size: the memory check of the run at that size (preflight checked the exemplar's), with
+    the largest --out-size that fits."""
+    if a.filter_bank > MAX_BANK_MAPS:
+        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
+                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
+    if a.out_size is None:
+        return
+    h, w = out_shape(a.out_size, a.size, a.size, (0, 0))
+    terms = [("gram", l) for l in layers]
+
+    def fits(f):
+        try:
+            network.check_memory(a, (1, 3, max(16, int(h * f)), max(16, int(w * f))), terms, extra_nets=1)
+            return True
+        except UserError:
+            return False
+
+    if fits(1.0):
+        return
+    f = 0.95
+    while f > 0.01 and not fits(f):
+        f *= 0.95
+    fix = (f"use --out-size {max(16, int(w * f))}x{max(16, int(h * f))} or smaller" if f > 0.01
+           else "free some memory")
+    raise UserError(f"--out-size {a.out_size}: the synthesis at {w}x{h} px does not fit in memory; {fix}")
 
 
 def _exemplar_size(a) -> int:
@@ -163,6 +193,7 @@ def run(**kwargs):
         return crop if size == a.size else image.resize(crop, size, size)
 
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
+    _check_sizes(a, layers)
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
 

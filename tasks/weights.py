@@ -21,11 +21,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from engine.errors import UserError
 from engine.io.weights import convert as conv
 from engine.io.weights import npz
+from engine.io.files import as_path
 from engine.io.weights.safezip import ZIP_MAGIC, head, open_zip
 
 from .cli.command import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
@@ -50,7 +50,7 @@ PARSER = _parser()
 
 def convert(src, dst) -> dict:
     """Convert ``src`` to ``dst`` (.npz); returns the written meta. Refuses to overwrite ``src``."""
-    src, dst = Path(src), Path(dst)
+    src, dst = as_path(src, "convert: src"), as_path(dst, "convert: dst")
     if dst.suffix != ".npz":
         raise UserError(f"{dst}: the output must be a .npz file, e.g. {dst.with_suffix('.npz')}")
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
@@ -60,7 +60,7 @@ def convert(src, dst) -> dict:
 
 def info(path) -> list[str]:
     """Lines describing ``path``: its format, how it maps, and every array (name, shape, dtype)."""
-    path = Path(path)
+    path = as_path(path, "info: path")
     if head(path, 4).startswith(ZIP_MAGIC):
         with open_zip(path, "weights file") as zf:
             if zf.namelist() and all(n.endswith(".npy") for n in zf.namelist()):

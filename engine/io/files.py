@@ -23,7 +23,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, shown
 
 
 def atomic_write(path, write_fn, what: str = "file") -> Path:
@@ -122,6 +122,16 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def as_path(value, what: str) -> Path:
+    """``value`` (str, bytes or os.PathLike) as a Path; anything else (None, a number, an array)
+    is a UserError naming ``what``, the argument the caller was given."""
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise UserError(f"{what} must be a file name (str or Path), got {type(value).__name__} {shown(value)}")
+    return Path(value)
 
 
 def same_file(a, b) -> bool:

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import tiff
-from ..errors import UserError
-from .files import atomic_write
+from ..errors import UserError, shown
+from .files import as_path, atomic_write
 
 # ----------------------------------------------------------------------------- loading
 
@@ -307,8 +307,9 @@ def save_image(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
     Parent folders are created. Written through ``files.atomic_write``: a crash, a full disk or a
     second run saving the same path never leaves half a file.
     """
+    path = as_path(path, "save_image: path")
     encode = {"PNG": _encode_png, "JPEG": _encode_jpeg, "TIFF": _encode_tiff16}[check_format(path, "image")]
-    return write_atomically(Path(path), encode(_as_rgb_or_grey(img_hwc), metadata or {}))
+    return write_atomically(path, encode(_as_rgb_or_grey(img_hwc), metadata or {}))
 
 
 def save_png(path, img_hwc: np.ndarray, metadata: dict | None = None) -> Path:
@@ -467,7 +468,7 @@ def _file_or_sample(spec) -> Path:
     if isinstance(spec, bytes):
         spec = os.fsdecode(spec)
     if not isinstance(spec, (str, os.PathLike)):
-        raise UserError(f"an image path must be a file name or a sample name, got {type(spec).__name__} {spec!r}")
+        raise UserError(f"an image path must be a file name or a sample name, got {type(spec).__name__} {shown(spec)}")
     path = Path(spec)
     if isinstance(spec, str) and spec in SAMPLES and not path.exists():
         return sample_path(spec)

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import backend
 from engine.io import image
-from engine.errors import UserError
+from engine.errors import UserError, shown
 from engine.arch import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
 
 from . import console, outputs, signals
@@ -131,12 +131,18 @@ def options(ap: argparse.ArgumentParser, kwargs: dict) -> argparse.Namespace:
             raise UserError(f"{action.dest}={v!r}: use one of {', '.join(map(str, action.choices))}")
         if v is None and action.default is not None and action.dest not in API_ONLY:
             raise UserError(f"{action.dest}=None: give a value (default: {action.default!r})")
+        if v is not None and action.type in (int, float):   # what argparse's type= does for the CLI
+            kind = numbers.Integral if action.type is int else numbers.Real
+            if isinstance(v, bool) or not isinstance(v, kind):
+                raise UserError(f"{action.dest}={shown(v)}: give {'a whole number' if action.type is int else 'a number'} "
+                                f"(default: {action.default!r})")
+            kwargs = {**kwargs, action.dest: action.type(v)}   # np.float32(0.02) as 0.02
     for name in PATH_OPTIONS:
         v = kwargs.get(name)
         for one in (v if isinstance(v, (list, tuple)) and name == "style" else [v]):
             if one is not None and not isinstance(one, (str, os.PathLike)):
                 raise UserError(f"{name}= must be a file name (str or Path){' or a sample name' if name in IMAGE_OPTIONS else ''}, "
-                                f"got {type(one).__name__} {one!r}")
+                                f"got {type(one).__name__} {shown(one)}")
     return argparse.Namespace(**{**known, **kwargs})
 
 
@@ -195,7 +201,7 @@ def check_inputs(a) -> None:
                     (name == "image" and spec == "reference" and getattr(a, "top", None)):
                 continue
             if not isinstance(spec, (str, os.PathLike)):
-                raise UserError(f"--{name} must be a file name or a sample name, got {type(spec).__name__} {spec!r}")
+                raise UserError(f"--{name} must be a file name or a sample name, got {type(spec).__name__} {shown(spec)}")
             try:
                 image.image_size(inputs.image_path(spec))
             except UserError as exc:
@@ -214,7 +220,7 @@ def main(task: str, ap: argparse.ArgumentParser, run, argv=None) -> int:
 
 
 def _main(a, ap, run) -> int:
-    claimed = None
+    claimed = made = None
     try:
         if getattr(a, "list_layers", False):
             validate(a)
@@ -226,6 +232,8 @@ def _main(a, ap, run) -> int:
             network.list_layers(network.net_for_listing(a), a.size, shape)
             return 0
         if a.out is None and ap.default_out:
+            folder = Path(ap.default_out).parent
+            made = None if folder.exists() else folder
             a.out = claimed = outputs.claim_default(ap.default_out)
         elif a.out and not outputs.is_device(Path(a.out)) and getattr(a, "save_every", None) is not None:
             if outputs.claim(Path(a.out)):   # two runs with one --out: the second is refused
@@ -252,6 +260,11 @@ def _main(a, ap, run) -> int:
     finally:
         if claimed is not None:
             outputs.release(claimed)  # the run stopped before it saved anything
+        if made is not None:
+            try:
+                made.rmdir()   # the default folder, made for this run: gone again if it stayed empty
+            except OSError:
+                pass
 
 
 def layer_list(spec, what: str = "--layer") -> list[str]:

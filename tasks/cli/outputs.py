@@ -129,7 +129,7 @@ def check_distinct(a, files: list[tuple[str, Path]]) -> None:
     """A UserError when two of the run's outputs are one file, or an output is an input file."""
     for i, (what, path) in enumerate(files):
         for other, q in files[:i]:
-            if same_file(path, q):
+            if same_file(path, q) and not is_device(path):   # /dev/null twice replaces nothing
                 raise UserError(f"{other} and {what} are the same file {str(path)!r}: one would replace the "
                                 "other; choose other names")
     inputs = input_files(a)

@@ -18,6 +18,7 @@ from engine.errors import UserError
 
 from . import runs
 
+CURVE_COLUMNS = ["key", "iteration", "loss", "feature_error"]
 
 class Results:
     """DIR/results.csv, DIR/runs/*.png and DIR/curves.csv of one figure, kept in spec order."""
@@ -34,7 +35,10 @@ class Results:
             raise UserError(f"two runs would have the same name ({', '.join(sorted(set(dup)))}): an image "
                             "given twice, or two names that differ only in punctuation; give each once")
         self.rows, self.curves = {}, {}
-        (self.out / "runs").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.out / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot make {self.out / 'runs'} ({exc.strerror or exc}); give another --out") from None
         self._check_settings(settings)
         self._read()
 
@@ -48,7 +52,8 @@ class Results:
 
     def _read(self) -> None:
         """Rows already done (same settings) whose image is still there."""
-        for name, store in (("results.csv", self.rows), ("curves.csv", self.curves)):
+        for name, store, columns in (("results.csv", self.rows, self.columns),
+                                     ("curves.csv", self.curves, CURVE_COLUMNS)):
             path = self.out / name
             if not path.exists():
                 continue
@@ -57,11 +62,14 @@ class Results:
                     reader = csv.DictReader(f)
                     if path.stat().st_size and "key" not in (reader.fieldnames or []):
                         raise ValueError("no 'key' column")
+                    if path.stat().st_size and reader.fieldnames != columns:
+                        raise ValueError(f"its columns are {','.join(reader.fieldnames)}, this figure writes "
+                                         f"{','.join(columns)}")
                     for r in reader:
                         if None in r or None in r.values():
                             raise ValueError(f"line {reader.line_num} has the wrong number of cells")
-                        if store is self.rows and r.get("key") in self.order:
-                            _check_row(r, self.columns)
+                        if r.get("key") in self.order:
+                            _check_row(r, columns)
                         if r.get("key") in self.order and (self.out / "runs" / f"{r['key']}.png").exists():
                             if store is self.rows:
                                 store[r["key"]] = r
@@ -84,7 +92,7 @@ class Results:
     def _write(self) -> None:
         keys = sorted(self.rows, key=self.order.__getitem__)
         _write_csv(self.out / "results.csv", self.columns, [self.rows[k] for k in keys])
-        _write_csv(self.out / "curves.csv", ["key", "iteration", "loss", "feature_error"],
+        _write_csv(self.out / "curves.csv", CURVE_COLUMNS,
                    [c for k in keys for c in self.curves.get(k, [])])
 
     def ordered_rows(self) -> list:
@@ -106,7 +114,7 @@ def _read_json(path: Path):
 def _check_row(row: dict, columns) -> None:
     """A finished row read back: its numeric cells must be numbers (a corrupt one would be
     dropped from the figure while still counted)."""
-    for k in ("psnr", "ssim", "feature_error", "seconds"):
+    for k in ("psnr", "ssim", "feature_error", "seconds", "iteration", "loss"):
         v = row.get(k)
         if k in columns and v not in (None, ""):
             try:
@@ -163,13 +171,50 @@ def run_all(results: Results, workers: int = 0, scheduler: str | None = None, qu
                 raise KeyboardInterrupt
 
 
-def _run_dask(results, todo, workers, scheduler, progress) -> None:
+def _dask():
+    """dask.distributed, or a UserError saying how to install it."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask import distributed
     except ImportError:
         from ..cli.console import install_hint
         raise UserError(f"--workers/--scheduler need dask.distributed: "
                         f"{install_hint('dask', chr(39) + 'dask[distributed]' + chr(39))}") from None
+    return distributed
+
+
+def check_dask(workers: int, scheduler: str | None) -> None:
+    """Before any work: dask is there when asked for, and ``scheduler`` is an address Dask can
+    dial (a known scheme; host and port for tcp, tls, ws, wss). Whether it answers is known
+    only when it is dialled."""
+    if scheduler is not None and not scheduler.strip():
+        raise UserError("--scheduler needs an address, e.g. tcp://host:8786")
+    if workers and scheduler:
+        raise UserError("--workers starts a local cluster, --scheduler uses an existing one: give one of the two")
+    if workers:
+        _dask()
+    if not scheduler:
+        return
+    _dask()
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import get_address_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, _ = parse_address(scheduler)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme}://; use one of {', '.join(s + '://' for s in sorted(backends))}")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            _, port = get_address_host_port(scheduler)
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is not between 1 and 65535")
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"--scheduler {scheduler!r} is not a Dask address ({exc}); give one like "
+                        "tcp://host:8786") from None
+
+
+def _run_dask(results, todo, workers, scheduler, progress) -> None:
+    distributed = _dask()
+    Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
     cluster = None
     if scheduler:
         try:

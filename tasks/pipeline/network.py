@@ -10,6 +10,7 @@ from engine.arch import DEFAULT_ARCH, map_shape
 from engine.vgg import VGG19
 
 from ..cli.console import say
+from . import inputs
 
 MIN_SIZE = 16
 
@@ -102,6 +103,25 @@ def list_layers(net: VGG19, size: int, hw=None) -> None:
         side = net.fc_input_side()
         desc = f"{s[0]} x {s[1]} x {s[2]}" if s else (f"needs a {side}x{side} input" if name not in top else "")
         print(f"{name:8s} {desc}")
+
+
+# reading an exemplar holds it about three times as float32 (12 bytes per pixel each): peak RSS
+# (/usr/bin/time) of load_image + split_exemplar at 4000 px, 35 bytes per pixel; of a whole
+# experiments quality sweep at --exemplar-size 20000 (gravel, --size 64), 49; with margin
+EXEMPLAR_BYTES_PER_PIXEL = 64
+
+
+def check_exemplar_memory(spec, exemplar_size: int, size: int) -> None:
+    """An exemplar read at ``exemplar_size`` (to be cut into ``size`` tiles) must fit in RAM:
+    from its header, nothing decoded; a UserError names --exemplar-size and what fits."""
+    h, w = inputs.planned_shape(spec, exemplar_size)[2:]
+    need, free = h * w * EXEMPLAR_BYTES_PER_PIXEL, backend.memory_available("cpu")
+    if need > free:
+        fits = int(exemplar_size * (free / need) ** 0.5 * 0.95)
+        fix = (f"use --exemplar-size {fits} or smaller" if fits >= 2 * size
+               else "free some memory or use a smaller --size")
+        raise UserError(f"--exemplar-size {exemplar_size}: reading {spec} at {w}x{h} px takes about "
+                        f"{memory.human(need)} but only {memory.human(free)} of RAM is free; {fix}")
 
 
 def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:

@@ -53,9 +53,14 @@ def test_file_round_trip(tiny_recipe, tmp_path):
 def test_a_changed_checksum_is_refused_in_one_line(tiny_recipe, tmp_path, capsys):
     bad = json.loads(json.dumps(tiny_recipe))
     bad["layers"]["conv1_2"]["sha256"] = "0" * 64
+    bad["numpy"] = "1.0.0"
     with pytest.raises(UserError, match=r"conv1_2: the regenerated weights do not match the recipe's checksum; "
-                                        r"this NumPy .* draws another random stream"):
+                                        r"this NumPy .* draws another random stream .*\(NumPy 1.0.0\)"):
         recipes.to_net(bad, device="cpu")
+    bad["numpy"] = np.__version__      # made by this very NumPy: the file was edited, NumPy is not to blame
+    with pytest.raises(UserError, match=r"conv1_2: .* checksum; the recipe was changed after it was built") as exc:
+        recipes.to_net(bad, device="cpu")
+    assert "random stream" not in str(exc.value)
     recipes.save(bad, tmp_path / "bad.json")
     code = invert.main(["--net", str(tmp_path / "bad.json"), "--image", "coffee", "--layer", "relu1_1",
                         "--size", "32", "--iters", "1", "--device", "cpu", "--out", str(tmp_path / "i.png")])
@@ -68,6 +73,9 @@ def test_a_changed_checksum_is_refused_in_one_line(tiny_recipe, tmp_path, capsys
     (lambda r: r.update(format="other"), "not a ranvgg recipe"),
     (lambda r: r["layers"].pop("conv3_1"), "layer conv3_1 needs"),
     (lambda r: r["layers"]["conv1_1"].update(chosen=-1), "layer conv1_1 needs"),
+    (lambda r: r["layers"]["conv1_1"].update(chosen=10**12), "conv1_1 chose candidate 1000000000000, but the "
+                                                              r"recipe was built with 2 \(0 to 1\)"),
+    (lambda r: r["settings"].update(candidates=True), "needs its build \"settings\""),
 ])
 def test_malformed_recipes_are_refused(tiny_recipe, tmp_path, change, expect):
     bad = json.loads(json.dumps(tiny_recipe))
@@ -247,6 +255,28 @@ def test_recipe_cache_is_checked_before_a_build(tmp_path, monkeypatch, tiny_reci
     assert calls == [1] and any("rebuilding the cached recipe" in l for l in lines)
     assert recipes.load(entry)["layers"]["conv1_1"]["sha256"] != tiny_recipe["layers"]["conv1_1"]["sha256"]
     assert net.meta["kind"] == "ranvgg"
+
+
+@pytest.mark.parametrize("entry_text", [
+    "[" * 10000 + "]" * 10000,                                       # nested ten thousand deep
+    "no pooling", "no settings", "{not json", "",
+])
+def test_malformed_cache_entry_is_rebuilt(tmp_path, monkeypatch, tiny_recipe, entry_text):
+    """A cache entry is ours: one that does not load is rebuilt and replaced, never blamed on the user."""
+    monkeypatch.setenv("RANVGG_CACHE", str(tmp_path / "cache"))
+    rebuilt = {**copy.deepcopy(tiny_recipe), "seed": 12}
+    calls = []
+    monkeypatch.setattr(recipes, "build", lambda *a, **k: calls.append(a) or rebuilt)
+    entry = recipes.cache_dir() / f"ranvgg_seed_12_{recipes.settings_key(recipes.SETTINGS)}.json"
+    entry.parent.mkdir(parents=True)
+    if entry_text.startswith("no "):
+        recipes.save({k: v for k, v in rebuilt.items() if k != entry_text[3:]}, entry)
+    else:
+        entry.write_text(entry_text)
+    lines = []
+    assert recipes.recipe_for(12, progress=lines.append) == rebuilt
+    assert calls == [(12,)] and any("rebuilding the cached recipe" in l for l in lines)
+    assert recipes.load(entry) == json.loads(json.dumps(rebuilt))
 
 
 def test_unwritable_recipe_cache_builds_for_the_run(tmp_path, monkeypatch):

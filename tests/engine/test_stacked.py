@@ -42,6 +42,21 @@ def test_keeps_the_candidate_with_the_smallest_relative_error(tmp_path):
     assert inv["status"] == "done"
 
 
+def test_candidates_are_drawn_one_at_a_time(monkeypatch):
+    """--candidates N keeps one draw in memory, not N: each is drawn after the one before was
+    tried (10^8 candidates of conv5 would be terabytes drawn up front)."""
+    events, real = [], stacked.candidate
+    monkeypatch.setattr(stacked, "candidate", lambda seed, index, k, *a: events.append(("draw", k)) or
+                        real(seed, index, k, *a))
+    s = {**recipes.SETTINGS, "size": 32, "candidates": 3, "iters": 1, "top": "conv1_1"}
+    net, x0, x_start, bounds = recipes.prepare(0, 0.015, s, "cpu")
+    report = stacked.build(net, x0, x_start, bounds, 3, 1, "conv1_1",
+                           progress=lambda layer, k, *_: events.append(("tried", k)))
+    best = report["conv1_1"]["chosen"]
+    tries = [("draw", 1), ("tried", 1), ("draw", 2), ("tried", 2)]
+    assert events == [("tried", 0)] + tries + ([("draw", best)] if best else [])
+
+
 def test_interrupt_saves_the_layers_chosen_so_far(tmp_path, monkeypatch):
     import engine.stacked as st
 

@@ -93,6 +93,8 @@ def test_gpu_without_cuda(capsys):
     (["--content-weight", "-1"], "--content-weight must be a number >= 0"),
     (["--style-layers", "relu1_1,pool9"], "unknown layer 'pool9'"),
     (["--content-layer", "conv2_2x"], "unknown layer"),
+    (["--content-weight", "0", "--style-weight", "0"], "--content-weight and --style-weight are both 0: nothing "
+                                                       "to match"),   # with the default --tv-weight 0.1
 ])
 def test_style_bad_input(argv, expect, capsys):
     import re

@@ -2,11 +2,13 @@
 same numbers on a local Dask cluster as in-process."""
 import csv
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import UserError
+from engine.io import image
 from engine.vgg import VGG19
 from tasks import experiments
 from tasks.figures import FIGURES, plots, quality, runs
@@ -233,6 +235,9 @@ def test_fresh_removes_only_what_ranvgg_wrote(tmp_path, capsys):
     ("settings.json", "", "settings.json: cannot be read back"),
     ("results.csv", b"\xff\xfe\x00bad", "results.csv: cannot be read back"),
     ("results.csv", "a,b\n1,2\n", "no 'key' column"),
+    # a finished run's row without its numbers would be drawn and counted as done
+    ("results.csv", "key,status\nrandom_s0_coffee_pool1,done\n", "its columns are key,status, this figure writes"),
+    ("curves.csv", "key,iteration,loss,feature_error\nrandom_s0_coffee_pool1,1,b,\n", "loss is 'b', not a number"),
 ])
 def test_damaged_resume_files_are_one_line_errors(name, content, expect, tmp_path, capsys):
     d = tmp_path / "r"
@@ -257,16 +262,22 @@ def test_a_corrupt_number_in_results_is_an_error_not_a_dropped_row(tmp_path, cap
 
 
 @pytest.mark.parametrize("extra, expect", [
-    (["--scheduler", "notanaddress"], "cannot reach the Dask scheduler"),
-    (["--scheduler", "foo://x"], "cannot reach the Dask scheduler"),
+    (["--scheduler", "notanaddress"], "--scheduler 'notanaddress' is not a Dask address (missing port number"),
+    (["--scheduler", "foo://x"], "--scheduler 'foo://x' is not a Dask address (unknown scheme foo://"),
+    (["--scheduler", "tcp://host:port"], "is not a Dask address"),
+    (["--scheduler", "tcp://host:0"], "port 0 is not between 1 and 65535"),
+    (["--scheduler", " "], "--scheduler needs an address"),
+    (["--scheduler", "tcp://host:8786", "--workers", "2"], "give one of the two"),
     (["--size", "100000"], "use --size"),
     (["--seeds", "0-100000000"], "at most 10000"),
     (["--workers", "100000"], "--workers must be between"),
 ])
 def test_sweep_bounds_are_one_line_errors(extra, expect, tmp_path, capsys):
+    """Refused before --out is made (a bad address costs nothing, not a 20 s dial and a folder)."""
     if "--scheduler" in extra:
         pytest.importorskip("dask.distributed")
     assert expect in _error(QUICK + ["--out", str(tmp_path / "o"), *extra], capsys)
+    assert not (tmp_path / "o").exists()
 
 
 def test_out_a_file_runs_a_file_and_duplicate_keys(tmp_path, capsys):
@@ -278,9 +289,32 @@ def test_out_a_file_runs_a_file_and_duplicate_keys(tmp_path, capsys):
     (d / "settings.json").write_text("{}")
     (d / "runs").write_text("x")
     assert "is a file, not the runs folder" in _error(QUICK + ["--out", str(d)], capsys)
-    err = _error(["fig5", "--image", "gravel,gravel", "--device", "cpu", "--size", "32", "--seeds", "0",
-                  "--nets", "random", "--out", str(tmp_path / "dup")], capsys)
-    assert "two runs would have the same name" in err
+    (d / "runs").unlink()
+    (d / "runs").symlink_to(tmp_path / "nowhere")
+    assert "runs is a link to nowhere, not the runs folder" in _error(QUICK + ["--out", str(d)], capsys)
+
+
+@pytest.mark.parametrize("figure, option, names, expect", [
+    ("fig5", "--image", "gravel,gravel", "--image: gravel and gravel would give their runs the same name"),
+    ("fig5", "--image", "{tmp}/a_b.png,{tmp}/a-b.png", "a_b.png and {tmp}/a-b.png would give their runs the "
+                                                       "same name ('a-b')"),
+    ("fig5", "--image", "{tmp}/d1/x.png,{tmp}/d2/x.png", "same name ('x')"),
+    ("fig6", "--styles", "ihc,ihc", "--styles: ihc and ihc would"),
+    ("arch", "--textures", "gravel,gravel", "--textures: gravel and gravel would"),
+    ("quality", "--pairs", "chelsea:ihc,chelsea:ihc", "--pairs: chelsea:ihc and chelsea:ihc would"),
+])
+def test_duplicate_run_names_refused_before_the_folder(tmp_path, capsys, figure, option, names, expect):
+    photo = Path(image.sample_path("coffee")).read_bytes()
+    for rel in ("a_b.png", "a-b.png", "d1/x.png", "d2/x.png"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(photo)
+    out = tmp_path / "dup"
+    argv = [figure, option, names.format(tmp=tmp_path), "--device", "cpu", "--size", "32", "--seeds", "0",
+            "--nets", "random", "--out", str(out)]
+    if figure == "quality":
+        argv += ["--image", "gravel"]
+    assert expect.format(tmp=tmp_path) in _error(argv, capsys)
+    assert not out.exists()
 
 
 def test_ctrl_c_held_during_an_in_process_save_stops_the_sweep(tmp_path, monkeypatch, capsys):
@@ -303,3 +337,91 @@ def test_ctrl_c_held_during_an_in_process_save_stops_the_sweep(tmp_path, monkeyp
     assert code == 130
     rows = read_csv(tmp_path / "s" / "results.csv")
     assert len(rows) == 1
+
+
+def test_ctrl_c_while_the_summary_is_written_waits_for_it(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C (the second one, after a first stopped the sweep) while summary.md is written:
+    the summary is finished, no traceback, exit 130."""
+    import os
+    import signal
+
+    real_execute, real_report = runs.execute, FIGURES["fig1"].report
+    calls = []
+
+    def execute(spec):
+        calls.append(spec)
+        if len(calls) == 2:
+            raise KeyboardInterrupt           # the first Ctrl-C, during the second run
+        return real_execute(spec)
+
+    def report(*args):
+        os.kill(os.getpid(), signal.SIGINT)   # the second, while the summary is being made
+        return real_report(*args)
+
+    def main(argv):
+        try:
+            return experiments.main(argv)
+        except KeyboardInterrupt:
+            pytest.fail("KeyboardInterrupt escaped experiments.main: a traceback for the user")
+
+    monkeypatch.setattr(runs, "execute", execute)
+    monkeypatch.setattr(FIGURES["fig1"], "report", report)
+    d = tmp_path / "s"
+    argv = QUICK[:7] + ["--seeds", "0-1", "--layers", "pool1", "--nets", "random", "--quiet", "--out", str(d)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "writing the summary: please wait" in err
+    assert "1 of 2 runs done" in (d / "summary.md").read_text() and len(read_csv(d / "results.csv")) == 1
+    calls.clear()                             # the same again: the last run, then a Ctrl-C in the summary
+    assert main(argv) == 130
+    assert "2 of 2 runs done" in (d / "summary.md").read_text()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_exemplar_too_big_for_memory_is_refused_before_the_folder(tmp_path, monkeypatch, capsys):
+    """quality reads the texture at --exemplar-size: 4000 px takes about 1 GiB, refused with
+    600 MiB free (the runs themselves, at 32 px, fit)."""
+    from engine import backend
+
+    monkeypatch.setattr(backend, "memory_available", lambda device: 600 * 2**20)
+    out = tmp_path / "q"
+    err = _error(["quality", "--image", "gravel", "--pairs", "none", "--exemplar-size", "4000", "--size", "32",
+                  "--seeds", "0", "--nets", "random", "--device", "cpu", "--out", str(out)], capsys)
+    assert "--exemplar-size 4000: reading gravel at 4000x4000 px takes about" in err
+    assert "use --exemplar-size" in err and not out.exists()
+
+
+def test_out_of_memory_in_a_sweep_is_one_line(tmp_path, monkeypatch, capsys):
+    def execute(spec):
+        raise MemoryError
+
+    monkeypatch.setattr(runs, "execute", execute)
+    err = _error(QUICK + ["--out", str(tmp_path / "m")], capsys)
+    assert "out of memory; use a smaller --size" in err
+
+
+def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a batch system's stop) keeps the finished runs, writes the summary, says SIGTERM
+    and exits 143; the same command resumes."""
+    import os
+    import signal
+
+    real, calls = runs.execute, []
+
+    def execute(spec):
+        calls.append(spec)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(spec)
+
+    monkeypatch.setattr(runs, "execute", execute)
+    d = tmp_path / "t"
+    argv = QUICK[:7] + ["--seeds", "0-2", "--layers", "pool1", "--nets", "random", "--quiet", "--out", str(d)]
+    assert experiments.main(argv) == 143
+    err = capsys.readouterr().err
+    assert "SIGTERM: 1 of 3 runs kept" in err and "Traceback" not in err
+    assert len(read_csv(d / "results.csv")) == 1 and "1 of 3 runs done" in (d / "summary.md").read_text()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    calls.clear()
+    monkeypatch.setattr(runs, "execute", real)
+    assert experiments.main(argv) == 0 and len(read_csv(d / "results.csv")) == 3

@@ -71,6 +71,9 @@ def test_failed_run_leaves_no_empty_claim(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert invert.main(SMALL + ["--layer", "conv9_9"]) == 2
     assert "unknown layer" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()       # the default folder made for the run is gone again
+    (tmp_path / "out").mkdir()
+    assert invert.main(SMALL + ["--layer", "conv9_9"]) == 2
     assert list((tmp_path / "out").iterdir()) == []
 
 

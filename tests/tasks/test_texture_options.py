@@ -27,6 +27,27 @@ def test_bad_out_size_is_a_user_error(spec):
         texture.run(image="brick", size=48, iters=1, out_size=spec, **QUIET)
 
 
+def test_an_out_size_too_big_for_memory_is_refused_before_the_network(monkeypatch):
+    """--out-size is the synthesis' size whatever --size: checked like --size, saying what fits."""
+    from engine import backend
+    from tasks.pipeline import network
+
+    built = []
+    monkeypatch.setattr(network, "make_net", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(backend, "memory_available", lambda device: 2 * 2**30)
+    with pytest.raises(UserError, match=r"--out-size 20000x10000: the synthesis at 20000x10000 px does not fit "
+                                        r"in memory; use --out-size \d+x\d+ or smaller") as exc:
+        texture.run(image="brick", size=32, iters=1, out_size="20000x10000", net="random", **QUIET)
+    w, h = (int(v) for v in str(exc.value).split("use --out-size ")[1].split(" ")[0].split("x"))
+    assert 16 <= h < w < 20000 and built == []
+
+
+@pytest.mark.parametrize("maps", [1025, 10**8])
+def test_filter_bank_is_bounded(maps):
+    with pytest.raises(UserError, match="--filter-bank must be a whole number from 0 to 1024"):
+        texture.run(image="brick", size=32, iters=1, filter_bank=maps, net="random", **QUIET)
+
+
 def test_pinning_layers_are_dropped_per_pyramid_level_and_kept_on_request():
     net = VGG19.random(seed=0, device="cpu")
     xs = np.random.default_rng(0).uniform(-100, 100, (1, 3, 128, 128)).astype(np.float32)

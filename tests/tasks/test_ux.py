@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine import recipes
 from engine.io import image
+from engine.vgg import VGG19
 from tasks import experiments, gradcheck, invert, stack, style, texture, weights
 from tasks.cli import ranvgg
 
@@ -115,6 +117,7 @@ def test_a_fifo_output_without_reader_never_hangs(tmp_path, capsys):
 def test_dev_null_output_is_accepted(tmp_path, capsys):
     assert invert.main([*TINY, "--layer", "relu1_1", "--out", "/dev/null", "--log", str(tmp_path / "l.json")]) == 0
     assert (tmp_path / "l.json").exists()
+    assert invert.main([*TINY, "--layer", "relu1_1", "--out", "/dev/null", "--log", "/dev/null"]) == 0  # nothing kept
 
 
 def test_a_bad_style_image_is_named_before_the_network(capsys):
@@ -150,7 +153,7 @@ def test_a_net_that_cannot_carry_a_gradient_is_refused(argv, expect, tmp_path, c
 
 def test_zero_weight_objectives_and_nan_tolerances_are_refused(capsys):
     assert style.main([*TINY, "--content-weight", "0", "--style-weight", "0", "--tv-weight", "0"]) == 2
-    assert "all 0" in _one_line(capsys.readouterr().err)
+    assert "both 0: nothing to match" in _one_line(capsys.readouterr().err)
     for tol in ("nan", "-1", "0"):
         assert gradcheck.main(["--tolerance", tol]) == 2
         assert "--tolerance must be a positive number" in _one_line(capsys.readouterr().err)
@@ -230,15 +233,58 @@ def test_sigkill_leaves_no_empty_result_and_one_out_is_one_run(tmp_path):
     ({"layer": 5}, r"--layer must be layer names"),
     ({"optimizer": "adam"}, r"optimizer='adam': use one of lbfgs, lbfgs-device"),
     ({"device": "tpu"}, r"device='tpu': use one of"),
+    ({"image": np.zeros((4, 4, 3))}, r"image= must be a file name .* got ndarray"),
+    ({"weights": 3}, r"weights= must be a file name .* got int 3"),
+    ({"tv_weight": "1"}, r"tv_weight='1': give a number \(default: 0.0\)"),
+    ({"sigma": "0.02"}, r"sigma='0.02': give a number"),
+    ({"size": 32.0}, r"size=32.0: give a whole number \(default: 128\)"),
+    ({"seed": 1.5}, r"seed=1.5: give a whole number"),
+    ({"history": True}, r"history=True: give a whole number"),
 ])
 def test_python_api_checks_its_arguments(kwargs, expect):
     from engine.errors import UserError
 
-    with pytest.raises(UserError, match=expect):
+    with pytest.raises(UserError, match=expect) as exc:
         invert.run(**{"device": "cpu", "size": 32, "iters": 1, "net": "random", **kwargs})
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("call, expect", [
+    (lambda: style.run(content="chelsea", style="ihc", content_weight="1"), r"content_weight='1': give a number"),
+    (lambda: style.run(content="chelsea", style=[3]), r"style= must be a file name .* got int 3"),
+    (lambda: style.run(content=b"chelsea", style="ihc"), r"content= must be a file name .* got bytes"),
+    (lambda: texture.run(image="gravel", layers=None), r"layers=None: give a value"),
+    (lambda: VGG19.load(None), r"VGG19.load: path must be a file name \(str or Path\), got NoneType None"),
+    (lambda: VGG19.load(3), r"VGG19.load: path must be a file name .* got int 3"),
+    (lambda: VGG19.random(seed=0, device="cpu").save(np.zeros(3)), r"VGG19.save: path must be .* got ndarray"),
+    (lambda: recipes.load(None), r"recipe path must be a file name"),
+    (lambda: weights.convert(None, "w.npz"), r"convert: src must be a file name"),
+    (lambda: weights.info(3), r"info: path must be a file name"),
+    (lambda: image.save_image(None, np.zeros((4, 4, 3))), r"save_image: path must be a file name"),
+    (lambda: VGG19.random(seed=0, device="cpu").features(np.zeros((1, 3, 32, 32), np.float32), None),
+     r"layers must be a layer name or a list of them, got None"),
+])
+def test_python_api_of_the_engine_and_other_tasks(call, expect):
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=expect) as exc:
+        call()
+    assert "\n" not in str(exc.value)
 
 
 def test_python_api_takes_numpy_numbers():
     img, log = invert.run(device="cpu", size=32, iters=1, net="random", layer="relu1_1",
                           sigma=np.float32(0.02), seed=np.int64(1))
     assert img.shape == (32, 32, 3) and log["status"] == "done" and log["network"]["sigma"] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("argv", [["--image", "nosuch"], ["--sigma", "-1"], ["--layer", "pool9"]])
+def test_a_refused_run_leaves_no_default_folder(tmp_path, monkeypatch, capsys, argv):
+    """The default out/ is made for a run's files; a run refused before any leaves none behind
+    (and an out/ that was there already stays)."""
+    monkeypatch.chdir(tmp_path)
+    assert invert.main(argv + ["--device", "cpu", "--size", "32", "--net", "random"]) == 2
+    assert "error: " in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "out").mkdir()
+    assert invert.main(argv + ["--device", "cpu", "--size", "32", "--net", "random"]) == 2
+    assert (tmp_path / "out").is_dir()

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ...arch import CONV_SHAPES
 from ...errors import UserError
 
 LAYERS = tuple(f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
                for i in range(1, n + 1)) + ("fc1", "fc2", "predictions")
+KERAS_CONVS = {layer: shape[:2] for layer, (_, shape) in zip(LAYERS, CONV_SHAPES)}   # (Cout, Cin)
 _KERNEL_ENDS = ("_W_1:0", "_W:0", "kernel:0")
 _BIAS_ENDS = ("_b_1:0", "_b:0", "bias:0")
 
@@ -84,7 +86,33 @@ def _datasets(group, where) -> list:
 def _read(ds, name, where) -> np.ndarray:
     if ds.is_virtual or ds.external:
         raise UserError(f"{where}: dataset {ds.name} keeps its data in other files; refused")
-    if ds.dtype.kind != "f" or ds.dtype.itemsize > 8 or ds.ndim not in (1, 2, 4) or ds.size > 200_000_000:
+    want = _expected_shape(name)
+    # the element count only: a kernel in another axis order is named by the converter, with a hint
+    if ds.dtype.kind != "f" or ds.dtype.itemsize > 8 or (want is not None and ds.size != np.prod(want)) \
+            or ds.ndim not in (1, 2, 4) or ds.size > MAX_ELEMENTS:
         raise UserError(f"{where}: dataset {ds.name} has dtype {ds.dtype} and shape {ds.shape}; "
-                        "not a VGG-19 weight")
+                        f"not a VGG-19 weight{f' (expected {want})' if want is not None else ''}")
+    # what the file stores for it: a dataset declared but never written reads as its fill value
+    # (gigabytes from a few hundred bytes); gzip inflates at most about 1032-fold
+    stored, nbytes = ds.id.get_storage_size(), ds.size * ds.dtype.itemsize
+    if nbytes > MAX_INFLATE * stored:
+        raise UserError(f"{where}: dataset {ds.name} declares {nbytes:,} bytes but the file stores {stored:,} "
+                        "for it; the file is damaged or crafted")
     return np.asarray(ds[()])
+
+
+MAX_ELEMENTS = 25088 * 4096    # fc1 at 224 px, the largest VGG-19 weight
+MAX_INFLATE = 1100             # gzip's limit (1032) and a little for the chunk index
+
+
+def _expected_shape(name: str):
+    """The Keras shape of ``name`` ("block3_conv2.W", "fc2.b", ...); None for fc1.W, whose
+    input width depends on the image size it was trained at (checked after reading)."""
+    layer, part = name.split(".")
+    if layer in KERAS_CONVS:
+        cout, cin = KERAS_CONVS[layer]
+        return (3, 3, cin, cout) if part == "W" else (cout,)
+    sizes = {"fc1": (None, 4096), "fc2": (4096, 4096), "predictions": (4096, 1000)}[layer]
+    if part == "b":
+        return (sizes[1],)
+    return None if sizes[0] is None else sizes

@@ -17,12 +17,19 @@ A pickle can call any importable function. The unpickler here resolves ONLY the 
 global (``os.system``, ``builtins.eval``, a model class, ...) is a UserError naming it, raised
 before it is called. Storages are checked against the bytes actually present before any array
 is made, and every tensor view must lie inside its storage.
+
+Memory follows the file: every length and memo index a pickle declares is checked against its
+bytes before the unpickler runs (``_prescan``), an object the pickle shares is rebuilt once,
+a tensor may not hold more elements than its storage, and all tensors together at most twice
+the bytes of all storages (``_Resolver``).
 """
 from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
+import pickletools
 import struct
 import zipfile
 from pathlib import Path
@@ -30,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import UserError
-from .safezip import member_size, read_member
+from .safezip import check_members, member_size, read_member
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 MAX_PICKLE_BYTES = 64 << 20    # the object pickle of a state dict is a few kB
+MAX_DIMS = 8                   # a conv weight has 4; NumPy allows 64
 
 
 class _Sealed:
@@ -190,14 +198,15 @@ def load(source, where: str | None = None):
     if isinstance(source, (bytes, bytearray)):
         data, where = bytes(source), where or "<bytes>"
         if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-            return _load_zip(io.BytesIO(data), where)
+            return _load_zip(io.BytesIO(data), where, len(data))
     else:
         path = Path(source)
         where = where or str(path)
         try:
             with open(path, "rb") as f:
                 if f.read(4) in (b"PK\x03\x04", b"PK\x05\x06"):
-                    return _load_zip(path, where)  # members are read one by one, not the whole file
+                    # members are read one by one, not the whole file
+                    return _load_zip(path, where, os.fstat(f.fileno()).st_size)
             data = path.read_bytes()
         except OSError as exc:
             raise UserError(f"{where}: cannot read the file ({exc.strerror or exc})") from None
@@ -210,6 +219,7 @@ def load(source, where: str | None = None):
 
 
 def _unpickle(f, where, **kwargs):
+    _prescan(f, where)
     u = _Unpickler(f, where, **kwargs)
     try:
         return u.load(), u.storages
@@ -223,14 +233,38 @@ def _unpickle(f, where, **kwargs):
                         f"{str(exc)[:100]})") from None
 
 
+def _prescan(f, where) -> None:
+    """Walk the pickle's opcodes (pickletools, which reads but builds nothing) before unpickling.
+
+    The C unpickler allocates what an opcode declares before it reads: a BYTEARRAY8 of 400 MB
+    is allocated, then found missing; a memo slot (LONG_BINPUT) at index 25,000,000 grows the
+    memo to 50 million entries (400 MB) from five bytes. Here every length must be present in
+    the data, and every memo index below the pickle's length in bytes (a real pickle numbers
+    its memo 0, 1, 2, ...; each PUT takes at least two bytes), so memory follows the file.
+    """
+    start, top = f.tell(), -1
+    try:
+        for op, arg, _ in pickletools.genops(f):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                top = max(top, arg)
+    except (ValueError, EOFError, struct.error, OverflowError, MemoryError) as exc:
+        raise UserError(f"{where}: not a readable torch.save pickle ({exc.__class__.__name__}: "
+                        f"{str(exc)[:100]})") from None
+    if top >= f.tell() - start:
+        raise UserError(f"{where}: refused to load: the pickle numbers a memo slot {top:,} in "
+                        f"{f.tell() - start:,} bytes; the file is damaged or crafted")
+    f.seek(start)
+
+
 # ----------------------------------------------------------------------------- zip format
 
-def _load_zip(source, where: str):
+def _load_zip(source, where: str, archive_bytes: int):
     try:
         zf = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
         raise UserError(f"{where}: not a readable zip archive ({exc})") from None
     with zf:
+        check_members(zf, where, archive_bytes)
         pkl = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
         if len(pkl) != 1:
             raise UserError(f"{where}: a zip archive but not a torch.save file (no <name>/data.pkl)")
@@ -251,10 +285,10 @@ def _load_zip(source, where: str):
             if info.file_size != nbytes:
                 raise UserError(f"{where}: storage {ref.key!r} holds {info.file_size:,} bytes, "
                                 f"its tensor needs {nbytes:,}; the file is damaged")
-            ref.array = _as_array(read_member(zf, info, where), ref.stype)
+            ref.array = _as_array(read_member(zf, info, where, into=np.empty(nbytes, np.uint8)), ref.stype)
 
-        obj, _ = _unpickle(io.BytesIO(raw), where, on_storage=attach)
-    return _resolve(obj, where)
+        obj, storages = _unpickle(io.BytesIO(raw), where, on_storage=attach)
+    return _resolve(obj, where, storages.values())
 
 
 # ----------------------------------------------------------------------------- legacy format
@@ -291,7 +325,7 @@ def _load_legacy(data: bytes, where: str):
     missing = [k for k, r in roots.items() if r.array is None]
     if missing:
         raise UserError(f"{where}: storages {missing[:3]} have no data; the file is truncated or damaged")
-    return _resolve(obj, where)
+    return _resolve(obj, where, storages.values())
 
 
 # ----------------------------------------------------------------------------- storages -> arrays
@@ -307,19 +341,60 @@ def _as_array(raw: bytes, stype: StorageType) -> np.ndarray:
     return np.frombuffer(raw, np.dtype(stype.dtype).newbyteorder("<"))
 
 
-def _resolve(obj, where, depth: int = 0):
-    """Replace every TensorRef in dicts / lists / tuples by its array."""
-    if depth > 32:
-        raise UserError(f"{where}: the saved object is nested too deeply")
-    if isinstance(obj, TensorRef):
-        return _tensor(obj, where)
-    if isinstance(obj, StorageRef):
-        return _storage_array(obj, where)
-    if isinstance(obj, dict):
-        return type(obj)((k, _resolve(v, where, depth + 1)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v, where, depth + 1) for v in obj)
-    return obj
+class _Resolver:
+    """Replaces every TensorRef in dicts / lists / tuples by its array, each object once.
+
+    A pickle can share one object many times (its memo), so a few hundred bytes can describe
+    a list of two references to a list of two references ... 30 levels deep: a billion leaves
+    if rebuilt as a tree. Here an object met twice is the same result twice, so the work and
+    memory are those of the distinct objects in the file. Tensors may not repeat storage
+    elements beyond their storage's size (a stride-0 view of 10^10 elements over one float),
+    and all tensors together may hold at most twice the bytes of all storages (tied weights
+    share a storage; thousands of views of one storage do not fit).
+    """
+
+    MAX_DEPTH = 32
+
+    def __init__(self, where: str, storages):
+        self.where, self.memo = where, {}
+        self.budget = 2 * sum(r.numel * _itemsize(r.stype) for r in storages if r.view is None) + (1 << 20)
+
+    def __call__(self, obj, depth: int = 0):
+        if depth > self.MAX_DEPTH:
+            raise UserError(f"{self.where}: the saved object is nested too deeply")
+        if not isinstance(obj, (TensorRef, StorageRef, dict, list, tuple)):
+            return obj
+        done = self.memo.get(id(obj))
+        if done is not None:
+            return done[1]
+        if isinstance(obj, TensorRef):
+            out = self._tensor(obj)
+        elif isinstance(obj, StorageRef):
+            out = _storage_array(obj, self.where)
+        elif isinstance(obj, dict):
+            out = type(obj)((k, self(v, depth + 1)) for k, v in obj.items())
+        else:
+            out = type(obj)(self(v, depth + 1) for v in obj)
+        self.memo[id(obj)] = (obj, out)   # obj kept alive, so its id is never reused meanwhile
+        return out
+
+    def _tensor(self, t: TensorRef) -> np.ndarray:
+        numel = int(np.prod(t.size, dtype=object)) if all(_is_count(n) for n in t.size) else 0
+        storage_numel = t.storage.numel
+        if numel > storage_numel:
+            raise UserError(f"{self.where}: a tensor of size {t.size} ({numel:,} elements) repeats the "
+                            f"{storage_numel:,} elements of its storage (stride {t.stride}); a weights file "
+                            "never does, refused")
+        self.budget -= numel * _itemsize(t.storage.stype)
+        if self.budget < 0:
+            raise UserError(f"{self.where}: its tensors view the same storages again and again (more than "
+                            "twice the bytes the file stores); refused")
+        return _tensor(t, self.where)
+
+
+def _resolve(obj, where, storages=()):
+    """``obj`` with every TensorRef replaced by its array (see _Resolver)."""
+    return _Resolver(where, storages)(obj)
 
 
 def _storage_array(ref: StorageRef, where) -> np.ndarray:
@@ -334,6 +409,9 @@ def _storage_array(ref: StorageRef, where) -> np.ndarray:
 def _tensor(t: TensorRef, where) -> np.ndarray:
     """The view (offset, size, stride), in elements, of its storage, checked to lie inside it."""
     storage = _storage_array(t.storage, where)
+    if len(t.size) > MAX_DIMS:
+        raise UserError(f"{where}: a tensor of {len(t.size)} dimensions (weights have at most {MAX_DIMS}); "
+                        "the file is damaged or not a weights file")
     ok = (_is_count(t.offset) and all(_is_count(n) for n in t.size) and len(t.size) == len(t.stride)
           and all(_is_count(s) for s in t.stride))
     if ok:

@@ -171,6 +171,27 @@ def test_keras2_names_under_model_weights(tmp_path):
     np.testing.assert_array_equal(t["block1_conv1.W"], w)
 
 
+@pytest.mark.parametrize("make, expect", [
+    # declared, never written: h5py would read 411 MB of fill value from a file of 20 kB
+    (lambda g: g.create_dataset("kernel:0", shape=(25088, 4096), dtype="f4"), "declares 411,041,792 bytes but "
+                                                                              "the file stores 0"),
+    (lambda g: g.create_dataset("kernel:0", data=np.zeros((3, 3, 3, 65), np.float32)), r"expected \(3, 3, 3, 64\)"),
+    (lambda g: g.create_dataset("kernel:0", shape=(30000, 30000), dtype="f8"), "not a VGG-19 weight"),
+])
+def test_keras_datasets_checked_before_they_are_read(tmp_path, make, expect):
+    h5py = pytest.importorskip("h5py", reason="h5py is not installed: the Keras route is untested here")
+    path = tmp_path / "k.h5"
+    with h5py.File(path, "w") as f:
+        layer = "fc1" if "25088" in expect or "411" in expect else "block1_conv1"
+        g = f.create_group(f"{layer}/{layer}")
+        make(g)
+        g["bias:0"] = np.zeros(4096 if layer == "fc1" else 64, np.float32)
+    assert path.stat().st_size < 50_000
+    with pytest.raises(UserError, match=expect) as exc:
+        keras_h5.read(path)
+    assert "\n" not in str(exc.value)
+
+
 def test_keras_fc_flatten_order(convs):
     """Keras flattens pool5 as (h, w, C), ranvgg as (C, h, w): fc6 must see the same numbers."""
     rng = np.random.default_rng(0)

@@ -124,6 +124,8 @@ def _damaged(kind, tmp_path):
         path.write_bytes(tf.dumps(12345) + path.read_bytes()[len(tf.dumps(tf.MAGIC_NUMBER)):])
     elif kind == "big endian":
         tf.write_legacy(path, a, little_endian=False)
+    elif kind == "100 dimensions":
+        tf.write_zip(path, {"w": tf.View(np.ones(1, np.float32), 0, (1,) * 100, (1,) * 100)})
     elif kind == "text":
         path.write_text("hello")
     elif kind == "empty":
@@ -146,6 +148,7 @@ def _damaged(kind, tmp_path):
     ("text", "not a torch.save file"),
     ("empty", "not a torch.save file"),
     ("count mismatch", "declares 1099511627776 elements"),
+    ("100 dimensions", "a tensor of 100 dimensions"),
 ])
 def test_damaged_files_one_line_errors(tmp_path, kind, expect):
     with pytest.raises(UserError, match=expect) as exc:
@@ -158,3 +161,86 @@ def test_deeply_nested_object_refused(tmp_path):
     tf.write_legacy(tmp_path / "n.pth", {}, pkl=pkl)
     with pytest.raises(UserError, match="nested too deeply"):
         torch_pickle.load(tmp_path / "n.pth")
+
+
+# ----------------------------------------------------------------------------- bounded memory
+
+@pytest.mark.parametrize("fmt", WRITERS)
+def test_stride0_view_larger_than_its_storage_refused(tmp_path, fmt):
+    """One stored float, viewed as 10^10 with stride 0: refused before 40 GB is made."""
+    path = tmp_path / "s.pth"
+    WRITERS[fmt](path, {"features.0.weight": tf.View(np.ones(1, np.float32), 0, (10**5, 10**5), (0, 0))})
+    with pytest.raises(UserError, match=r"10,000,000,000 elements\) repeats the 1 elements of its storage") as exc:
+        torch_pickle.load(path)
+    assert "\n" not in str(exc.value)
+
+
+def _doubling_pickle(levels: int, leaf) -> bytes:
+    """{"x": L}, L = [L', L'], L' = [L'', L''], ...: ``levels`` levels, one ``leaf`` at the bottom,
+    each level two references to the one below (the pickle memo), so 2**levels leaves as a tree."""
+    def put(i):
+        return b"r" + struct.pack("<I", 200 + i)        # LONG_BINPUT, above the leaf's own memo slots
+
+    def get(i):
+        return b"j" + struct.pack("<I", 200 + i)        # LONG_BINGET
+
+    leaf_ops = tf.dumps(leaf, lambda s: ("storage", tf.Global("torch", s.type_name), s.key, "cpu", s.flat.size))
+    out = bytearray(leaf_ops[:-1] + put(0) + b"0")      # the leaf, memoised, popped
+    for i in range(1, levels + 1):
+        out += b"]" + put(i) + b"(" + get(i - 1) * 2 + b"e0"   # [child, child], memoised, popped
+    return bytes(out + b"}X\x01\x00\x00\x00x" + get(levels) + b"s.")
+
+
+@pytest.mark.parametrize("fmt", WRITERS)
+def test_shared_nested_lists_are_built_once(tmp_path, fmt):
+    """A few hundred bytes describing 2**20 references to one tensor come back as 20 lists,
+    each holding its child twice, and one array: not a tree of a million copies."""
+    base = np.arange(6, dtype=np.float32)
+    pkl = _doubling_pickle(20, tf.Tensor(tf.Storage("0", base), 0, (2, 3), (3, 1)))
+    path = tmp_path / "shared.pth"
+    WRITERS[fmt](path, {"keep": base}, pkl=pkl)
+    assert len(pkl) < 1000
+    got = torch_pickle.load(path)["x"]
+    for _ in range(20):
+        assert isinstance(got, list) and len(got) == 2 and got[0] is got[1]
+        got = got[0]
+    np.testing.assert_array_equal(got, base.reshape(2, 3))
+
+
+@pytest.mark.parametrize("fmt", WRITERS)
+def test_many_views_of_one_storage_refused(tmp_path, fmt):
+    """Each view fits its storage, but 40 of them would hold 40 times the file's bytes."""
+    base = np.zeros(1 << 18, np.float32)                         # 1 MiB stored
+    s = tf.Storage("0", base)
+    obj = {f"t{i}": tf.Tensor(s, 0, base.shape, (1,)) for i in range(40)}
+    extra = (None,) if fmt == "legacy" else ()
+    pkl = tf.dumps(obj, lambda st: ("storage", tf.Global("torch", st.type_name), st.key, "cpu", st.flat.size) + extra)
+    WRITERS[fmt](tmp_path / "v.pth", {"keep": base}, pkl=pkl)
+    with pytest.raises(UserError, match="view the same storages again and again"):
+        torch_pickle.load(tmp_path / "v.pth")
+    obj = {f"t{i}": tf.Tensor(s, 0, base.shape, (1,)) for i in range(2)}  # tied weights: two views, fine
+    pkl = tf.dumps(obj, lambda st: ("storage", tf.Global("torch", st.type_name), st.key, "cpu", st.flat.size) + extra)
+    WRITERS[fmt](tmp_path / "v.pth", {"keep": base}, pkl=pkl)
+    got = torch_pickle.load(tmp_path / "v.pth")
+    assert list(got) == ["t0", "t1"] and got["t0"].shape == base.shape
+
+
+@pytest.mark.parametrize("fmt", WRITERS)
+@pytest.mark.parametrize("pkl, expect", [
+    # LONG_BINPUT at slot 25,000,000: the C unpickler would grow its memo to 400 MB
+    (b"\x80\x02]r" + struct.pack("<I", 25_000_000) + b".", "numbers a memo slot 25,000,000 in 9 bytes"),
+    # BYTEARRAY8 of 400 MB with 3 bytes present: it would be allocated before being found missing
+    (b"\x80\x05\x96" + struct.pack("<Q", 400_000_000) + b"abc.", "expected 400000000 bytes in a bytearray8"),
+])
+def test_declared_sizes_checked_before_the_unpickler_allocates(tmp_path, fmt, pkl, expect):
+    import tracemalloc
+    WRITERS[fmt](tmp_path / "a.pth", {}, pkl=pkl)
+    assert (tmp_path / "a.pth").stat().st_size < 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match=expect):
+            torch_pickle.load(tmp_path / "a.pth")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20
