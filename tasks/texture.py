@@ -176,6 +176,8 @@ def run(**kwargs):
     if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
         raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
     exemplar_size = _exemplar_size(a)
+    if a.held_out:
+        network.check_exemplar_memory(a.image, exemplar_size, a.size)
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
     log = command.new_log("texture", a)
     split = None

@@ -112,3 +112,11 @@ def test_style_held_out_transfers_one_half_and_judges_against_the_other():
     assert rep["unstyled"]["content"] == 0.0 and rep["result"]["content"] > 0
     # the style's own other half is nearer its held-out half than the unstyled photo is
     assert rep["style_half"]["style"] < rep["unstyled"]["style"]
+
+
+def test_held_out_exemplar_too_large_for_memory_is_refused(monkeypatch):
+    from engine import backend
+
+    monkeypatch.setattr(backend, "memory_available", lambda device: 64 * 2**20)
+    with pytest.raises(UserError, match="--exemplar-size 20000"):
+        texture.run(image="gravel", size=48, iters=1, held_out=True, exemplar_size=20000, **QUIET)
