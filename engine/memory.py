@@ -134,7 +134,7 @@ def _layouts_bytes(t: _Table, top: int, fc_inputs) -> int:
     from .ops import winograd
 
     sizes = [4 * int(np.prod(s)) for name, s in t.conv.items() if t.index[name] <= top]
-    return sum(b for b in sizes if b <= winograd.U_CACHE_BYTES)  # a larger one: in the pass
+    return sum(b for b in sizes if b <= winograd.u_cache_bytes())  # a larger one: in the pass
 
 
 def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
@@ -255,7 +255,7 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
             gx = n * cin * hw * item
             masked = n * cout * hw * (item + 1) if kind == "conv_relu" else 0  # gy * (y > 0), its mask
             layout = cin * cout * 9 * item   # the backward layout, made for this call when large
-            layout = layout if layout > winograd.U_CACHE_BYTES else 0
+            layout = layout if layout > winograd.u_cache_bytes() else 0
             peak = max(peak, live + gy + cols + layout + max(masked, gx))
         elif kind == "pool":
             peak = max(peak, live + gy + n * cin * hw * item)

@@ -56,14 +56,14 @@ class ConvWeights:
     def w_bwd(self):
         """The backward GEMM's layout (only im2col's backward reads it): flip in space, swap
         channels: (Cout, Cin, 3, 3) -> (Cin, Cout, 3, 3) -> (Cin, Cout*9). Kept when it takes at
-        most ``winograd.U_CACHE_BYTES``, else made at each use: a deep layer of a small image
+        most ``winograd.u_cache_bytes()``, else made at each use: a deep layer of a small image
         runs im2col, and keeping it would hold a second copy of the largest weights."""
         if self._w_bwd is not None:
             return self._w_bwd
         xp = backend.array_module(self.weight)
         flipped = self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         w = xp.ascontiguousarray(flipped.reshape(self.cin, self.cout * 9))
-        if w.nbytes <= winograd.U_CACHE_BYTES:
+        if w.nbytes <= winograd.u_cache_bytes():
             self._w_bwd = w
         return w
 

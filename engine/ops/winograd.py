@@ -33,6 +33,7 @@ otherwise be allocated, and page-faulted, on every conv.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -73,6 +74,25 @@ def weight_transform(weight, m: int, dtype):
 # again at each call, a block of output channels at a time (input channels in the backward),
 # each block just before its GEMMs, into one reused buffer of U_BLOCK_BYTES at most.
 U_CACHE_BYTES = 4 * 2**20
+# RANVGG_MEMORY=fast trades memory for time: every U is kept and maps run in bands of up to
+# FAST_BAND_BYTES (measured in docs/performance.md); "lean", the default, is the above.
+MEMORY_MODES = ("lean", "fast")
+FAST_BAND_BYTES = 64 * 2**20
+
+
+def memory_mode() -> str:
+    """RANVGG_MEMORY: "lean" (the default) or "fast"; another value is a UserError."""
+    mode = os.environ.get("RANVGG_MEMORY", "lean")
+    if mode not in MEMORY_MODES:
+        from ..errors import UserError
+        raise UserError(f"RANVGG_MEMORY={mode!r}: use lean (the default: least memory) or fast "
+                        "(keeps the Winograd weights of every layer: faster, more memory)")
+    return mode
+
+
+def u_cache_bytes() -> float:
+    """The largest U (and im2col backward layout) a layer keeps."""
+    return float("inf") if memory_mode() == "fast" else U_CACHE_BYTES
 
 
 @parallel_jit
@@ -120,7 +140,7 @@ def _u_blocks(u, m: int, outer: int, inner: int, itemsize: int):
 
 def keeps_u(cin: int, cout: int, m: int, itemsize: int) -> bool:
     """Whether a layer's U is kept between calls (small) or made at each call."""
-    return weight_elements(cin, cout, m) * itemsize <= U_CACHE_BYTES
+    return weight_elements(cin, cout, m) * itemsize <= u_cache_bytes()
 
 
 # Layout. Tile (ty, tx) reads padded rows m*ty .. m*ty + m+1 and columns m*tx .. m*tx + m+1.
@@ -347,7 +367,7 @@ def band_rows(n: int, channels: int, h: int, w: int, m: int, itemsize: int) -> i
     """Output rows per band (a multiple of m, at least m): the most whose V or M, for the larger
     of the layer's two channel counts ``channels``, fits BAND_BYTES; ``h`` when one band does."""
     per_tile_row = (m + 2) ** 2 * channels * n * (-(-w // m) + 1) * itemsize
-    rows = max(1, BAND_BYTES // per_tile_row) * m
+    rows = max(1, (FAST_BAND_BYTES if memory_mode() == "fast" else BAND_BYTES) // per_tile_row) * m
     return h if rows >= h else rows
 
 

@@ -166,3 +166,25 @@ def test_choice_by_map_size_and_override(monkeypatch):
     monkeypatch.setenv("RANVGG_CONV", "f5")
     with pytest.raises(UserError, match="RANVGG_CONV"):
         conv3x3.choose(64, 64, 256, 256)
+
+
+def test_memory_mode_fast_keeps_every_u_and_lean_is_the_default(monkeypatch):
+    from engine import memory
+    from engine.errors import UserError
+
+    _, x, w, b = _case((1, 16, 12, 12), 8, 4, np.float32)
+    monkeypatch.setattr(winograd, "U_CACHE_BYTES", 16)  # lean keeps nothing this size
+    monkeypatch.delenv("RANVGG_MEMORY", raising=False)
+    lean = conv3x3.ConvWeights(w, b)
+    y0 = conv3x3.conv3x3_forward(x, lean, algorithm="f4")
+    assert lean._winograd == {}
+    est_lean = memory.estimate((1, 3, 256, 256), [("content", "pool5")]).total
+    monkeypatch.setenv("RANVGG_MEMORY", "fast")
+    fast = conv3x3.ConvWeights(w, b)
+    y1 = conv3x3.conv3x3_forward(x, fast, algorithm="f4")
+    assert list(fast._winograd) == [4]
+    np.testing.assert_allclose(y1, y0, rtol=0, atol=2e-6 * np.abs(y0).max())
+    assert memory.estimate((1, 3, 256, 256), [("content", "pool5")]).total > est_lean + 100 * 2**20
+    monkeypatch.setenv("RANVGG_MEMORY", "huge")
+    with pytest.raises(UserError, match="RANVGG_MEMORY='huge'.*lean.*fast"):
+        conv3x3.conv3x3_forward(x, conv3x3.ConvWeights(w, b), algorithm="f4")
