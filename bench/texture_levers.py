@@ -42,6 +42,8 @@ CONFIGS = {
     "bank32": dict(filter_bank=32),
     "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
     "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
+    "spectrum1": dict(spectrum_weight=1.0),                        # the default + Fourier-spectrum term
+    "spectrum5": dict(spectrum_weight=5.0),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

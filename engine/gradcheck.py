@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, stats, tv
+    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, spectrum, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -156,6 +156,10 @@ def _op_checks():
         t = stats.sorted_projections(_rand(device, (1, 4, 4, 5), 32), d, 15)
         return scalar_fn(lambda x: stats.sliced_wasserstein_loss(x, t, d, 0.7)), _rand(device, (2, 4, 3, 5), 33)
 
+    def spectrum_loss(device):  # a target from an exemplar of another size (resampled frequencies)
+        t = spectrum.spectrum_target(_rand(device, (1, 3, 7, 10), 36), (2, 3, 5, 6))
+        return scalar_fn(lambda x: spectrum.spectrum_loss(x, t, 0.7)), _rand(device, (2, 3, 5, 6), 37)
+
     def tv_(device):
         return scalar_fn(lambda t: tv.tv_loss(t, 0.3)), _rand(device, (2, 3, 5, 6), 9)
 
@@ -185,6 +189,7 @@ def _op_checks():
         Check("FFT convolution (large filters)", (2, 3, 9, 11), fft_conv),
         Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
+        Check("Fourier spectrum loss", (2, 3, 5, 6), spectrum_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
         Check("autograd: shared input", (1, 3, 4, 6), chain),
     ]
@@ -252,7 +257,8 @@ def _net_checks():
         obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), pixel_stats="swd",
                                 feature_stats="gram+moments")
         more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
-                                 feature_stats="swd", bank_maps=3)  # the filter bank: 3 and 5 px here
+                                 feature_stats="swd", bank_maps=3,  # the filter bank: 3 and 5 px here
+                                 spectrum_weight=0.5)
         obj.terms += more.terms
         obj.bank = more.bank
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))

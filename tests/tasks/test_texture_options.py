@@ -120,3 +120,10 @@ def test_held_out_exemplar_too_large_for_memory_is_refused(monkeypatch):
     monkeypatch.setattr(backend, "memory_available", lambda device: 64 * 2**20)
     with pytest.raises(UserError, match="--exemplar-size 20000"):
         texture.run(image="gravel", size=48, iters=1, held_out=True, exemplar_size=20000, **QUIET)
+
+
+def test_spectrum_weight_adds_the_fourier_term_and_refuses_a_negative_weight():
+    _, log = texture.run(image="brick", size=32, iters=3, scales="none", spectrum_weight=2.0, **QUIET)
+    assert log["term_weights"]["spectrum"] == 2.0
+    with pytest.raises(UserError, match="--spectrum-weight"):
+        texture.run(image="brick", size=32, iters=1, spectrum_weight=-0.5, **QUIET)
