@@ -44,6 +44,11 @@ CONFIGS = {
     "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
     "spectrum1": dict(spectrum_weight=1.0),                        # the default + Fourier-spectrum term
     "spectrum5": dict(spectrum_weight=5.0),
+    # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
+    "random": dict(net="random"),
+    "random_he": dict(net="random", weight_init="he"),
+    "random_orthogonal": dict(net="random", weight_init="orthogonal"),
+    "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
