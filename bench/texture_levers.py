@@ -49,6 +49,8 @@ CONFIGS = {
     "random_he": dict(net="random", weight_init="he"),
     "random_orthogonal": dict(net="random", weight_init="orthogonal"),
     "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
+    "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
+    "ensemble3": dict(ensemble=3),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

@@ -196,7 +196,7 @@ def _op_checks():
 
 
 def _net_checks():
-    from .objectives import Objective
+    from .objectives import Ensemble, Objective
     from .vgg import VGG19
 
     def net_fn(device, pooling, layers):
@@ -264,6 +264,15 @@ def _net_checks():
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)
 
+    def ensemble(device):  # two independently drawn nets, other weight statistics: their objectives summed
+        nets = [VGG19.random(seed=9, sigma=0.05, device=device, dtype=np.float64, init="orthogonal"),
+                VGG19.random(seed=10, device=device, dtype=np.float64, init="zero-mean-first")]
+        xs = np.random.default_rng(30).uniform(-100, 100, (1, 3, 16, 16))
+        obj = Ensemble([Objective.texture(n, xs, ["relu1_1", "relu2_1"], pixel_stats="moments" if k == 0 else "none")
+                        for k, n in enumerate(nets)])
+        obj.calibrate(_rand(device, (1, 3, 16, 16), 31, 50.0))
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 31, 50.0)
+
     # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
     # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
     return [
@@ -273,7 +282,8 @@ def _net_checks():
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
-        Check("texture with colour and distribution terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
+        Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
+        Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
     ]
 
 

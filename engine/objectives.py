@@ -247,6 +247,36 @@ class Objective:
         return float(values.sum()), xt.grad
 
 
+class Ensemble:
+    """The sum of objectives on independently drawn nets, for one image: an ensemble of random
+    nets. Each part keeps its own terms and Eq. 4 factors (``calibrate`` calibrates every part);
+    a term of part k >= 2 is named "net<k>:<name>". Runs where its first part's net runs."""
+
+    def __init__(self, parts: list[Objective]):
+        if not parts:
+            raise UserError("an ensemble needs at least one objective")
+        self.parts = list(parts)
+        self.net = self.parts[0].net
+        for k, part in enumerate(self.parts[1:], start=2):
+            for t in part.terms:
+                t.name = f"net{k}:{t.name}"
+        self.terms = [t for part in self.parts for t in part.terms]
+        self.last_terms: dict[str, float] = {}
+        self.evaluations = 0
+
+    def calibrate(self, x_start) -> dict:
+        return {name: f for part in self.parts for name, f in part.calibrate(x_start).items()}
+
+    def value_and_grad(self, x):
+        total, grad = 0.0, None
+        for part in self.parts:
+            value, g = part.value_and_grad(x)
+            total, grad = total + value, g if grad is None else grad + g
+        self.last_terms = {name: v for part in self.parts for name, v in part.last_terms.items()}
+        self.evaluations += 1
+        return total, grad
+
+
 def _content_probe_target(f, f0):
     """A target that makes content_loss's gradient equal the paper's F(x') = 0 probe.
 

@@ -1,6 +1,7 @@
 """The network a task runs on, its layer listing, and the memory check made before a run."""
 from __future__ import annotations
 
+import argparse
 import zipfile
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
         "preprocessing": net.preprocessing,
         "recipe": net.meta.get("recipe")})
     return net
+
+
+def ensemble_nets(a, count: int) -> list[VGG19]:
+    """The ``count - 1`` nets beside the first of an ensemble (--ensemble): the same --net
+    (ranvgg or random, with its --sigma, --weight-init, --pooling, --arch), seeds --seed + 1 ..
+    --seed + count - 1."""
+    if count > 1 and (getattr(a, "network", None) is not None or net_choice(a) not in NETS):
+        raise UserError(f"--ensemble {count} draws more random nets: use --net ranvgg or --net random "
+                        "(a weights file is one net)")
+    return [make_net(argparse.Namespace(**{**vars(a), "seed": a.seed + k}), {}, quiet=True) for k in range(1, count)]
 
 
 def _recipe_summary(net: VGG19) -> str:
