@@ -43,6 +43,7 @@ CONFIGS = {
     "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
     "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
     "spectrum1": dict(spectrum_weight=1.0),                        # the default + Fourier-spectrum term
+    "spectrum0.2": dict(spectrum_weight=0.2),
     "spectrum5": dict(spectrum_weight=5.0),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
