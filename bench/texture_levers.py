@@ -50,6 +50,9 @@ CONFIGS = {
     "random_he": dict(net="random", weight_init="he"),
     "random_orthogonal": dict(net="random", weight_init="orthogonal"),
     "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
+    # Gram terms alone: He is the gaussian draw scaled per layer, which Eq. 4 cancels exactly
+    "random_gram": dict(net="random", feature_stats="gram"),
+    "random_he_gram": dict(net="random", weight_init="he", feature_stats="gram"),
     "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
     "ensemble3": dict(ensemble=3),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
