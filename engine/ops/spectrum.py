@@ -46,7 +46,7 @@ def _resample_periodic(a, h: int, w: int):
     fy, fx = np.arange(h) * hh / h, np.arange(w) * ww / w
     y0, x0 = np.floor(fy).astype(int), np.floor(fx).astype(int)
     ty, tx = xp.asarray(fy - y0)[:, None], xp.asarray(fx - x0)[None, :]
-    y1, x1 = (y0 + 1) % hh, (x0 + 1) % ww
+    y0, y1, x0, x1 = (xp.asarray(i) for i in (y0, (y0 + 1) % hh, x0, (x0 + 1) % ww))   # device indices
     rows0, rows1 = a[:, :, y0], a[:, :, y1]                                 # (1, C, h, W)
     top = rows0[..., x0] * (1 - tx) + rows0[..., x1] * tx
     bottom = rows1[..., x0] * (1 - tx) + rows1[..., x1] * tx
