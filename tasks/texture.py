@@ -191,7 +191,8 @@ def run(**kwargs):
         raise UserError(f"--spectrum-weight must be a number >= 0 (0: off), got {a.spectrum_weight!r}")
     if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, (int, np.integer)) or a.ensemble < 1:
         raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
-    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)  # + the check net
+    # extra nets: the check net and the ensemble's other nets
+    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)
     log = command.new_log("texture", a)
     split = None
     if a.held_out:  # read and cut before the network is built: a too small exemplar fails first

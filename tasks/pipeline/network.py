@@ -77,8 +77,8 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
     log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={
         "net": choice if choice in (*NETS, "given") else "file",
         "weights": None if choice in (*NETS, "given") else choice, "arch": net.arch,
-        "pooling": net.pooling, "sigma": net.meta.get("sigma"), "init": net.meta.get("init", DEFAULT_INIT) if choice in NETS else None,
-        "preprocessing": net.preprocessing,
+        "pooling": net.pooling, "sigma": net.meta.get("sigma"),
+        "init": net.meta.get("init", DEFAULT_INIT) if choice in NETS else None, "preprocessing": net.preprocessing,
         "recipe": net.meta.get("recipe")})
     return net
 
