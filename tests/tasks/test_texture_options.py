@@ -147,8 +147,8 @@ def test_ensemble_option_runs_k_nets_and_refuses_what_it_cannot_draw(tmp_path):
     _, log = texture.run(image="brick", size=32, iters=2, scales="none", ensemble=2, net="random", **QUIET)
     assert log["ensemble_seeds"] == [0, 1] and "net2:style:relu1_1" in log["weighting_factors"]
     assert "net2:colour:moments" not in log["weighting_factors"]
-    for bad in (0, 1.5):
-        with pytest.raises(UserError, match="--ensemble"):
+    for bad, words in ((0, "--ensemble must be a whole number >= 1"), (1.5, "ensemble=1.5: give a whole number")):
+        with pytest.raises(UserError, match=words):
             texture.run(image="brick", size=32, iters=1, ensemble=bad, **QUIET)
     weights = tmp_path / "w.npz"
     VGG19.random(seed=0, device="cpu").save(weights)
