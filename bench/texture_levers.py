@@ -42,6 +42,19 @@ CONFIGS = {
     "bank32": dict(filter_bank=32),
     "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
     "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
+    "spectrum1": dict(spectrum_weight=1.0),                        # the default + Fourier-spectrum term
+    "spectrum0.2": dict(spectrum_weight=0.2),
+    "spectrum5": dict(spectrum_weight=5.0),
+    # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
+    "random": dict(net="random"),
+    "random_he": dict(net="random", weight_init="he"),
+    "random_orthogonal": dict(net="random", weight_init="orthogonal"),
+    "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
+    # Gram terms alone: He is the gaussian draw scaled per layer, which Eq. 4 cancels exactly
+    "random_gram": dict(net="random", feature_stats="gram"),
+    "random_he_gram": dict(net="random", weight_init="he", feature_stats="gram"),
+    "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
+    "ensemble3": dict(ensemble=3),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

@@ -28,6 +28,9 @@ BLOCKS = ARCHS[DEFAULT_ARCH]
 FC_SIZES = (("fc6", 4096), ("fc7", 4096), ("fc8", 1000))
 POOLING = ("avg", "max")
 DEFAULT_SIGMA = 0.015
+# how a random net's conv weights are drawn (engine.vgg.draw_conv); gaussian: N(0, sigma^2)
+INITS = ("gaussian", "he", "orthogonal", "zero-mean-first")
+DEFAULT_INIT = "gaussian"
 
 
 def _table(blocks=BLOCKS):

@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, stats, tv
+    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, spectrum, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -156,6 +156,10 @@ def _op_checks():
         t = stats.sorted_projections(_rand(device, (1, 4, 4, 5), 32), d, 15)
         return scalar_fn(lambda x: stats.sliced_wasserstein_loss(x, t, d, 0.7)), _rand(device, (2, 4, 3, 5), 33)
 
+    def spectrum_loss(device):  # a target from an exemplar of another size (resampled frequencies)
+        t = spectrum.spectrum_target(_rand(device, (1, 3, 7, 10), 36), (2, 3, 5, 6))
+        return scalar_fn(lambda x: spectrum.spectrum_loss(x, t, 0.7)), _rand(device, (2, 3, 5, 6), 37)
+
     def tv_(device):
         return scalar_fn(lambda t: tv.tv_loss(t, 0.3)), _rand(device, (2, 3, 5, 6), 9)
 
@@ -185,13 +189,14 @@ def _op_checks():
         Check("FFT convolution (large filters)", (2, 3, 9, 11), fft_conv),
         Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
+        Check("Fourier spectrum loss", (2, 3, 5, 6), spectrum_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
         Check("autograd: shared input", (1, 3, 4, 6), chain),
     ]
 
 
 def _net_checks():
-    from .objectives import Objective
+    from .objectives import Ensemble, Objective
     from .vgg import VGG19
 
     def net_fn(device, pooling, layers):
@@ -252,11 +257,21 @@ def _net_checks():
         obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), pixel_stats="swd",
                                 feature_stats="gram+moments")
         more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
-                                 feature_stats="swd", bank_maps=3)  # the filter bank: 3 and 5 px here
+                                 feature_stats="swd", bank_maps=3,  # the filter bank: 3 and 5 px here
+                                 spectrum_weight=0.5)
         obj.terms += more.terms
         obj.bank = more.bank
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)
+
+    def ensemble(device):  # two independently drawn nets, other weight statistics: their objectives summed
+        nets = [VGG19.random(seed=9, sigma=0.05, device=device, dtype=np.float64, init="orthogonal"),
+                VGG19.random(seed=10, device=device, dtype=np.float64, init="zero-mean-first")]
+        xs = np.random.default_rng(30).uniform(-100, 100, (1, 3, 16, 16))
+        obj = Ensemble([Objective.texture(n, xs, ["relu1_1", "relu2_1"], pixel_stats="moments" if k == 0 else "none")
+                        for k, n in enumerate(nets)])
+        obj.calibrate(_rand(device, (1, 3, 16, 16), 31, 50.0))
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 31, 50.0)
 
     # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
     # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
@@ -267,7 +282,8 @@ def _net_checks():
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
-        Check("texture with colour and distribution terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
+        Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
+        Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
     ]
 
 

@@ -33,6 +33,7 @@ from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
 from .ops.fftconv import fftconv
+from .ops.spectrum import spectrum_loss, spectrum_target
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.relu import relu
 from .ops.tv import tv_loss
@@ -58,7 +59,7 @@ STYLE_DROP_PINNED, STYLE_PIXEL_STATS = False, "none"
 
 @dataclass
 class Term:
-    """One weighted loss term. ``kind``: "content" | "gram" | "moments" | "swd" | "tv".
+    """One weighted loss term. ``kind``: "content" | "gram" | "moments" | "swd" | "spectrum" | "tv".
 
     ``layer`` PIXELS: the term reads the image itself (its colour distribution)."""
 
@@ -81,6 +82,8 @@ class Term:
             return gram_loss(f, self.target, s, self.name)
         if self.kind == "moments":
             return moments_loss(f, *self.target, s, self.name)
+        if self.kind == "spectrum":
+            return spectrum_loss(f, self.target, s, self.name)
         return sliced_wasserstein_loss(f, *self.target, s, self.name)
 
 
@@ -118,7 +121,7 @@ class Objective:
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
                 pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False,
-                bank_maps: int = 0, bank_seed: int = 0) -> "Objective":
+                bank_maps: int = 0, bank_seed: int = 0, spectrum_weight: float = 0.0) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -130,14 +133,17 @@ class Objective:
         Wasserstein distance beside it). ``drop_pinned``: leave out, at each pyramid level, the
         layers whose Gram matrix would pin the source's layout (``engine.arch.pins_layout``, at
         the exemplar's or the output's size); ``pinned_layers`` says which. ``bank_maps`` > 0 adds
-        the multi-scale random filter bank (``filter_bank``): one Gram term per filter size."""
+        the multi-scale random filter bank (``filter_bank``): one Gram term per filter size.
+        ``spectrum_weight`` > 0 adds a term (that weight, on top of its Eq. 4 factor) on the
+        magnitude of each colour channel's Fourier transform (Liu et al. 2016; ``ops.spectrum``)."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
                             (xs.shape[2:],) if drop_pinned else None)
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
-        return cls(net, terms + _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape), bank)
+        terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
+        return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank)
 
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
@@ -241,6 +247,36 @@ class Objective:
         return float(values.sum()), xt.grad
 
 
+class Ensemble:
+    """The sum of objectives on independently drawn nets, for one image: an ensemble of random
+    nets. Each part keeps its own terms and Eq. 4 factors (``calibrate`` calibrates every part);
+    a term of part k >= 2 is named "net<k>:<name>". Runs where its first part's net runs."""
+
+    def __init__(self, parts: list[Objective]):
+        if not parts:
+            raise UserError("an ensemble needs at least one objective")
+        self.parts = list(parts)
+        self.net = self.parts[0].net
+        for k, part in enumerate(self.parts[1:], start=2):
+            for t in part.terms:
+                t.name = f"net{k}:{t.name}"
+        self.terms = [t for part in self.parts for t in part.terms]
+        self.last_terms: dict[str, float] = {}
+        self.evaluations = 0
+
+    def calibrate(self, x_start) -> dict:
+        return {name: f for part in self.parts for name, f in part.calibrate(x_start).items()}
+
+    def value_and_grad(self, x):
+        total, grad = 0.0, None
+        for part in self.parts:
+            value, g = part.value_and_grad(x)
+            total, grad = total + value, g if grad is None else grad + g
+        self.last_terms = {name: v for part in self.parts for name, v in part.last_terms.items()}
+        self.evaluations += 1
+        return total, grad
+
+
 def _content_probe_target(f, f0):
     """A target that makes content_loss's gradient equal the paper's F(x') = 0 probe.
 
@@ -324,6 +360,17 @@ def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
         return [Term("colour:moments", "moments", PIXELS, (mu.mean(0, keepdims=True), cov.mean(0, keepdims=True)))]
     dirs = directions(3, SWD_PIXEL_DIRECTIONS, seed=0, xp=net.xp, dtype=x.dtype)
     return [Term("colour:swd", "swd", PIXELS, (sorted_projections(x, dirs, shape[2] * shape[3]), dirs))]
+
+
+def _spectrum_terms(net: VGG19, xs, weight: float, shape) -> list[Term]:
+    """The Fourier-spectrum term (``ops.spectrum``) when ``weight`` > 0: the exemplar's |DFT|
+    per colour channel, resampled to ``shape``'s frequencies."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(weight) and weight >= 0):
+        raise UserError(f"the spectrum weight must be a number >= 0 (0: off), got {weight!r}")
+    if not weight:
+        return []
+    return [Term("spectrum", "spectrum", PIXELS, spectrum_target(net.to_device(xs), shape), float(weight))]
 
 
 SWD_PIXEL_DIRECTIONS = 32

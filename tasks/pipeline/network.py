@@ -1,12 +1,13 @@
 """The network a task runs on, its layer listing, and the memory check made before a run."""
 from __future__ import annotations
 
+import argparse
 import zipfile
 from pathlib import Path
 
 from engine import backend, memory, recipes
 from engine.errors import UserError
-from engine.arch import DEFAULT_ARCH, map_shape
+from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
 from engine.vgg import VGG19
 
 from ..cli.console import say
@@ -32,13 +33,18 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
     device = backend.resolve_device(a.device)
     arch = getattr(a, "arch", None) or DEFAULT_ARCH
     choice = net_choice(a)
+    init = getattr(a, "weight_init", None) or DEFAULT_INIT
+    if init != DEFAULT_INIT and (getattr(a, "network", None) is not None or choice != "random"):
+        raise UserError(f"--weight-init {init} draws a plain random net: add --net random (ranVGG's recipes "
+                        "choose among gaussian draws; a weights file has its own)")
     if getattr(a, "network", None) is not None:
         net = a.network
         choice = "given"
         what = f"a given network ({net.meta.get('kind', 'unknown kind')}, {net.arch})"
     elif choice == "random" or (choice == "ranvgg" and arch != DEFAULT_ARCH and not getattr(a, "net", None)):
-        net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device, arch=arch)
-        what = f"plain random {arch} weights N(0, {a.sigma}^2), seed {a.seed}, zero biases"
+        net = VGG19.random(seed=a.seed, sigma=a.sigma, pooling=a.pooling or "avg", device=device, arch=arch, init=init)
+        what = (f"plain random {arch} weights N(0, {a.sigma}^2)" if init == DEFAULT_INIT
+                else f"plain random {arch} weights, {init} init (sigma {a.sigma})") + f", seed {a.seed}, zero biases"
         if choice == "ranvgg":
             what += " (ranVGG recipes are VGG-19's: --arch picks a plain random net)"
             choice = "random"
@@ -71,9 +77,20 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
     log.update(device=net.device, tf32=tf32 and net.device == "gpu", seed=a.seed, network={
         "net": choice if choice in (*NETS, "given") else "file",
         "weights": None if choice in (*NETS, "given") else choice, "arch": net.arch,
-        "pooling": net.pooling, "sigma": net.meta.get("sigma"), "preprocessing": net.preprocessing,
+        "pooling": net.pooling, "sigma": net.meta.get("sigma"),
+        "init": net.meta.get("init", DEFAULT_INIT) if choice in NETS else None, "preprocessing": net.preprocessing,
         "recipe": net.meta.get("recipe")})
     return net
+
+
+def ensemble_nets(a, count: int) -> list[VGG19]:
+    """The ``count - 1`` nets beside the first of an ensemble (--ensemble): the same --net
+    (ranvgg or random, with its --sigma, --weight-init, --pooling, --arch), seeds --seed + 1 ..
+    --seed + count - 1."""
+    if count > 1 and (getattr(a, "network", None) is not None or net_choice(a) not in NETS):
+        raise UserError(f"--ensemble {count} draws more random nets: use --net ranvgg or --net random "
+                        "(a weights file is one net)")
+    return [make_net(argparse.Namespace(**{**vars(a), "seed": a.seed + k}), {}, quiet=True) for k in range(1, count)]
 
 
 def _recipe_summary(net: VGG19) -> str:

@@ -135,3 +135,40 @@ def test_device_errors():
     with pytest.raises(UserError, match="--device gpu is not available: .*use --device cpu"):
         VGG19.random(device="gpu")
     assert VGG19.random(device="auto").device == "cpu"
+
+
+@pytest.mark.parametrize("init", ["he", "orthogonal", "zero-mean-first"])
+def test_weight_inits_have_their_statistics(init):
+    net = VGG19.random(seed=3, device="cpu", init=init)
+    plain = VGG19.random(seed=3, device="cpu")
+    assert net.meta["init"] == init and "init" not in plain.meta
+    for name, (cout, cin, _, _) in net.conv_shapes:
+        w = net.params[name][0].astype(np.float64)
+        assert w.shape == (cout, cin, 3, 3) and w.dtype == np.float64 and net.params[name][0].dtype == np.float32
+        m = w.reshape(cout, -1)
+        if init == "he":
+            assert abs(w.std() / np.sqrt(2 / (9 * cin)) - 1) < 0.03 and abs(w.mean()) < 0.03 * w.std(), name
+        elif init == "orthogonal":
+            gram = m @ m.T if cout <= 9 * cin else m.T @ m          # the smaller side's Gram
+            scale = 0.015 ** 2 * max(m.shape)
+            np.testing.assert_allclose(gram / scale, np.eye(len(gram)), atol=1e-5, err_msg=name)
+            assert np.sqrt((w ** 2).mean()) == pytest.approx(0.015, rel=1e-5)
+        else:
+            means = m.mean(axis=1)
+            if name == "conv1_1":
+                assert np.abs(means).max() < 1e-8 and abs(w.std() / 0.015 - 1) < 0.15
+            else:  # every other layer is the gaussian draw itself
+                assert np.array_equal(net.params[name][0], plain.params[name][0]), name
+    with pytest.raises(UserError, match="weight init"):
+        VGG19.random(seed=0, device="cpu", init="uniform")
+
+
+def test_gaussian_is_the_default_draw_and_weight_init_needs_a_plain_random_net():
+    from tasks import texture
+    a, b = VGG19.random(seed=2, device="cpu"), VGG19.random(seed=2, device="cpu", init="gaussian")
+    assert all(np.array_equal(a.params[n][0], b.params[n][0]) for n, _ in a.conv_shapes)
+    with pytest.raises(UserError, match="--weight-init he .*--net random"):
+        texture.run(image="brick", size=32, iters=1, weight_init="he", device="cpu", print_every=0)
+    _, log = texture.run(image="brick", size=32, iters=2, scales="none", net="random", weight_init="orthogonal",
+                         device="cpu", print_every=0)
+    assert log["network"]["init"] == "orthogonal" and log["network"]["net"] == "random"

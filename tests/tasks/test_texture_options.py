@@ -120,3 +120,37 @@ def test_held_out_exemplar_too_large_for_memory_is_refused(monkeypatch):
     monkeypatch.setattr(backend, "memory_available", lambda device: 64 * 2**20)
     with pytest.raises(UserError, match="--exemplar-size 20000"):
         texture.run(image="gravel", size=48, iters=1, held_out=True, exemplar_size=20000, **QUIET)
+
+
+def test_spectrum_weight_adds_the_fourier_term_and_refuses_a_negative_weight():
+    _, log = texture.run(image="brick", size=32, iters=3, scales="none", spectrum_weight=2.0, **QUIET)
+    assert log["term_weights"]["spectrum"] == 2.0
+    with pytest.raises(UserError, match="--spectrum-weight"):
+        texture.run(image="brick", size=32, iters=1, spectrum_weight=-0.5, **QUIET)
+
+
+def test_an_ensemble_sums_its_nets_objectives():
+    from engine.objectives import Ensemble
+    nets = [VGG19.random(seed=s, device="cpu") for s in (0, 1)]
+    xs = np.random.default_rng(4).uniform(-100, 100, (1, 3, 32, 32)).astype(np.float32)
+    x = np.random.default_rng(5).uniform(-100, 100, (1, 3, 32, 32)).astype(np.float32)
+    parts = [Objective.texture(n, xs, ["relu1_1", "relu2_1"]) for n in nets]
+    alone = [p.value_and_grad(x) for p in parts]
+    ens = Ensemble(parts)
+    value, grad = ens.value_and_grad(x)
+    assert value == pytest.approx(alone[0][0] + alone[1][0], rel=1e-6) and alone[1][0] > 0.01 * alone[0][0]
+    np.testing.assert_allclose(grad, alone[0][1] + alone[1][1], rtol=1e-5, atol=1e-6 * abs(grad).max())
+    assert [t.name for t in ens.terms] == ["style:relu1_1", "style:relu2_1", "net2:style:relu1_1", "net2:style:relu2_1"]
+
+
+def test_ensemble_option_runs_k_nets_and_refuses_what_it_cannot_draw(tmp_path):
+    _, log = texture.run(image="brick", size=32, iters=2, scales="none", ensemble=2, net="random", **QUIET)
+    assert log["ensemble_seeds"] == [0, 1] and "net2:style:relu1_1" in log["weighting_factors"]
+    assert "net2:colour:moments" not in log["weighting_factors"]
+    for bad, words in ((0, "--ensemble must be a whole number >= 1"), (1.5, "ensemble=1.5: give a whole number")):
+        with pytest.raises(UserError, match=words):
+            texture.run(image="brick", size=32, iters=1, ensemble=bad, **QUIET)
+    weights = tmp_path / "w.npz"
+    VGG19.random(seed=0, device="cpu").save(weights)
+    with pytest.raises(UserError, match="--ensemble 2 .*weights file"):
+        texture.run(image="brick", size=32, iters=1, ensemble=2, weights=str(weights), **QUIET)
