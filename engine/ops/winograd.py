@@ -102,18 +102,24 @@ def _weight_transform(w, g, u):
     cout, cin = w.shape[0], w.shape[1]
     a = g.shape[0]
     for o in numba.prange(cout):
+        w9 = np.empty((9, cin), w.dtype)    # w[o] tap-major: every later loop is unit-stride
+        for c in range(cin):
+            for k in range(9):
+                w9[k, c] = w[o, c, k // 3, k % 3]
         t = np.empty((a, 3, cin), w.dtype)  # (g w)[i, x] for every input channel
         for i in range(a):
             for x in range(3):
                 g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
+                r0, r1, r2 = w9[x], w9[3 + x], w9[6 + x]
+                tix = t[i, x]
                 for c in range(cin):
-                    t[i, x, c] = g0 * w[o, c, 0, x] + g1 * w[o, c, 1, x] + g2 * w[o, c, 2, x]
+                    tix[c] = g0 * r0[c] + g1 * r1[c] + g2 * r2[c]
         for i in range(a):
             for j in range(a):
                 h0, h1, h2 = g[j, 0], g[j, 1], g[j, 2]
-                dst = u[i * a + j, o]
+                dst, t0, t1, t2 = u[i * a + j, o], t[i, 0], t[i, 1], t[i, 2]
                 for c in range(cin):
-                    dst[c] = h0 * t[i, 0, c] + h1 * t[i, 1, c] + h2 * t[i, 2, c]
+                    dst[c] = h0 * t0[c] + h1 * t1[c] + h2 * t2[c]
 
 
 U_BLOCK_BYTES = 4 * 2**20
