@@ -145,6 +145,7 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
     from .ops import winograd
 
     weights, scratch = 0, {}
+    prefixes = winograd.u_prefixes(t.conv.items(), item)
     for name, kind, _ in t.layers[:top + 1]:
         if kind == "pool":
             h, w = h // 2, w // 2
@@ -159,7 +160,7 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
             if algo == "im2col":
                 continue
             m = int(algo[1])
-            if not winograd.keeps_u(cin, cout, m, item):  # made at each call, block by block
+            if not winograd.keeps_u(cin, cout, m, item, prefixes[name]):  # made at each call, block by block
                 scratch["u"] = max(scratch.get("u", 0), winograd.u_block_elements(cin, cout, m, backward, item))
             elif not backward or _choose(cin, cout, h, w) != algo:
                 weights += winograd.weight_elements(cin, cout, m)

@@ -27,6 +27,7 @@ from .autograd import Tensor
 from .errors import UserError
 from .io import files
 from .io.weights import npz
+from .ops import winograd
 from .ops.conv3x3 import ConvWeights, conv3x3, conv3x3_relu
 from .ops.fc import FCWeights, fc
 from .ops.pooling import avgpool2, maxpool2
@@ -213,7 +214,11 @@ class VGG19:
                 self._draw_fc()
             w, b = self.params[name]
             w, b = self.to_device(w), self.to_device(b)
-            self._device_params[name] = ConvWeights(w, b) if name.startswith("conv") else FCWeights(w, b)
+            if name.startswith("conv"):
+                prefix = winograd.u_prefixes(self.conv_shapes, self.dtype.itemsize)[name]
+                self._device_params[name] = ConvWeights(w, b, prefix)
+            else:
+                self._device_params[name] = FCWeights(w, b)
         return self._device_params[name]
 
     def _draw_fc(self):

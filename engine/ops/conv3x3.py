@@ -38,7 +38,9 @@ class ConvWeights:
     weight: (Cout, Cin, 3, 3), bias: (Cout,), both already on the target device.
     """
 
-    def __init__(self, weight, bias):
+    def __init__(self, weight, bias, u_prefix=None):
+        """u_prefix: the layer's place in its network for ``winograd.keeps_u`` (None: a layer
+        on its own, which keeps only a small U)."""
         xp = backend.array_module(weight)
         cout, cin = weight.shape[:2]
         if weight.shape[2:] != (3, 3):
@@ -50,6 +52,7 @@ class ConvWeights:
         self.has_bias = bool(xp.any(bias != 0))
         self.bias_col = bias.reshape(1, cout, 1)
         self._winograd = {}  # m -> U (a*a, Cout, Cin), made at first use
+        self.u_prefix = u_prefix
         self._w_bwd = None
 
     @property
@@ -73,13 +76,9 @@ class ConvWeights:
         (``winograd.keeps_u``). The backward conv uses the same U transposed
         (``winograd.winograd_conv_backward``)."""
         if m not in self._winograd:
-            if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize):
+            if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize, self.u_prefix):
                 return self.weight
             self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
-        return self._winograd[m]
-        if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize):
-            return winograd.weight_transform_fast(self.weight, m)
-        self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
         return self._winograd[m]
 
 

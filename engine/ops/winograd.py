@@ -74,6 +74,12 @@ def weight_transform(weight, m: int, dtype):
 # again at each call, a block of output channels at a time (input channels in the backward),
 # each block just before its GEMMs, into one reused buffer of U_BLOCK_BYTES at most.
 U_CACHE_BYTES = 4 * 2**20
+# The network's first layers keep theirs whatever the size, up to U_PREFIX_BYTES for all of them
+# together (each counted at F(4x4)'s size, in forward order): their U costs little memory beside
+# their large maps, and on a small image making it at each call is a large part of the work
+# (a 128 px run to pool3 keeps every U, 37 MB for VGG-19; a run to pool5 makes the U of conv4_1
+# onwards at each call).
+U_PREFIX_BYTES = 48 * 2**20
 # RANVGG_MEMORY=fast trades memory for time: every U is kept and maps run in bands of up to
 # FAST_BAND_BYTES (measured in docs/performance.md); "lean", the default, is the above.
 MEMORY_MODES = ("lean", "fast")
@@ -144,9 +150,23 @@ def _u_blocks(u, m: int, outer: int, inner: int, itemsize: int):
     return [slice(c, min(c + step, outer)) for c in range(0, outer, step)]
 
 
-def keeps_u(cin: int, cout: int, m: int, itemsize: int) -> bool:
-    """Whether a layer's U is kept between calls (small) or made at each call."""
-    return weight_elements(cin, cout, m) * itemsize <= u_cache_bytes()
+def keeps_u(cin: int, cout: int, m: int, itemsize: int, prefix=None) -> bool:
+    """Whether a layer's U is kept between calls (small, or among the network's first layers:
+    ``prefix`` from ``u_prefixes``) or made at each call."""
+    if weight_elements(cin, cout, m) * itemsize <= u_cache_bytes():
+        return True
+    return prefix is not None and prefix <= U_PREFIX_BYTES
+
+
+def u_prefixes(conv_shapes, itemsize: int) -> dict:
+    """{conv name: bytes of F(4x4) U of it and every conv before it} for [(name, (Cout, Cin, 3,
+    3))] in forward order (``engine.arch.layer_table``): what ``keeps_u`` weighs against
+    U_PREFIX_BYTES."""
+    total, out = 0, {}
+    for name, shape in conv_shapes:
+        total += weight_elements(shape[1], shape[0], 4) * itemsize
+        out[name] = total
+    return out
 
 
 # Layout. Tile (ty, tx) reads padded rows m*ty .. m*ty + m+1 and columns m*tx .. m*tx + m+1.
