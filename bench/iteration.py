@@ -81,7 +81,7 @@ def main(argv=None) -> None:
                   f"{note if k == 'engine' else ''}".rstrip(), flush=True)
     print("ratio = ranvgg / that row, for time and for peak memory (below 1: ranvgg is faster, or needs less); "
           "PyTorch fp32 has TF32 off in cuBLAS and cuDNN, "
-          "cudnn.benchmark on; peak = how far memory rose during one evaluation (RSS high-water mark on the CPU)")
+          "cudnn.benchmark on; peak = how far memory rose during one evaluation (RSS high-water mark on the CPU), median of 3 fresh processes")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Where one evaluation's time goes: each Winograd conv's forward and backward, timed inside one
+evaluation, in each memory mode (RANVGG_MEMORY), modes alternating in one process.
+
+    python -m bench.layers [--size 256] [--layer pool5] [--modes lean,fast] [--repeat 5]
+
+One evaluation = forward to --layer, content loss, input gradient (what bench.iteration times).
+Rows are keyed by the conv's input shape (channels, height, width) and Winograd tile (F2, F4);
+layers of the same shape are summed. im2col layers (the RGB input, maps below 16x16) and the
+rest of the evaluation make up the difference between the rows' sum and the total.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import time
+
+import numpy as np
+
+from engine.ops import winograd
+
+from ._common import engine_evaluation
+
+
+def _timed(acc: dict):
+    """Wrap the Winograd forward and backward so that each call adds its seconds to ``acc``."""
+    originals = {}
+    for name, kind in (("winograd_conv", "forward"), ("winograd_conv_backward", "backward")):
+        f = originals[name] = getattr(winograd, name)
+
+        def timed(x, u, m, *args, _f=f, _kind=kind, **kwargs):
+            t = time.perf_counter()
+            out = _f(x, u, m, *args, **kwargs)
+            acc[(_kind, tuple(x.shape[1:]), m)] += time.perf_counter() - t
+            return out
+
+        setattr(winograd, name, timed)
+    return originals
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.layers", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--layer", default="pool5")
+    ap.add_argument("--modes", default="lean,fast", help="RANVGG_MEMORY values to compare (default lean,fast)")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args(argv)
+    modes = a.modes.split(",")
+    for mode in modes:
+        if mode not in winograd.MEMORY_MODES:
+            ap.error(f"--modes: {mode!r} is not a memory mode ({', '.join(winograd.MEMORY_MODES)})")
+    before = os.environ.get("RANVGG_MEMORY")
+    acc = collections.defaultdict(float)
+    originals = _timed(acc)
+    try:
+        fns = {}
+        for mode in modes:   # each mode its own net: what a layer keeps is decided at its first call
+            os.environ["RANVGG_MEMORY"] = mode
+            fns[mode] = engine_evaluation(a.size, a.layer, "cpu")[3]
+            fns[mode]()
+        rows = {mode: collections.defaultdict(list) for mode in modes}
+        totals = {mode: [] for mode in modes}
+        for _ in range(a.repeat):
+            for mode in modes:
+                os.environ["RANVGG_MEMORY"] = mode
+                acc.clear()
+                t = time.perf_counter()
+                fns[mode]()
+                totals[mode].append(time.perf_counter() - t)
+                for key, sec in acc.items():
+                    rows[mode][key].append(sec)
+    finally:
+        for name, f in originals.items():
+            setattr(winograd, name, f)
+        if before is None:
+            os.environ.pop("RANVGG_MEMORY", None)
+        else:
+            os.environ["RANVGG_MEMORY"] = before
+    print(f"one evaluation at {a.size} px to {a.layer}, medians of {a.repeat} (ms); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'pass':>8} {'input (C, H, W)':>16} {'tile':>4} " + " ".join(f"{m:>8}" for m in modes))
+    keys = sorted({k for m in modes for k in rows[m]}, key=lambda k: (k[0] != "forward", -k[1][1], k[1][0]))
+    for key in keys:
+        cells = [f"{np.median(rows[m][key]) * 1e3:8.1f}" if key in rows[m] else f"{'-':>8}" for m in modes]
+        print(f"{key[0]:>8} {str(key[1]):>16} {'F' + str(key[2]):>4} " + " ".join(cells))
+    print(f"{'total':>8} {'':>16} {'':>4} " + " ".join(f"{np.median(totals[m]) * 1e3:8.1f}" for m in modes))
+
+
+if __name__ == "__main__":
+    main()
