@@ -27,8 +27,11 @@ from engine.vgg import VGG19
 from .texture_levers import LAYERS, Grams, distance
 
 ALL = ",".join(LAYERS)
+# Every named configuration starts from the five Gram layers at content weight 10, pinned
+# layers kept (FIVE), and changes what its name says; "default" is the style command's defaults.
+FIVE = dict(style_layers=ALL, content_weight=10, pinned_layers="keep")
 CONFIGS = {
-    "default": {},
+    "five_layers": {},
     "no_relu1_1": dict(style_layers="relu2_1,relu3_1,relu4_1,relu5_1"),
     "relu1_3": dict(style_layers="relu1_1,relu2_1,relu3_1"),
     "drop": dict(pinned_layers="drop"),
@@ -47,6 +50,8 @@ CONFIGS = {
 }
 for _l in LAYERS:
     CONFIGS[f"layer_{_l}"] = dict(style_layers=_l)
+CONFIGS = {name: {**FIVE, **kw} for name, kw in CONFIGS.items()}
+CONFIGS["default"] = {}
 
 
 def fine(img):
