@@ -104,6 +104,9 @@ def plan(device: str, out: Path) -> list[Step]:
         Step("iteration", "one evaluation: ranvgg against PyTorch strict fp32 and TF32",
              [py, "-m", "bench.iteration", "--device", device, "--sizes", "256,512" if gpu else "32",
               "--repeat", "5" if gpu else "1"], 120),
+        Step("iteration_f4", "the same with Winograd F(4x4) forced (RANVGG_CONV=f4): is it faster than F(2x2)",
+             [py, "-m", "bench.iteration", "--device", device, "--sizes", "256,512" if gpu else "32",
+              "--repeat", "3" if gpu else "1"], 90, env={"RANVGG_CONV": "f4"}),
         Step("optimizers", "ms per iteration, scipy vs device L-BFGS; does the device L-BFGS reach scipy's loss",
              _me("optimizers", device, size, "50" if gpu else "5"), 120),
     ]

@@ -141,7 +141,7 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
     """The Winograd convs. CPU (engine/ops/winograd.py, its own byte counts): every conv that
     uses F(2x2)/F(4x4) keeps one U, shared by its forward and backward, and all of them share
     scratch buffers (per tag, grown to the largest call). GPU (engine/ops/winograd_gpu.py): the
-    F(2x2) U both ways; its V and M are counted per call in the pass (_pass_peak)."""
+    U both ways (F(2x2), or F(4x4) where chosen); its V and M are counted per call in the pass (_pass_peak)."""
     from .ops import winograd
 
     weights, scratch = 0, {}
@@ -153,8 +153,9 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
             continue
         cout, cin = t.conv[name][:2]
         if device != "cpu":
-            if _choose(cin, cout, h, w, device) != "im2col":
-                weights += 2 * 16 * cout * cin
+            algo = _choose(cin, cout, h, w, device)
+            if algo != "im2col":
+                weights += 2 * (int(algo[1]) + 2) ** 2 * cout * cin
             continue
         for backward, algo in ((False, _choose(cin, cout, h, w)), (True, _choose(cout, cin, h, w))):
             if algo == "im2col":
@@ -205,30 +206,31 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
             if _im2col(c, cout, h, w, device):
                 peak = max(peak, live + n * c * 9 * hw * item + out)   # gather + GEMM output
                 peak = max(peak, live + 2 * out)                       # ReLU: pre-activation and output
-            elif device != "cpu":  # the GPU's F(2x2): V and M per call (winograd_gpu.winograd2_bytes)
-                from .ops.winograd_gpu import winograd2_bytes
+            elif device != "cpu":  # the GPU's Winograd: V and M per call (winograd_gpu.winograd_bytes)
+                from .ops.winograd_gpu import winograd_bytes
 
-                peak = max(peak, live + winograd2_bytes(n, c, cout, h, w, item) + (1 if fused else 2) * out)
+                m = int(_choose(c, cout, h, w, device)[1])
+                peak = max(peak, live + winograd_bytes(n, c, cout, h, w, item, m) + (1 if fused else 2) * out)
             else:  # Winograd: in the shared scratch buffers, the ReLU fused into the output transform
                 peak = max(peak, live + (1 if fused else 2) * out)
             live += out if fused else 2 * out
-            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _im2col(cout, c, h, w, device), out))
+            steps.append(("conv_relu" if fused else "conv", c, cout, hw, _choose(cout, c, h, w, device), out))
             if fused:
                 i += 1
             c = cout
         elif kind == "relu":
             live += n * c * h * w * item
-            steps.append(("relu", c, c, h * w, True, n * c * h * w * item))
+            steps.append(("relu", c, c, h * w, None, n * c * h * w * item))
         elif kind == "pool":
             hw_in = h * w
             h, w = h // 2, w // 2
             live += n * c * h * w * (item + (1 if pooling == "max" else 0))
-            steps.append(("pool", c, c, hw_in, True, n * c * h * w * (item + (1 if pooling == "max" else 0))))
+            steps.append(("pool", c, c, hw_in, None, n * c * h * w * (item + (1 if pooling == "max" else 0))))
         else:  # fc
             n_out = _FC[name]
             peak = max(peak, live + n * n_out * item)
             live += n * n_out * item
-            steps.append(("fc", c * h * w, n_out, 1, True, n * n_out * item))
+            steps.append(("fc", c * h * w, n_out, 1, None, n * n_out * item))
             c, h, w = n_out, 1, 1
         i += 1
     # the losses: a content term keeps F - F0; all their gradients exist before the walk down
@@ -244,10 +246,12 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
     peak = max(peak, live)
     # backward: at each step, the incoming gradient gy, the gather, and the outgoing gradient;
     # once a step's backward has run, the tape lets go of the output it kept (autograd.backward)
-    for kind, cin, cout, hw, gathers, kept in reversed(steps):
+    for kind, cin, cout, hw, algo, kept in reversed(steps):   # algo: a conv's backward algorithm
+        gathers = algo == "im2col"
         gy = n * cout * hw * item if kind != "pool" else n * cout * (hw // 4) * item
-        if kind in ("conv", "conv_relu") and not gathers and device != "cpu":   # GPU F(2x2): V and M
-            vm = 16 * (cin + cout) * n * -(-hw // 4) * item          # V and M, H*W/4 tiles
+        if kind in ("conv", "conv_relu") and not gathers and device != "cpu":   # GPU Winograd: V and M
+            m = int(algo[1])
+            vm = (m + 2) ** 2 * (cin + cout) * n * -(-hw // (m * m)) * item   # V and M, H*W/m^2 tiles
             peak = max(peak, live + gy + vm + n * cin * hw * item)
         elif kind in ("conv", "conv_relu") and not gathers:  # Winograd: the mask fused, scratch shared
             peak = max(peak, live + gy + n * cin * hw * item)

@@ -84,7 +84,8 @@ class ConvWeights:
 
 def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
     """The conv algorithm for one call: "im2col", "f2" or "f4" on the CPU; on the GPU (``xp`` not
-    NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more, else "im2col".
+    NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more ("f4" when
+    RANVGG_CONV=f4), else "im2col".
 
     Measured on a 2-core EPYC, single-thread CPU time per conv (docs/performance.md): F(4x4) beats
     im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, and
@@ -93,8 +94,9 @@ def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
     if forced not in ALGORITHMS:
         raise UserError(f"RANVGG_CONV={forced!r} is not a conv algorithm: use one of {', '.join(ALGORITHMS)}")
     if xp is not np:
-        # the GPU has F(2x2) (winograd_gpu.py): every layer but the 3-channel image layer
-        return "im2col" if forced == "im2col" or cin < 16 else "f2"
+        # the GPU (winograd_gpu.py): F(2x2) for every layer but the 3-channel image layer;
+        # F(4x4) only when forced, until the GPU proof command has timed it on a device
+        return "im2col" if forced == "im2col" or cin < 16 else "f4" if forced == "f4" else "f2"
     if forced != "auto":
         return forced
     if cin < 16:
@@ -156,8 +158,8 @@ def _conv(x, w_mat, relu_out=None):
 
 def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None = None):
     """x (N, Cin, H, W) -> (N, Cout, H, W); ``relu``: rectified (fused into Winograd's output
-    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s; on the GPU any
-    Winograd choice runs F(2x2) (winograd_gpu.py)."""
+    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s (on the GPU too:
+    winograd_gpu.py)."""
     if x.shape[1] != p.cin:
         raise ValueError(f"conv3x3 expects {p.cin} input channels, got {x.shape[1]}")
     xp = backend.array_module(x)
@@ -166,7 +168,8 @@ def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None
         m = int(algorithm[1])
         return winograd.winograd_conv(x, p.winograd_u(m), m, p.bias if p.has_bias else None, relu)
     if algorithm != "im2col":
-        return winograd_gpu.conv(x, winograd_gpu.weights(p, False), p.bias if p.has_bias else None, relu)
+        return winograd_gpu.conv(x, winograd_gpu.weights(p, False, int(algorithm[1])), p.bias if p.has_bias else None,
+                                 relu)
     out = _conv(x, p.w_fwd)
     if p.has_bias:
         n, co, h, w = out.shape
@@ -190,7 +193,7 @@ def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = 
         m = int(algorithm[1])
         return winograd.winograd_conv_backward(gy, p.winograd_u(m), m, mask=relu_out)
     if algorithm != "im2col":
-        return winograd_gpu.conv(gy, winograd_gpu.weights(p, True), mask=relu_out)
+        return winograd_gpu.conv(gy, winograd_gpu.weights(p, True, int(algorithm[1])), mask=relu_out)
     return _conv(gy, p.w_bwd, relu_out)
 
 

@@ -179,14 +179,14 @@ def test_gpu_estimate_counts_the_gpus_algorithms_and_the_device_history():
     """On the GPU the convs are F(2x2) (V and M per call) or im2col, and --optimizer
     lbfgs-device keeps the L-BFGS history on the device (engine/optim/device_lbfgs.py)."""
     from engine.memory import estimate
-    from engine.ops.winograd_gpu import winograd2_bytes
+    from engine.ops.winograd_gpu import winograd_bytes
 
     shape, terms = (1, 3, 512, 512), [("content", "pool5")]
     cpu = estimate(shape, terms)
     gpu = estimate(shape, terms, device="gpu")
     dev = estimate(shape, terms, device="gpu", optimizer="lbfgs-device")
     # conv1_2 at 512 px: V and M of one F(2x2) call alone
-    assert gpu.parts["network pass"] >= winograd2_bytes(1, 64, 64, 512, 512) > 0
+    assert gpu.parts["network pass"] >= winograd_bytes(1, 64, 64, 512, 512) > 0
     assert gpu.parts["network pass"] != cpu.parts["network pass"]
     assert gpu.on("host") == cpu.on("host") and "L-BFGS history" not in dev.host
     assert dev.on("device") > gpu.on("device")

@@ -360,31 +360,33 @@ def launch2d(entry, dtype, *args):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", WINO_SHAPES)
-def test_winograd2_kernels(shape, dtype):
-    """Input transform, GEMM (NumPy), output transform with bias and ReLU against the NumPy
-    im2col conv; the masked input transform against the conv of gy * (y > 0)."""
+@pytest.mark.parametrize("shape", WINO_SHAPES + [(1, 2, 9, 10), (2, 1, 8, 5)])
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_kernels(tile, shape, dtype):
+    """F(tile x tile): input transform, GEMM (NumPy), output transform with bias and ReLU against
+    the NumPy im2col conv; the masked input transform against the conv of gy * (y > 0)."""
     n, c, h, w = shape
-    cout = 3
+    cout, a2 = 3, (tile + 2) ** 2
     x = rand(shape, dtype)
     p = conv3x3.ConvWeights(rand((cout, c, 3, 3), dtype, seed=1), rand(cout, dtype, seed=2))
-    u = winograd.weight_transform(p.weight, 2, dtype)
-    tiles = n * winograd_gpu.tiles(h, w)
-    v = nans((16, c, tiles), dtype)
-    launch2d("winograd2_input", dtype, x, v, *i32(n, c, h, w))
+    u = winograd.weight_transform(p.weight, tile, dtype)
+    tiles = n * winograd_gpu.tiles(h, w, tile)
+    v = nans((a2, c, tiles), dtype)
+    launch2d(f"winograd{tile}_input", dtype, x, v, *i32(n, c, h, w))
     m = np.matmul(u, v)
-    close = dict(rtol=64 * np.finfo(dtype).eps, atol=64 * np.finfo(dtype).eps * 10)
+    eps = np.finfo(dtype).eps * (64 if tile == 2 else 512)   # F(4x4)'s larger coefficients
+    close = dict(rtol=eps, atol=eps * 10)
     for relu_flag in (0, 1):
         y = nans((n, cout, h, w), dtype)
-        launch2d("winograd2_output", dtype, m, p.bias, y, *i32(n, cout, h, w, relu_flag))
+        launch2d(f"winograd{tile}_output", dtype, m, p.bias, y, *i32(n, cout, h, w, relu_flag))
         ref = conv3x3.conv3x3_forward(x, p, relu=bool(relu_flag), algorithm="im2col")
         np.testing.assert_allclose(y, ref, **close)
 
     mask = np.maximum(rand(shape, dtype, seed=5), 0)
-    v = nans((16, c, tiles), dtype)
-    launch2d("winograd2_input_relu_bwd", dtype, x, mask, v, *i32(n, c, h, w))
-    ref_v = nans((16, c, tiles), dtype)
-    launch2d("winograd2_input", dtype, x * (mask > 0), ref_v, *i32(n, c, h, w))
+    v = nans((a2, c, tiles), dtype)
+    launch2d(f"winograd{tile}_input_relu_bwd", dtype, x, mask, v, *i32(n, c, h, w))
+    ref_v = nans((a2, c, tiles), dtype)
+    launch2d(f"winograd{tile}_input", dtype, x * (mask > 0), ref_v, *i32(n, c, h, w))
     np.testing.assert_array_equal(v, ref_v)
 
 
@@ -410,6 +412,48 @@ def test_engine_chooses_and_runs_winograd_on_the_gpu_branch(dtype):
     tol_ = dict(rtol=1e-4, atol=1e-4 * np.abs(ref_gx).max()) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(y, ref_y, **tol_)
     np.testing.assert_allclose(gx, ref_gx, **tol_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forced_f4_runs_winograd4_on_the_gpu_branch(dtype, monkeypatch):
+    """RANVGG_CONV=f4 on the GPU branch: F(4x4) forward (bias, ReLU) and backward (mask fused)
+    agree with the NumPy conv, through the engine's own dispatch."""
+    monkeypatch.setenv("RANVGG_CONV", "f4")
+    assert conv3x3.choose(16, 8, 9, 9, xp=_NumpyInDisguise()) == "f4"
+    assert conv3x3.choose(3, 64, 9, 9, xp=_NumpyInDisguise()) == "im2col"
+    x = rand((2, 16, 9, 7), dtype)
+    p = conv3x3.ConvWeights(rand((16, 16, 3, 3), dtype, seed=1) * 0.3, rand(16, dtype, seed=2))
+    gy = rand((2, 16, 9, 7), dtype, seed=3)
+    ref_y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="im2col")
+    ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y, algorithm="im2col")
+    used = set()
+    with engine_gpu_branch(), small_grid():
+        emulated = backend.kernel
+
+        def counting(name, entry, dtype_):
+            used.add(entry)
+            return emulated(name, entry, dtype_)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(backend, "kernel", counting)
+            y = conv3x3.conv3x3_forward(x, p, relu=True)
+            gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
+    assert used == {"winograd4_input", "winograd4_input_relu_bwd", "winograd4_output"}
+    tol_ = dict(rtol=1e-4, atol=1e-4 * np.abs(ref_gx).max()) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(y, ref_y, **tol_)
+    np.testing.assert_allclose(gx, ref_gx, **tol_)
+
+
+def test_winograd4_gradcheck_through_the_emulated_kernels(monkeypatch):
+    """Finite differences, float64, through the GPU branch with F(4x4) forced."""
+    monkeypatch.setenv("RANVGG_CONV", "f4")
+    x = rand((1, 16, 6, 5), np.float64)
+    p = conv3x3.ConvWeights(rand((16, 16, 3, 3), np.float64, seed=1) * 0.3, rand(16, np.float64, seed=2))
+    with engine_gpu_branch(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "THREADS", 8)
+        err = gradcheck.check(gradcheck.scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), x)
+        used = conv3x3.choose(16, 16, 6, 5, xp=backend.array_module(x))
+    assert used == "f4" and err < 1e-6, err
 
 
 def test_winograd_gradcheck_through_the_emulated_kernels():

@@ -33,6 +33,9 @@ LAUNCHED = {
     ("winograd", "winograd2_input"),
     ("winograd", "winograd2_input_relu_bwd"),
     ("winograd", "winograd2_output"),
+    ("winograd", "winograd4_input"),
+    ("winograd", "winograd4_input_relu_bwd"),
+    ("winograd", "winograd4_output"),
 }
 
 
