@@ -12,6 +12,11 @@ copy score: the largest normalised cross-correlation of the grey result with the
 all circular shifts (1: a shifted copy); nature's: source against the held-out crops. chroma:
 mean over pixels of the standard deviation across R, G, B (0 for a grey image).
 Rows go to DIR/levers.csv as they finish; DIR/<image>_<config>_s<seed>.png are the results.
+
+    python -m bench.texture_levers --diversity DIR [DIR ...]
+
+prints the diversity: the copy score between two seeds' results of each config (1: the seed does
+not change the result but for a shift), beside nature's, between two held-out crops.
 """
 from __future__ import annotations
 
@@ -127,9 +132,43 @@ def summary(paths) -> str:
     return "\n".join(out)
 
 
+def diversity(folders) -> str:
+    """A markdown table: per image and config, the copy score between two seeds' results (median
+    over pairs of seeds: 1 when they are shifted copies of each other), beside nature's (the same
+    between two held-out crops), from the <image>_<config>_s<seed>.png and <image>_heldout<k>.png
+    files of ``folders``."""
+    import itertools
+    import re
+
+    from engine.judge import copy_score
+
+    groups = {}
+    for folder in folders:
+        for f in sorted(os.listdir(folder)):
+            m = re.fullmatch(r"(.+?)_(heldout\d+|.+_s\d+)\.png", f)
+            if not m:
+                continue
+            name, rest = m.groups()
+            key = (name, "nature (held-out crops)" if rest.startswith("heldout") else rest.rsplit("_s", 1)[0])
+            groups.setdefault(key, {})[f] = os.path.join(folder, f)   # one file per name, first folder wins
+    images = sorted({k[0] for k in groups})
+    configs = list(dict.fromkeys(["nature (held-out crops)"] + sorted(k[1] for k in groups)))
+    out = ["| config | " + " | ".join(images) + " |", "|---" * (len(images) + 1) + "|"]
+    for c in configs:
+        cells = []
+        for i in images:
+            files = sorted(groups.get((i, c), {}).values())
+            pairs = [copy_score(image.load_image(x), image.load_image(y)) for x, y in itertools.combinations(files, 2)]
+            cells.append(f"{np.median(pairs):.2f} ({len(pairs)})" if pairs else "")
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--summary", nargs="+", metavar="CSV", help="print the markdown table of these levers.csv files and stop")
+    ap.add_argument("--diversity", nargs="+", metavar="DIR",
+                    help="print the copy score between seeds' results (and between held-out crops) in these folders and stop")
     ap.add_argument("--images")
     ap.add_argument("--weights")
     ap.add_argument("--out")
@@ -142,6 +181,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.summary:
         return print(summary(a.summary))
+    if a.diversity:
+        return print(diversity(a.diversity))
     if not (a.images and a.weights and a.out):
         ap.error("--images, --weights and --out are needed (or --summary)")
     from tasks import texture
