@@ -45,6 +45,8 @@ class VGG19:
         self.xp = backend.xp_for(self.device)
         self.dtype = np.dtype(dtype)
         backend.dtype_suffix(self.dtype)  # float32 / float64 only
+        # which layers keep their Winograd-domain weights (the memory policy in winograd.py)
+        self._u_prefix = winograd.u_prefixes(self.conv_shapes, self.dtype.itemsize)
         self.meta = dict(meta)
         self.pooling = pooling or self.meta.get("pooling", "avg")
         if self.pooling not in POOLING:
@@ -215,8 +217,7 @@ class VGG19:
             w, b = self.params[name]
             w, b = self.to_device(w), self.to_device(b)
             if name.startswith("conv"):
-                prefix = winograd.u_prefixes(self.conv_shapes, self.dtype.itemsize)[name]
-                self._device_params[name] = ConvWeights(w, b, prefix)
+                self._device_params[name] = ConvWeights(w, b, self._u_prefix[name])
             else:
                 self._device_params[name] = FCWeights(w, b)
         return self._device_params[name]

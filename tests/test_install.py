@@ -49,7 +49,7 @@ def _without_ranvgg(site: Path, dest: Path) -> Path:
     """A folder of links to everything in ``site`` but ranvgg's own files (its packages, its
     dist-info, an editable install's finder): the test venv borrows the dependencies, never an
     installed ranvgg, which would shadow the one the test installs (CI installs ranvgg there)."""
-    own = ("engine", "tasks", "kernels", "ranvgg", "__editable__")
+    own = ("engine", "tasks", "kernels", "ranvgg")
     dest.mkdir()
     for entry in site.iterdir():
         if entry.name.split("-")[0].split(".")[0] in own or entry.name.startswith("__editable__"):

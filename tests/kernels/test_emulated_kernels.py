@@ -182,6 +182,21 @@ def engine_gpu_branch():
         yield
 
 
+@contextlib.contextmanager
+def recorded_launches():
+    """Inside engine_gpu_branch: a list that gets every raw launch as (entry, grid, block, args)."""
+    launches = []
+    emulated = backend.kernel
+
+    def recording(name, entry, dtype):
+        kern = emulated(name, entry, dtype)
+        return lambda grid, block, args: (launches.append((entry, grid, block, args)), kern(grid, block, args))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backend, "kernel", recording)
+        yield launches
+
+
 def both_branches(fn, *args):
     """(fn on the NumPy path, fn on the emulated GPU path)."""
     ref = fn(*args)
@@ -327,17 +342,9 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
     obj = Objective.style(net, xc, [xs], content_layer="conv1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5)
     obj.calibrate(xc)
     ref_value, ref_grad = obj.value_and_grad(x)
-    used = set()
-    with engine_gpu_branch():
-        emulated = backend.kernel
-
-        def counting(name, entry, dtype):
-            used.add(entry)
-            return emulated(name, entry, dtype)
-
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(backend, "kernel", counting)
-            value, grad = obj.value_and_grad(x)
+    with engine_gpu_branch(), recorded_launches() as launches:
+        value, grad = obj.value_and_grad(x)
+    used = {entry for entry, *_ in launches}
     pool = "avgpool2" if pooling == "avg" else "maxpool2"
     assert used == {"conv3x3_im2col", "winograd2_input", "winograd2_input_relu_bwd", "winograd2_output",
                     "relu_fwd", "relu_bwd", f"{pool}_fwd", f"{pool}_bwd", "tv_fwd_bwd"}
@@ -426,18 +433,10 @@ def test_forced_f4_runs_winograd4_on_the_gpu_branch(dtype, monkeypatch):
     gy = rand((2, 16, 9, 7), dtype, seed=3)
     ref_y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="im2col")
     ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y, algorithm="im2col")
-    used = set()
-    with engine_gpu_branch(), small_grid():
-        emulated = backend.kernel
-
-        def counting(name, entry, dtype_):
-            used.add(entry)
-            return emulated(name, entry, dtype_)
-
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(backend, "kernel", counting)
-            y = conv3x3.conv3x3_forward(x, p, relu=True)
-            gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
+    with engine_gpu_branch(), small_grid(), recorded_launches() as launches:
+        y = conv3x3.conv3x3_forward(x, p, relu=True)
+        gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
+    used = {entry for entry, *_ in launches}
     assert used == {"winograd4_input", "winograd4_input_relu_bwd", "winograd4_output"}
     tol_ = dict(rtol=1e-4, atol=1e-4 * np.abs(ref_gx).max()) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(y, ref_y, **tol_)
@@ -492,18 +491,10 @@ def test_engine_im2col_on_a_grid_that_wraps(dtype):
     gy = rand((2, 4, 5, 7), dtype, seed=3)
     ref_y = conv3x3.conv3x3_forward(x, p, relu=True)
     ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y)
-    grids = []
-    with engine_gpu_branch(), small_grid(), pytest.MonkeyPatch.context() as mp:
-        emulated = backend.kernel
-
-        def recording(name, entry, dt):
-            kern = emulated(name, entry, dt)
-            return lambda grid, block, args: (grids.append((entry, grid, block)), kern(grid, block, args))
-
-        mp.setattr(backend, "kernel", recording)
+    with engine_gpu_branch(), small_grid(), recorded_launches() as launches:
         y = conv3x3.conv3x3_forward(x, p, relu=True)
         gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
-    assert [(e, g, b) for e, g, b in grids if e.startswith("conv3x3")] == [
+    assert [(e, g, b) for e, g, b, _ in launches if e.startswith("conv3x3")] == [
         ("conv3x3_im2col", (2, 3), (4,)), ("conv3x3_im2col_relu_bwd", (2, 3), (4,))]
     np.testing.assert_array_equal(y, ref_y)
     np.testing.assert_array_equal(gx, ref_gx)
