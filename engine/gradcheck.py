@@ -251,6 +251,16 @@ def _net_checks():
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
 
+    def style_stats(device):  # blended mean-and-covariance terms, the colour term, content on x averaged once
+        net = VGG19.random(seed=11, sigma=0.05, device=device, dtype=np.float64)
+        rng = np.random.default_rng(32)
+        xc, xs1, xs2 = (rng.uniform(-100, 100, (1, 3, s, s)) for s in (16, 16, 24))
+        obj = Objective.style(net, xc, [xs1, xs2], blend=[0.6, 0.4], content_layer="relu1_2",
+                              style_layers=["relu1_1", "relu2_1"], tv_weight=1.0, feature_stats="gram+moments",
+                              pixel_stats="moments", content_level=1)
+        obj.calibrate(xc)
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 33, 50.0)
+
     def texture_stats(device):  # colour and per-layer distribution terms, at another output size
         net = VGG19.random(seed=8, sigma=0.05, device=device, dtype=np.float64)
         xs = np.random.default_rng(28).uniform(-100, 100, (1, 3, 24, 32))
@@ -282,6 +292,7 @@ def _net_checks():
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-7),
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
+        Check("style with centred statistics, colour, coarse content", (1, 3, 16, 16), style_stats, eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
         Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
     ]

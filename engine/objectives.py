@@ -54,7 +54,8 @@ PIXELS = "pixels"   # the "layer" of a term on the image itself
 # style layer beside its Gram matrix (docs/levers.md)
 PIXEL_STATS = ("none", "moments", "swd")
 FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
-STYLE_DROP_PINNED, STYLE_PIXEL_STATS = False, "none"
+STYLE_DROP_PINNED, STYLE_PIXEL_STATS, STYLE_FEATURE_STATS = False, "none", "gram"
+STYLE_CONTENT_LEVEL = 0
 
 
 @dataclass
@@ -149,7 +150,8 @@ class Objective:
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
               style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
               tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
-              pixel_stats: str = STYLE_PIXEL_STATS) -> "Objective":
+              pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
+              content_level: int = STYLE_CONTENT_LEVEL) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -157,7 +159,11 @@ class Objective:
         pyramid, as in ``texture``. ``drop_pinned``: leave out the style layers whose Gram matrix
         pins a layout at the content's or a style image's size (``pinned_layers``). ``pixel_stats``:
         a term (weight ``style_weight``) on the colour distribution of the pixels, toward the
-        style images' (``PIXEL_STATS``)."""
+        style images' (``PIXEL_STATS``). ``feature_stats``: the statistics matched per style layer
+        (``FEATURE_STATS``; the moments are blended like the Gram matrices, the sliced Wasserstein
+        target pools the style images' positions and takes equal blends only). ``content_level``:
+        the content term reads x 2x2-averaged that many times (the photo's layout at a coarser
+        scale, leaving the finer scales to the style terms); 0: the image itself."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -169,16 +175,41 @@ class Objective:
         top = max(blend)  # scale first: 1e308 + 1e308 would overflow to inf and zero every weight
         blend = [b / top for b in blend]
         blend = [b / sum(blend) for b in blend]
-        terms = [Term(f"content:{content_layer}", "content", content_layer,
-                      net.features(xc, [content_layer])[content_layer], content_weight)]
-        grams = _gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
-        if drop_pinned:
-            drop = pinned_layers(style_layers, [tuple(xc.shape[2:])] + [tuple(s.shape[2:]) for s in styles], levels)
-            grams = [t for t in grams if t.layer not in drop.get(t.level, ())]
-            if not grams:
-                raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
-                                f"(fewer positions than channels): use a larger size or shallower layers")
+        if isinstance(content_level, bool) or not isinstance(content_level, (int, np.integer)) or content_level < 0:
+            raise UserError(f"the content level must be a whole number >= 0, got {content_level!r}")
+        h, w = (s >> content_level for s in xc.shape[2:])
+        try:
+            if min(h, w) < 1:
+                raise UserError("nothing is left of it")
+            net.check_input((1, 3, h, w), [content_layer])
+        except UserError as exc:
+            raise UserError(f"content level {content_level} averages the content image down to {w}x{h} px: "
+                            f"{exc}; use a lower level or a larger size") from None
+        xc_level = _averaged(net, xc, content_level)
+        terms = [Term(f"content:{content_layer}" + (f"@{content_level}" if content_level else ""), "content",
+                      content_layer, net.features(xc_level, [content_layer])[content_layer], content_weight,
+                      level=int(content_level))]
+        if feature_stats not in FEATURE_STATS:
+            raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {feature_stats!r}")
+        if feature_stats.endswith("swd") and len(set(blend)) > 1:
+            raise UserError("sliced Wasserstein style terms pool the style images equally: leave out --style-blend "
+                            "or use --feature-stats gram / gram+moments")
+        grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
+                 if feature_stats.startswith("gram") else [])
+        drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + [tuple(s.shape[2:]) for s in styles], levels)
+                if drop_pinned else {})
+        grams = [t for t in grams if t.layer not in drop.get(t.level, ())]
+        kept = [l for l in style_layers if l not in drop.get(0, ())]
+        if not kept:
+            raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
+                            f"(fewer positions than channels): use a larger size or shallower layers")
         terms += grams
+        if feature_stats.endswith("moments"):
+            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend), style_weight)
+                      for l in kept]
+        if feature_stats.endswith("swd"):
+            terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l)),
+                           style_weight) for l in kept]
         for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
             t.weight = style_weight
             terms.append(t)
@@ -413,10 +444,14 @@ def _pooled(maps):
     return xp.concatenate([m.transpose(1, 0, 2, 3).reshape(1, m.shape[1], 1, -1) for m in maps], axis=3)
 
 
-def _moment_targets(net: VGG19, images, layer):
+def _moment_targets(net: VGG19, images, layer, blend=None):
+    """(mean, covariance) of ``layer``'s features, each (1, ...): the images' blended by ``blend``
+    (equal when None)."""
     feats = [net.features(img, [layer])[layer] for img in images]
     mus, covs = zip(*(moments(f) for f in feats))
-    return sum(m.mean(0, keepdims=True) for m in mus) / len(mus), sum(c.mean(0, keepdims=True) for c in covs) / len(covs)
+    blend = [1.0 / len(images)] * len(images) if blend is None else blend
+    return (sum(b * m.mean(0, keepdims=True) for b, m in zip(blend, mus)),
+            sum(b * c.mean(0, keepdims=True) for b, c in zip(blend, covs)))
 
 
 def _swd_target(net: VGG19, images, layer, positions):

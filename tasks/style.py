@@ -22,6 +22,7 @@ from engine.errors import UserError
 from engine import objectives
 from engine.objectives import Objective
 from engine.ops.gram import gram_forward
+from engine.ops.pooling import avgpool2_forward
 from engine.arch import check_layers
 
 from .cli import command
@@ -48,6 +49,10 @@ def _parser():
                    help=f"content layer (default: {objectives.STYLE_CONTENT_LAYER})")
     g.add_argument("--style-layers", "--layers", "--layer", dest="style_layers", default=STYLE_LAYERS,
                    help=f"style layers, comma-separated (default: {STYLE_LAYERS})")
+    g.add_argument("--content-level", type=int, default=objectives.STYLE_CONTENT_LEVEL, metavar="K",
+                   help="the content term reads the image 2x2-averaged K times: the photo's layout held at a "
+                        "coarser scale, the finer scales left to the style (default: "
+                        f"{objectives.STYLE_CONTENT_LEVEL}, the image itself)")
     g.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT,
                    help=f"alpha (default: {CONTENT_WEIGHT:g})")
     g.add_argument("--style-weight", type=float, default=STYLE_WEIGHT,
@@ -60,6 +65,9 @@ def _parser():
     g.add_argument("--pixel-stats", choices=objectives.PIXEL_STATS, default=objectives.STYLE_PIXEL_STATS,
                    help="also pull the colour distribution of the pixels toward the style's: mean and covariance, "
                         f"or the sliced Wasserstein distance (default: {objectives.STYLE_PIXEL_STATS})")
+    g.add_argument("--feature-stats", choices=objectives.FEATURE_STATS, default=objectives.STYLE_FEATURE_STATS,
+                   help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
+                        f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -97,6 +105,8 @@ def run(**kwargs):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
+    if a.content_level < 0:
+        raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")
@@ -137,7 +147,8 @@ def run(**kwargs):
             say(note)
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
-                              pixel_stats=a.pixel_stats)
+                              pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
+                              content_level=a.content_level)
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
@@ -148,17 +159,23 @@ def run(**kwargs):
         return stop.args[0]
     content, style_imgs = read(a.size)
     obj, x_start = build(a.size, coarse)
-    # keyed by kind too: the content layer may also be a style layer
-    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms if t.kind in ("content", "gram")}
+    # keyed by kind too: the content layer may also be a style layer; the Gram targets of the
+    # image itself (pyramid level 0), the content target at its own level
+    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms
+               if t.kind == "content" or (t.kind == "gram" and t.level == 0)}
 
     def errors(x):
-        """Relative content error, and relative Gram error per style layer against the
-        (blended, size-matched) style targets."""
-        f = {k: backend.to_host(v) for k, v in net.features(x, [content_layer, *style_layers]).items()}
+        """Relative content error (at --content-level), and relative Gram error per style layer
+        against the (blended, size-matched) style targets."""
+        f = {k: backend.to_host(v) for k, v in net.features(x, style_layers).items()}
+        xl = net.to_device(x)
+        for _ in range(a.content_level):
+            xl = avgpool2_forward(xl)
+        fc = backend.to_host(net.features(xl, [content_layer])[content_layer])
         style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers
                  if ("gram", l) in targets}
         style["total"] = sum(style.values())
-        return metrics.relative_error(f[content_layer], targets["content", content_layer]), style
+        return metrics.relative_error(fc, targets["content", content_layer]), style
 
     log["start_content_error"], log["start_style_error"] = errors(x_start)
     judges = scoring.judges(a, net, style=style_imgs, content=content, blend=blend)

@@ -154,6 +154,10 @@ def test_a_net_that_cannot_carry_a_gradient_is_refused(argv, expect, tmp_path, c
 def test_zero_weight_objectives_and_nan_tolerances_are_refused(capsys):
     assert style.main([*TINY, "--content-weight", "0", "--style-weight", "0", "--tv-weight", "0"]) == 2
     assert "both 0: nothing to match" in _one_line(capsys.readouterr().err)
+    assert style.main([*TINY, "--content-level", "-1"]) == 2
+    assert "--content-level must be a whole number >= 0" in _one_line(capsys.readouterr().err)
+    assert style.main([*TINY, "--content-level", "9"]) == 2
+    assert "content level 9 averages the content image down to" in _one_line(capsys.readouterr().err)
     for tol in ("nan", "-1", "0"):
         assert gradcheck.main(["--tolerance", tol]) == 2
         assert "--tolerance must be a positive number" in _one_line(capsys.readouterr().err)
