@@ -27,9 +27,11 @@ from engine.vgg import VGG19
 from .texture_levers import LAYERS, Grams, distance
 
 ALL = ",".join(LAYERS)
-# Every named configuration starts from the five Gram layers at content weight 10, pinned
-# layers kept (FIVE), and changes what its name says; "default" is the style command's defaults.
-FIVE = dict(style_layers=ALL, content_weight=10, pinned_layers="keep")
+# Every named configuration starts from the five Gram layers at content weight 10 with nothing
+# else (FIVE: pinned layers kept, no colour or centred statistics, one scale), and changes what
+# its name says; "default" is the style command's defaults.
+FIVE = dict(style_layers=ALL, content_weight=10, pinned_layers="keep", pixel_stats="none", feature_stats="gram",
+            scales="none")
 CONFIGS = {
     "five_layers": {},
     "no_relu1_1": dict(style_layers="relu2_1,relu3_1,relu4_1,relu5_1"),
@@ -46,6 +48,7 @@ CONFIGS = {
     "relu2_4": dict(style_layers="relu2_1,relu3_1,relu4_1"),
     "content_relu4_2": dict(content_layer="relu4_2"),
     "paper_100_1_1000": dict(content_weight=100, style_weight=1, tv_weight=1000),
+    "texture_stats": dict(pinned_layers="drop", pixel_stats="moments", feature_stats="gram+moments", scales="half"),
     "gatys": dict(weights="TRAINED", pooling="avg", net=None, content_layer="relu4_2", tv_weight=0),
 }
 for _l in LAYERS:

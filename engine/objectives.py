@@ -40,21 +40,22 @@ from .ops.tv import tv_loss
 from .arch import map_shape, pins_layout
 from .vgg import VGG19
 
-# Style transfer defaults: the one set, used by Objective.style and by ranvgg style.
-# Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV included) that ratio lets
-# TV dominate (a blur; measured in the README). relu1_1 alone: judged in a trained VGG-19 against
-# a held-out half of the style image, the deeper random layers' Gram terms add fine colour speckle
-# and move the result no closer to the style (docs/levers.md: style 12.1 at content error 0.16
-# with relu1_1 and alpha 3, against 19.7 at 0.20 with relu1_1..relu5_1 and alpha 10; the photo 20.0).
+# Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
+# adds --scales half). Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV
+# included) that ratio lets TV dominate (a blur). The texture command's statistics: relu1_1 ..
+# relu5_1 with the layers that pin a layout left out, mean and covariance beside each Gram, the
+# pixels' colour moments; judged in a trained VGG-19 against held-out halves of three style images
+# (3 seeds), at equal content error this is 2.7-4.0x Gatys et al.'s style distance where relu1_1
+# alone at alpha 3 was 3.0-8.5x, and never farther from the style than the photo (docs/levers.md).
 STYLE_CONTENT_LAYER = "relu2_2"
-STYLE_LAYERS = ("relu1_1",)
-CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 3.0, 1.0, 0.1
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 30.0, 1.0, 0.1
 PIXELS = "pixels"   # the "layer" of a term on the image itself
 # distribution terms a texture or style objective can add: on the pixels (colour) and on every
 # style layer beside its Gram matrix (docs/levers.md)
 PIXEL_STATS = ("none", "moments", "swd")
 FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
-STYLE_DROP_PINNED, STYLE_PIXEL_STATS, STYLE_FEATURE_STATS = False, "none", "gram"
+STYLE_DROP_PINNED, STYLE_PIXEL_STATS, STYLE_FEATURE_STATS = True, "moments", "gram+moments"
 STYLE_CONTENT_LEVEL = 0
 
 
@@ -171,7 +172,7 @@ class Objective:
         styles = list(styles)
         if not styles:
             raise UserError("Objective.style needs at least one style image")
-        blend = _weights(blend, len(styles), "style image")
+        blend = blend_weights(blend, len(styles))
         top = max(blend)  # scale first: 1e308 + 1e308 would overflow to inf and zero every weight
         blend = [b / top for b in blend]
         blend = [b / sum(blend) for b in blend]
@@ -194,11 +195,10 @@ class Objective:
         if feature_stats.endswith("swd") and len(set(blend)) > 1:
             raise UserError("sliced Wasserstein style terms pool the style images equally: leave out --style-blend "
                             "or use --feature-stats gram / gram+moments")
-        grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels)
-                 if feature_stats.startswith("gram") else [])
         drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + [tuple(s.shape[2:]) for s in styles], levels)
                 if drop_pinned else {})
-        grams = [t for t in grams if t.layer not in drop.get(t.level, ())]
+        grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels,
+                             drop) if feature_stats.startswith("gram") else [])
         kept = [l for l in style_layers if l not in drop.get(0, ())]
         if not kept:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
@@ -316,28 +316,33 @@ def _content_probe_target(f, f0):
     return f + f0
 
 
-def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int) -> list[Term]:
+def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, drop=None) -> list[Term]:
     """Gram terms for ``layers`` at pyramid levels 0 .. levels-1 (names "style:relu3_1",
     "style:relu3_1@1", ...), for an image being optimised of ``shape`` (N, 3, H, W).
 
     Level k matches the Gram matrices of x and of the style images both 2x2-averaged k times:
     a random net's 3x3 filters on a half-size image see twice as far, so the coarse
     arrangement of the texture is constrained as well as its fine grain (a Gaussian-pyramid
-    Gram loss, as in Snelgrove 2017; multi-scale random filters, Ustyuzhaninov et al. 2017)."""
+    Gram loss, as in Snelgrove 2017; multi-scale random filters, Ustyuzhaninov et al. 2017).
+    ``drop``: {level: layers left out there} (``pinned_layers``); a layer whose maps would be
+    empty at some size pins the layout there too, so it is left out before it is computed."""
     if not isinstance(levels, (int, np.integer)) or levels < 1:
         raise UserError(f"pyramid levels must be a whole number >= 1, got {levels!r}")
+    drop = drop or {}
     terms = []
     for k in range(levels):
+        keep = [(l, wt) for l, wt in zip(layers, weights) if l not in drop.get(k, ())]
+        if not keep:
+            continue
         h, w = (s >> k for s in shape[2:])
         try:
-            net.check_input((1, 3, h, w), layers)
+            net.check_input((1, 3, h, w), [l for l, _ in keep])
         except UserError as exc:
             raise UserError(f"pyramid level {k} averages the image down to {h}x{w} px: {exc}; "
                             f"use fewer pyramid levels or a larger size") from None
         small = [_averaged(net, img, k) for img in images]
-        grams = _gram_targets(net, small, blend, layers, (h, w))
-        terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], w, level=k)
-                  for l, w in zip(layers, weights)]
+        grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w))
+        terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k) for l, wt in keep]
     return terms
 
 
@@ -360,9 +365,8 @@ def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: 
     if stats not in FEATURE_STATS:
         raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
     drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels) if drop_at else {}
-    terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels) \
+    terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels, drop) \
         if stats.startswith("gram") else []
-    terms = [t for t in terms if t.layer not in drop.get(t.level, ())]
     if not terms and stats.startswith("gram"):
         raise UserError(f"every layer of {', '.join(layers)} pins the layout at this size "
                         f"(fewer positions than channels): use a larger size or shallower layers")
@@ -492,6 +496,12 @@ def _positions(h: int, w: int, layer: str) -> int:
     """M = h*w of ``layer``'s feature maps for an (h, w) input (2x2 pools, floored; fc: 1)."""
     _, hh, ww = map_shape(layer, h, w)
     return hh * ww
+
+
+def blend_weights(blend, n: int) -> list:
+    """The style images' blend weights checked (one per image, finite, >= 0, not all 0), or
+    equal ones for None; a UserError names the problem."""
+    return _weights(blend, n, "style image")
 
 
 def _weights(weights, n, what):

@@ -29,7 +29,7 @@ from .cli import command
 from .pipeline import inputs, scoring, network, runner, scales
 from .cli.console import quiet_by_default, say
 
-SCALES, SCALE_ITERS, PYRAMID = "none", 100, 1  # multi-scale defaults: measured in the README
+SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1  # multi-scale defaults: measured in docs/levers.md
 DEFAULTS = {"size": 128, "iters": 200, "init": "content", "out": "out/style.png"}
 STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
 # the API's defaults (engine.objectives), so that the command line and Objective.style agree
@@ -101,6 +101,8 @@ def run(**kwargs):
     if blend is not None and len(blend) != len(styles):
         raise UserError(f"--style-blend has {len(blend)} weight(s) for {len(styles)} --style image(s): "
                                 "give one weight per style image")
+    if blend is not None:
+        objectives.blend_weights(blend, len(styles))   # before any work
     for name in ("content_weight", "style_weight", "tv_weight"):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
@@ -123,12 +125,17 @@ def run(**kwargs):
     def read(size):
         """The content (H, W, 3) and style images read at ``size``, checked against the net."""
         content = inputs.fit_for_fc(inputs.read(a.content, size), every_layer, net, size, log)
-        net.check_input((1, 3, *content.shape[:2]), every_layer)
         style_imgs = [inputs.read(spec, size) for spec in styles]
         if a.held_out:
             style_imgs = [judging.split_style(s)["synthesis"] for s in style_imgs]
+        # with --pinned-layers drop, a layer too small for an image pins its layout and is left out
+        used = style_layers
+        if a.pinned_layers == "drop":
+            pinned = objectives.pinned_layers(style_layers, [content.shape[:2]] + [s.shape[:2] for s in style_imgs])
+            used = [l for l in style_layers if l not in pinned.get(0, ())] or style_layers
+        net.check_input((1, 3, *content.shape[:2]), [content_layer, *used])
         for s in style_imgs:
-            net.check_input((1, 3, *s.shape[:2]), style_layers)
+            net.check_input((1, 3, *s.shape[:2]), used)
         return content, style_imgs
 
     def build(size, start):
@@ -167,7 +174,7 @@ def run(**kwargs):
     def errors(x):
         """Relative content error (at --content-level), and relative Gram error per style layer
         against the (blended, size-matched) style targets."""
-        f = {k: backend.to_host(v) for k, v in net.features(x, style_layers).items()}
+        f = {k: backend.to_host(v) for k, v in net.features(x, [l for l in style_layers if ("gram", l) in targets]).items()}
         xl = net.to_device(x)
         for _ in range(a.content_level):
             xl = avgpool2_forward(xl)

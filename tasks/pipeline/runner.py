@@ -145,12 +145,14 @@ def _save_outputs(out, img, meta, res, frames, log) -> None:
 
 
 def _grouped(terms: dict) -> str:
-    """Per-term losses summed by kind, "content 1.2e+02  style 3.4e+01  tv 5.6e-01": one value
-    per kind keeps the progress line within 80 columns however many layers are matched."""
+    """Per-term losses summed by kind, "content 1.2e+02  style 3.4e+01  tv 5.6e-01" (every
+    statistic of the style or texture: Grams, moments, colour, spectrum, counted as "style"): a
+    few values keep the progress line within 80 columns however many terms are matched."""
     if len(terms) < 2:
         return ""
     kinds = {}
     for name, value in terms.items():
         kind = name.split(":")[0]
+        kind = kind if kind in ("content", "tv") else "style"
         kinds[kind] = kinds.get(kind, 0.0) + value
     return " ".join(f"{k} {v:.2e}" for k, v in kinds.items())

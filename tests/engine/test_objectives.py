@@ -56,8 +56,9 @@ def test_eq4_content_terms_use_the_f_zero_probe(net):
 def test_gram_targets_are_rescaled_to_the_output_size(net):
     (xs,) = images((1, 3, 32, 32), seed=1)
     small, big = images((1, 3, 32, 32), (1, 3, 64, 64), seed=2)
-    t_small = Objective.style(net, small, [xs], style_layers=["relu1_1", "pool2"], tv_weight=0).terms[1:]
-    t_big = Objective.style(net, big, [xs], style_layers=["relu1_1", "pool2"], tv_weight=0).terms[1:]
+    kw = dict(style_layers=["relu1_1", "pool2"], tv_weight=0, feature_stats="gram", pixel_stats="none")
+    t_small = Objective.style(net, small, [xs], **kw).terms[1:]
+    t_big = Objective.style(net, big, [xs], **kw).terms[1:]
     for a, b in zip(t_small, t_big):
         np.testing.assert_allclose(b.target, 4 * a.target, rtol=1e-12)  # 4x the positions
 
@@ -78,7 +79,7 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
 
     xc, s1, s2 = images((1, 3, 32, 32), (1, 3, 32, 32), (1, 3, 48, 48), seed=5)
     obj = Objective.style(net, xc, [s1, s2], blend=[3, 1], style_layers=["relu1_1", "relu2_1"], tv_weight=0,
-                          feature_stats="gram+moments")
+                          feature_stats="gram+moments", pixel_stats="none")
     assert [t.name for t in obj.terms] == ["content:relu2_2", "style:relu1_1", "style:relu2_1",
                                            "moments:relu1_1", "moments:relu2_1"]
     (mu1, c1), (mu2, c2) = (moments(net.features(s, ["relu2_1"])["relu2_1"]) for s in (s1, s2))
@@ -87,9 +88,10 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
     np.testing.assert_allclose(cov, 0.75 * c1 + 0.25 * c2, rtol=1e-12)
     # moments alone, and a layer that pins the layout (pool4: 2x2 positions at 32 px) left out of both kinds
     obj = Objective.style(net, xc, [s1], style_layers=["relu1_1", "pool4"], tv_weight=0, feature_stats="moments",
-                          drop_pinned=True)
+                          drop_pinned=True, pixel_stats="none")
     assert [t.name for t in obj.terms] == ["content:relu2_2", "moments:relu1_1"]
-    swd = Objective.style(net, xc, [s1, s2], style_layers=["relu1_1"], tv_weight=0, feature_stats="gram+swd")
+    swd = Objective.style(net, xc, [s1, s2], style_layers=["relu1_1"], tv_weight=0, feature_stats="gram+swd",
+                          pixel_stats="none")
     assert [t.kind for t in swd.terms] == ["content", "gram", "swd"]
     with pytest.raises(UserError, match="pool the style images equally"):
         Objective.style(net, xc, [s1, s2], blend=[3, 1], feature_stats="swd")
@@ -123,7 +125,8 @@ def test_content_level_holds_the_averaged_photo(net):
 
 def test_value_and_grad_reports_terms_that_sum_to_the_total(net):
     xc, xs, x = images((1, 3, 32, 32), (1, 3, 32, 32), (1, 3, 32, 32), seed=4)
-    obj = Objective.style(net, xc, [xs], style_layers=["relu1_1", "relu3_1"], tv_weight=0.5)
+    obj = Objective.style(net, xc, [xs], style_layers=["relu1_1", "relu3_1"], tv_weight=0.5, feature_stats="gram", pixel_stats="none",
+                          drop_pinned=False)
     obj.calibrate(xc)
     value, grad = obj.value_and_grad(x)
     assert grad.shape == x.shape and obj.evaluations == 1

@@ -339,7 +339,8 @@ def test_engine_network_objective_through_emulated_kernels(pooling):
     # conv1_2 is asked for as a pre-activation: its ReLU runs on its own (relu_bwd), while
     # conv1_1 + relu1_1 run fused (the mask in the backward's input transform). conv1_1's forward
     # (3 input channels) is im2col; every other conv is Winograd F(2x2), forward and backward
-    obj = Objective.style(net, xc, [xs], content_layer="conv1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5)
+    obj = Objective.style(net, xc, [xs], content_layer="conv1_2", style_layers=["relu1_1", "pool1"], tv_weight=0.5,
+                          feature_stats="gram", pixel_stats="none", drop_pinned=False)
     obj.calibrate(xc)
     ref_value, ref_grad = obj.value_and_grad(x)
     with engine_gpu_branch(), recorded_launches() as launches:

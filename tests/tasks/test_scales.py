@@ -35,7 +35,7 @@ def test_style_with_half_scale(tmp_path):
     ({"scales": "big"}, "comma-separated sizes"),
     ({"pyramid": 0}, "--pyramid must be"),
     ({"scale_iters": 0, "scales": "24"}, "--scale-iters must be"),
-    ({"pyramid": 4, "size": 32}, "pyramid level 3"),
+    ({"pyramid": 4, "size": 32, "pinned_layers": "keep"}, "pyramid level 3"),
 ])
 def test_bad_multiscale_options_are_user_errors(tmp_path, opts, words):
     kw = {"size": 48, "iters": 2, "layers": L4, "scales": "none", **opts}
@@ -59,3 +59,14 @@ def test_ctrl_c_in_a_coarse_stage_saves_its_result(tmp_path, monkeypatch):
     assert log["status"] == "interrupted" and img.shape == (24, 24, 3)
     assert (tmp_path / "t.png").exists() and (tmp_path / "t.json").exists()
     assert np.array_equal(image.load_image(tmp_path / "t.png"), np.round(img).astype(np.float32))
+
+
+def test_a_pyramid_level_too_small_for_a_layer_leaves_it_out_when_pinned_layers_drop(tmp_path):
+    """At 32 px, level 3 is 4x4 px: too small for relu2_1 and beyond and a layout pin for
+    relu1_1 (16 positions, 64 channels): the whole level is left out and said so, not refused."""
+    _, log = texture.run(image="brick", out=str(tmp_path / "t.png"), size=32, iters=2, layers=L4, scales="none",
+                         pyramid=4, **QUIET)
+    assert log["status"] == "done"
+    grams = sorted(k for k in log["weighting_factors"] if k.startswith("style:"))
+    assert grams == ["style:relu1_1", "style:relu1_1@1", "style:relu1_1@2", "style:relu2_1"]
+    assert log["pinned_layers"]["3"] == L4.split(",")
