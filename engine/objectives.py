@@ -46,7 +46,7 @@ from .vgg import VGG19
 # relu5_1 with the layers that pin a layout left out, mean and covariance beside each Gram, the
 # pixels' colour moments; judged in a trained VGG-19 against held-out halves of three style images
 # (3 seeds), at equal content error this is 2.7-4.0x Gatys et al.'s style distance where relu1_1
-# alone at alpha 3 was 3.0-8.5x, and never farther from the style than the photo (docs/levers.md).
+# alone at alpha 3 is 3.0-8.5x, and never farther from the style than the photo (docs/levers.md).
 STYLE_CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 30.0, 1.0, 0.1
@@ -178,15 +178,9 @@ class Objective:
         blend = [b / sum(blend) for b in blend]
         if isinstance(content_level, bool) or not isinstance(content_level, (int, np.integer)) or content_level < 0:
             raise UserError(f"the content level must be a whole number >= 0, got {content_level!r}")
-        h, w = (s >> content_level for s in xc.shape[2:])
-        try:
-            if min(h, w) < 1:
-                raise UserError("nothing is left of it")
-            net.check_input((1, 3, h, w), [content_layer])
-        except UserError as exc:
-            raise UserError(f"content level {content_level} averages the content image down to {w}x{h} px: "
-                            f"{exc}; use a lower level or a larger size") from None
-        xc_level = _averaged(net, xc, content_level)
+        _check_level(net, xc.shape, content_level, [content_layer], "content level", "the content image",
+                     "use a lower level or a larger size")
+        xc_level = averaged(net, xc, content_level)
         terms = [Term(f"content:{content_layer}" + (f"@{content_level}" if content_level else ""), "content",
                       content_layer, net.features(xc_level, [content_layer])[content_layer], content_weight,
                       level=int(content_level))]
@@ -334,13 +328,9 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, 
         keep = [(l, wt) for l, wt in zip(layers, weights) if l not in drop.get(k, ())]
         if not keep:
             continue
-        h, w = (s >> k for s in shape[2:])
-        try:
-            net.check_input((1, 3, h, w), [l for l, _ in keep])
-        except UserError as exc:
-            raise UserError(f"pyramid level {k} averages the image down to {h}x{w} px: {exc}; "
-                            f"use fewer pyramid levels or a larger size") from None
-        small = [_averaged(net, img, k) for img in images]
+        h, w = _check_level(net, shape, k, [l for l, _ in keep], "pyramid level", "the image",
+                            "use fewer pyramid levels or a larger size")
+        small = [averaged(net, img, k) for img in images]
         grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w))
         terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k) for l, wt in keep]
     return terms
@@ -465,7 +455,20 @@ def _swd_target(net: VGG19, images, layer, positions):
     return sorted_projections(f, dirs, positions), dirs
 
 
-def _averaged(net: VGG19, x, times: int):
+def _check_level(net: VGG19, shape, k: int, layers, what: str, image: str, fix: str) -> tuple:
+    """(h, w) of an image of ``shape`` 2x2-averaged ``k`` times, checked against ``layers``: a
+    UserError naming the level (``what`` ``k``), the size it leaves and ``fix`` otherwise."""
+    h, w = (s >> k for s in shape[2:])
+    try:
+        if min(h, w) < 1:
+            raise UserError("nothing is left of it")
+        net.check_input((1, 3, h, w), layers)
+    except UserError as exc:
+        raise UserError(f"{what} {k} averages {image} down to {w}x{h} px: {exc}; {fix}") from None
+    return h, w
+
+
+def averaged(net: VGG19, x, times: int):
     """x (N, 3, H, W) 2x2-averaged ``times`` times, on the net's device."""
     x = net.to_device(x)
     for _ in range(times):

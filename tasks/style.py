@@ -22,7 +22,6 @@ from engine.errors import UserError
 from engine import objectives
 from engine.objectives import Objective
 from engine.ops.gram import gram_forward
-from engine.ops.pooling import avgpool2_forward
 from engine.arch import check_layers
 
 from .cli import command
@@ -175,10 +174,7 @@ def run(**kwargs):
         """Relative content error (at --content-level), and relative Gram error per style layer
         against the (blended, size-matched) style targets."""
         f = {k: backend.to_host(v) for k, v in net.features(x, [l for l in style_layers if ("gram", l) in targets]).items()}
-        xl = net.to_device(x)
-        for _ in range(a.content_level):
-            xl = avgpool2_forward(xl)
-        fc = backend.to_host(net.features(xl, [content_layer])[content_layer])
+        fc = backend.to_host(net.features(objectives.averaged(net, x, a.content_level), [content_layer])[content_layer])
         style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers
                  if ("gram", l) in targets}
         style["total"] = sum(style.values())
