@@ -1,35 +1,51 @@
-"""Style levers on a held-out style half: content error, style distance and speckle.
+"""Style levers on held-out style halves: content error, style distance, speckle, time.
 
-    python -m bench.style_levers --content astronaut --style stars.png --weights vgg19.npz --out DIR \
-        [--configs default,layer_relu1_1,...] [--content-weights 10] [--seeds 0] [--size 128] [--iters 200]
+    python -m bench.style_levers --pairs coffee:retina.png,chelsea:coins.png --weights vgg19.npz --out DIR \
+        [--configs default,random_he,ensemble2,...] [--content-weights 30] [--seeds 0,1,2] [--size 128] [--iters 200]
+    python -m bench.style_levers --summary DIR/style.csv
 
-The style image is cut in two halves: the left one is what the transfer sees, the right one is
-held out. Judged in the trained VGG-19: content error ||F(x) - F(c)||^2 / ||F(c)||^2 at relu4_2
-and the per-position Gram distance (sum over relu1_1 .. relu5_1) to the held-out half; the same
-Gram distance in an independently seeded random VGG-19. Speckle: the fine-scale energy of the
-change made to the photo, r = (x - c) minus its 3x3 box average, as the mean of r^2 over pixels
-and channels ("hf"), and of its colour part (r minus its mean over R, G, B: "hf_colour").
-Rows go to DIR/style.csv as they finish.
+Each pair is ``content:style`` (files or sample names; ``--content C --style S`` for one). The
+style image is cut in two halves (``engine.judge.split_style`` of the image read at --size, as
+``python -m tasks.experiments quality`` does): the transfer sees the first, the judge compares
+with the second. Judged (``--judge project``, the default) as the quality command judges: content
+error ||F(x) - F(c)||^2 / ||F(c)||^2 at relu4_2 and the held-out style distance (relative Gram
+error summed over relu1_1 .. relu4_1) in the trained VGG-19 (average pooling) and in an
+independent random VGG-19. ``--judge five``: the Gram distance summed over relu1_1 .. relu5_1
+in the trained net as its file loads it (max pooling) and in a random net of seed 12345, the
+seen half cut from the style image at its own resolution.
+
+Speckle: the fine-scale energy of the change made to the photo, r = (x - c) minus its 3x3 box
+average, as the mean of r^2 over pixels and channels ("hf"), and of its colour part (r minus its
+mean over R, G, B: "hf_colour"). Rows go to DIR/style.csv as they finish (one "unstyled_photo"
+row per pair: the photo itself, judged).
+
+--summary: per pair and configuration, medians [min-max] over seeds, and the ratio of the style
+distance to Gatys' (the "gatys" rows of the same file: its frontier over content weights,
+``engine.judge.style_at``) at the same content error, median over seeds.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import statistics
 import time
 
 import numpy as np
 
 from engine import backend
+from engine import judge as judging
 from engine.io import image
 from engine.vgg import VGG19
+from tasks.figures.quality import GATYS_STYLE
 
 from .texture_levers import LAYERS, Grams, distance
 
 ALL = ",".join(LAYERS)
-# Every named configuration starts from the five Gram layers at content weight 10 with nothing
-# else (FIVE: pinned layers kept, no colour or centred statistics, one scale), and changes what
-# its name says; "default" is the style command's defaults.
+# The first configurations start from the five Gram layers at content weight 10 with nothing
+# else (FIVE: pinned layers kept, no colour or centred statistics, one scale) and change what
+# their name says; "default" is the style command's defaults, and the levers after it change
+# the defaults by what their name says.
 FIVE = dict(style_layers=ALL, content_weight=10, pinned_layers="keep", pixel_stats="none", feature_stats="gram",
             scales="none")
 CONFIGS = {
@@ -49,12 +65,28 @@ CONFIGS = {
     "content_relu4_2": dict(content_layer="relu4_2"),
     "paper_100_1_1000": dict(content_weight=100, style_weight=1, tv_weight=1000),
     "texture_stats": dict(pinned_layers="drop", pixel_stats="moments", feature_stats="gram+moments", scales="half"),
-    "gatys": dict(weights="TRAINED", pooling="avg", net=None, content_layer="relu4_2", tv_weight=0),
 }
 for _l in LAYERS:
     CONFIGS[f"layer_{_l}"] = dict(style_layers=_l)
 CONFIGS = {name: {**FIVE, **kw} for name, kw in CONFIGS.items()}
-CONFIGS["default"] = {}
+CONFIGS["gatys"] = dict(GATYS_STYLE, content_weight=10, weights="TRAINED", pooling="avg", net=None)
+CONFIGS.update({
+    "default": {},
+    "relu1_1": dict(style_layers="relu1_1"),                    # the defaults on relu1_1 alone
+    "scales_32_64": dict(scales="32,64"),
+    "gram+swd": dict(feature_stats="gram+swd"),                 # sliced Wasserstein beside each Gram
+    "default_keep": dict(pinned_layers="keep"),                # the layers that pin a layout kept
+    "init_noise": dict(init="noise"),                           # from white noise, not the photo
+    "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
+    "ensemble3": dict(ensemble=3),
+    # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
+    "random": dict(net="random"),
+    "random_he": dict(net="random", weight_init="he"),
+    "random_orthogonal": dict(net="random", weight_init="orthogonal"),
+    "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
+})
+COLUMNS = ["pair", "config", "content_weight", "seed", "content_err", "style_trained", "content_err_random",
+           "style_random", "hf", "hf_colour", "seconds"]
 
 
 def fine(img):
@@ -67,78 +99,197 @@ def fine(img):
     return float((r * r).mean()), float((rc * rc).mean())
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--content", required=True)
-    ap.add_argument("--style", required=True)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--content-weights", default="", help="a sweep of --content-weight (default: each config's own)")
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--iters", type=int, default=200)
-    a = ap.parse_args(argv)
+def pair_list(a) -> list:
+    if a.pairs:
+        out = []
+        for item in a.pairs.split(","):
+            c, sep, s = item.strip().partition(":")
+            if not (sep and c and s):
+                raise SystemExit(f"--pairs takes CONTENT:STYLE,..., got {item!r}")
+            out.append((c, s))
+        return out
+    if not (a.content and a.style):
+        raise SystemExit("give --pairs CONTENT:STYLE,... or --content and --style")
+    return [(a.content, a.style)]
+
+
+def _name(spec) -> str:
+    return os.path.splitext(os.path.basename(spec))[0]
+
+
+class ProjectJudge:
+    """The quality command's judge: content error at relu4_2, held-out distance relu1_1 .. relu4_1."""
+
+    def __init__(self, weights, size):
+        from tasks.figures import nets
+        self.size = size
+        self.nets = {"trained": nets.judge("trained", weights), "random": nets.judge("random", None)}
+
+    def split(self, style_spec, out_dir, name):
+        from tasks.pipeline import inputs
+        split = judging.split_style(inputs.read(style_spec, self.size))
+        seen = os.path.join(out_dir, f"{name}_style_seen.png")
+        image.save_png(seen, split["synthesis"])
+        image.save_png(os.path.join(out_dir, f"{name}_style_heldout.png"), split["held_out"][0])
+        return seen, split["held_out"]
+
+    def scores(self, img, content, held) -> dict:
+        return {j: judging.style_scores(net, img, content, held) for j, net in self.nets.items()}
+
+
+class FiveJudge:
+    """Gram distance over relu1_1 .. relu5_1 (trained net as loaded: max pooling; random net 12345),
+    the seen half cut from the style image at its own resolution."""
+
+    def __init__(self, weights, size):
+        self.size = size
+        trained = VGG19.load(weights, device="cpu")
+        self.nets = {"trained": trained, "random": VGG19.random(seed=12345, device="cpu")}
+        self.grams = {j: Grams(n) for j, n in self.nets.items()}
+
+    def split(self, style_spec, out_dir, name):
+        from tasks.pipeline import inputs
+        full = image.load_image(inputs.image_path(style_spec))
+        half = full.shape[1] // 2
+        seen = os.path.join(out_dir, f"{name}_style_seen.png")
+        image.save_image(seen, full[:, :half])
+        h, w = full[:, half:].shape[:2]
+        s = self.size / max(h, w)
+        held = image.resize(full[:, half:], max(1, round(h * s)), max(1, round(w * s)))
+        image.save_image(os.path.join(out_dir, f"{name}_style_heldout.png"), held)
+        return seen, [held]
+
+    def _content(self, net, img):
+        x = image.preprocess(np.asarray(img, np.float32), net.preprocessing)
+        return backend.to_host(net.features(x, ["relu4_2"])["relu4_2"]).astype(np.float64)
+
+    def scores(self, img, content, held) -> dict:
+        out = {}
+        for j, net in self.nets.items():
+            f, fc = self._content(net, img), self._content(net, content)
+            out[j] = {"content": float(((f - fc) ** 2).sum() / (fc ** 2).sum()),
+                      "style": distance(self.grams[j](img), self.grams[j](held[0]))}
+        return out
+
+
+def run(a) -> str:
     from tasks import style
     from tasks.pipeline import inputs
 
     os.makedirs(a.out, exist_ok=True)
-    trained = VGG19.load(a.weights, device="cpu")
-    judges = {"trained": Grams(trained), "random": Grams(VGG19.random(seed=12345, device="cpu"))}
-    content = inputs.read(a.content, a.size)
-    full = image.load_image(inputs.image_path(a.style))
-    half = full.shape[1] // 2
-    seen_path = os.path.join(a.out, "style_seen.png")
-    image.save_image(seen_path, full[:, :half])
-    held = image.resize(full[:, half:], *_fit(full[:, half:], a.size))
-    image.save_image(os.path.join(a.out, "style_heldout.png"), held)
-    g_held = {j: judges[j](held) for j in judges}
-
-    def content_features(img):
-        x = image.preprocess(np.asarray(img, np.float32), trained.preprocessing)
-        return backend.to_host(trained.features(x, ["relu4_2"])["relu4_2"]).astype(np.float64)
-
-    fc = content_features(content)
+    judge = (ProjectJudge if a.judge == "project" else FiveJudge)(a.weights, a.size)
     path = os.path.join(a.out, "style.csv")
     new = not os.path.exists(path)
+    sweep = [float(v) for v in a.content_weights.split(",") if v.strip()] or [None]
+    configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown config(s) {', '.join(unknown)}: use {', '.join(CONFIGS)}")
     with open(path, "a", newline="") as fh:
         w = csv.writer(fh)
         if new:
-            w.writerow(["config", "content_weight", "seed", "content_err", "style_trained", "style_random",
-                        "hf", "hf_colour", "seconds"])
+            w.writerow(COLUMNS)
+        for content_spec, style_spec in pair_list(a):
+            pair = f"{_name(content_spec)}/{_name(style_spec)}"
+            seen, held = judge.split(style_spec, a.out, _name(style_spec))
+            content = inputs.read(content_spec, a.size)
 
-        def row(config, cw, seed, img, secs):
-            f = content_features(img)
-            err = float(((f - fc) ** 2).sum() / (fc ** 2).sum())
-            hf, hfc = fine(np.asarray(img, np.float64) - content)
-            w.writerow([config, cw, seed, f"{err:.4g}", f"{distance(judges['trained'](img), g_held['trained']):.4g}",
-                        f"{distance(judges['random'](img), g_held['random']):.4g}", f"{hf:.4g}", f"{hfc:.4g}",
-                        f"{secs:.1f}"])
-            fh.flush()
+            def row(config, cw, seed, img, secs):
+                s = judge.scores(img, content, held)
+                hf, hfc = fine(np.asarray(img, np.float64) - content)
+                w.writerow([pair, config, cw, seed, f"{s['trained']['content']:.4g}", f"{s['trained']['style']:.4g}",
+                            f"{s['random']['content']:.4g}", f"{s['random']['style']:.4g}", f"{hf:.4g}",
+                            f"{hfc:.4g}", f"{secs:.1f}"])
+                fh.flush()
 
-        row("unstyled_photo", "", 0, content, 0)
-        sweep = [float(v) for v in a.content_weights.split(",") if v.strip()] or [None]
-        for config in a.configs.split(","):
-            for cw in sweep:
-                for seed in (int(s) for s in a.seeds.split(",")):
-                    kw = dict(CONFIGS[config])
-                    if kw.get("weights") == "TRAINED":
-                        kw["weights"] = a.weights
-                    if cw is not None:
-                        kw["content_weight"] = cw
-                    kw = {k: v for k, v in kw.items() if v is not None}
-                    t0 = time.perf_counter()
-                    img, _ = style.run(content=a.content, style=[seen_path], size=a.size, iters=a.iters, seed=seed,
-                                       device="cpu", **kw)
-                    secs = time.perf_counter() - t0
-                    image.save_image(os.path.join(a.out, f"{config}_cw{kw.get('content_weight', 'd')}_s{seed}.png"), img)
-                    row(config, kw.get("content_weight", style.CONTENT_WEIGHT), seed, img, secs)
+            row("unstyled_photo", "", 0, content, 0)
+            for config in configs:
+                for cw in sweep:
+                    seeds = [int(s) for s in a.seeds.split(",")]
+                    for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo
+                        kw = dict(CONFIGS[config])
+                        if kw.get("weights") == "TRAINED":
+                            kw["weights"] = a.weights
+                        if cw is not None:
+                            kw["content_weight"] = cw
+                        kw = {k: v for k, v in kw.items() if v is not None}
+                        t0 = time.perf_counter()
+                        img, _ = style.run(content=content_spec, style=[seen], size=a.size, iters=a.iters, seed=seed,
+                                           device="cpu", **kw)
+                        secs = time.perf_counter() - t0
+                        cw_used = kw.get("content_weight", style.CONTENT_WEIGHT)
+                        image.save_image(os.path.join(a.out, f"{_name(content_spec)}_{_name(style_spec)}_{config}"
+                                                             f"_cw{cw_used:g}_s{seed}.png"), img)
+                        row(config, f"{cw_used:g}", seed, img, secs)
+    return path
 
 
-def _fit(img, size):
-    h, w = img.shape[:2]
-    s = size / max(h, w)
-    return max(1, round(h * s)), max(1, round(w * s))
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _mr(vals, fmt="{:.3g}") -> str:
+    vals = [v for v in vals if v == v]
+    if not vals:
+        return ""
+    m = fmt.format(statistics.median(vals))
+    return m if len(vals) == 1 else f"{m} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
+
+
+def summary(path) -> str:
+    """A Markdown table of DIR/style.csv (see the module's docstring)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    lines = ["| pair | config | alpha | n | content error | style (trained) | ratio to Gatys at that content error "
+             "| style (random) | unstyled photo: trained / random | above the photo | hf colour | seconds |",
+             "|" + "---|" * 12]
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        mine = [r for r in rows if r["pair"] == pair]
+        photo = next((r for r in mine if r["config"] == "unstyled_photo"), None)
+        p_t, p_r = (_num(photo["style_trained"]), _num(photo["style_random"])) if photo else (float("nan"),) * 2
+        gatys = [(_num(r["content_err"]), _num(r["style_trained"])) for r in mine if r["config"] == "gatys"]
+        groups = {}
+        for r in mine:
+            if r["config"] != "unstyled_photo":
+                groups.setdefault((r["config"], r["content_weight"]), []).append(r)
+        for (config, cw), rs in groups.items():
+            ratios = [_num(r["style_trained"]) / judging.style_at(gatys, _num(r["content_err"])) for r in rs]
+            ratio = _mr(ratios) if config != "gatys" else "1"
+            if config != "gatys" and not ratio:
+                ratio = "beyond Gatys' sweep"
+            above = sum(_num(r["style_trained"]) > p_t for r in rs)
+            lines.append(f"| {pair} | {config} | {cw} | {len(rs)} | {_mr([_num(r['content_err']) for r in rs])} "
+                         f"| {_mr([_num(r['style_trained']) for r in rs])} | {ratio} "
+                         f"| {_mr([_num(r['style_random']) for r in rs])} | {p_t:.3g} / {p_r:.3g} "
+                         f"| {above} of {len(rs)} | {_mr([_num(r['hf_colour']) for r in rs], '{:.0f}')} "
+                         f"| {_mr([_num(r['seconds']) for r in rs], '{:.0f}')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--summary", metavar="CSV", help="print the table of a style.csv and stop")
+    ap.add_argument("--pairs", help="CONTENT:STYLE,... (files or sample names)")
+    ap.add_argument("--content", help="one pair's content (with --style)")
+    ap.add_argument("--style", help="one pair's style (with --content)")
+    ap.add_argument("--weights", help="the trained VGG-19 (.npz): the judge and the gatys rows")
+    ap.add_argument("--out", help="output folder (style.csv is appended to)")
+    ap.add_argument("--configs", default="default", help=f"comma-separated, of: {', '.join(CONFIGS)}")
+    ap.add_argument("--content-weights", default="", help="a sweep of --content-weight (default: each config's own)")
+    ap.add_argument("--seeds", default="0", help="comma-separated (the gatys rows: the first only)")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--judge", choices=("project", "five"), default="project")
+    a = ap.parse_args(argv)
+    if a.summary:
+        print(summary(a.summary))
+        return
+    if not (a.weights and a.out):
+        ap.error("--weights and --out are needed to run (or --summary CSV)")
+    print(run(a))
 
 
 if __name__ == "__main__":

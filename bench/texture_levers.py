@@ -30,9 +30,10 @@ import numpy as np
 from engine import backend
 from engine.io import image
 from engine.vgg import VGG19
+from tasks.figures.quality import GATYS_TEXTURE
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-OLD = dict(pinned_layers="keep", pixel_stats="none", feature_stats="gram", colour_transfer=False)
+OLD = dict(GATYS_TEXTURE)     # Gram terms alone on relu1_1 .. relu5_1: what Gatys et al. match
 CONFIGS = {
     "default": {},
     "old": OLD,                                                     # Gram on relu1_1 .. relu5_1, nothing else

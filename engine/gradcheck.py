@@ -283,6 +283,18 @@ def _net_checks():
         obj.calibrate(_rand(device, (1, 3, 16, 16), 31, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 31, 50.0)
 
+    def style_ensemble(device):  # the style command's --ensemble: content, colour and TV in the first net only
+        nets = [VGG19.random(seed=s, sigma=0.05, device=device, dtype=np.float64) for s in (12, 13)]
+        xc, xs = np.random.default_rng(34).uniform(-100, 100, (2, 1, 3, 16, 16))
+        obj = Ensemble([Objective.style(n, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
+                                        content_weight=10.0 if k == 0 else 0.0, tv_weight=1.0 if k == 0 else 0.0,
+                                        feature_stats="gram+moments", pixel_stats="moments" if k == 0 else "none")
+                        for k, n in enumerate(nets)])
+        obj.parts[1].terms = [t for t in obj.parts[1].terms if t.kind != "content"]
+        obj.terms = [t for part in obj.parts for t in part.terms]
+        obj.calibrate(xc)
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 35, 50.0)
+
     # Through 16 ReLUs a +-eps probe can cross a kink, where central differences are wrong
     # by O(eps) (measured at pool5: 6e-3 at eps=1e-6, 5e-8 at 1e-7); a smaller step avoids it.
     return [
@@ -295,6 +307,7 @@ def _net_checks():
         Check("style with centred statistics, colour, coarse content", (1, 3, 16, 16), style_stats, eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
         Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
+        Check("style on an ensemble of two nets", (1, 3, 16, 16), style_ensemble, eps=1e-7),
     ]
 
 

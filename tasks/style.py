@@ -20,7 +20,7 @@ from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine import objectives
-from engine.objectives import Objective
+from engine.objectives import Ensemble, Objective
 from engine.ops.gram import gram_forward
 from engine.arch import check_layers
 
@@ -67,6 +67,7 @@ def _parser():
     g.add_argument("--feature-stats", choices=objectives.FEATURE_STATS, default=objectives.STYLE_FEATURE_STATS,
                    help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
+    network.add_ensemble_option(g, "the content, colour and total-variation terms")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -108,18 +109,20 @@ def run(**kwargs):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
     if a.content_level < 0:
         raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
+    network.check_ensemble(a)
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
     terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
-    est = command.preflight(a, a.content, terms, layers=[content_layer, *style_layers])
+    est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])
     log = command.new_log("style", a)
     every_layer = [content_layer, *style_layers]
     scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
+    others = network.ensemble(a, log)
 
     def read(size):
         """The content (H, W, 3) and style images read at ``size``, checked against the net."""
@@ -155,6 +158,13 @@ def run(**kwargs):
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level)
+        if others:  # the other nets' style terms; the content, colour and total-variation terms once
+            parts = [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight, 0.0,
+                                     levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
+                                     feature_stats=a.feature_stats) for n in others]
+            for part in parts:
+                part.terms = [t for t in part.terms if t.kind != "content"]
+            obj = Ensemble([obj] + parts)
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
@@ -167,7 +177,8 @@ def run(**kwargs):
     obj, x_start = build(a.size, coarse)
     # keyed by kind too: the content layer may also be a style layer; the Gram targets of the
     # image itself (pyramid level 0), the content target at its own level
-    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in obj.terms
+    first = obj.parts[0] if isinstance(obj, Ensemble) else obj   # the errors are read in the first net
+    targets = {(t.kind, t.layer): backend.to_host(t.target) for t in first.terms
                if t.kind == "content" or (t.kind == "gram" and t.level == 0)}
 
     def errors(x):

@@ -36,7 +36,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK, SPECTRUM, ENSEMBLE = "drop", "moments", "gram+moments", True, 0, 0.0, 1
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK, SPECTRUM = "drop", "moments", "gram+moments", True, 0, 0.0
 
 
 def _parser():
@@ -68,10 +68,7 @@ def _parser():
                    help="add a term holding the magnitude of each colour channel's Fourier transform to the "
                         "exemplar's (resampled to the output's size; the phase is free), weighted W like one "
                         f"layer; for regular textures. 0: off (default: {SPECTRUM:g})")
-    g.add_argument("--ensemble", type=int, default=ENSEMBLE, metavar="K",
-                   help="match the statistics in K independently drawn nets (seeds --seed .. --seed + K - 1; "
-                        "the sum of each net's terms, the colour and spectrum terms once); K times the cost "
-                        f"(default: {ENSEMBLE})")
+    network.add_ensemble_option(g, "the colour, filter-bank and spectrum terms")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
@@ -189,8 +186,7 @@ def run(**kwargs):
     if isinstance(a.spectrum_weight, bool) or not isinstance(a.spectrum_weight, (int, float, np.integer, np.floating)) \
             or not (np.isfinite(a.spectrum_weight) and a.spectrum_weight >= 0):
         raise UserError(f"--spectrum-weight must be a number >= 0 (0: off), got {a.spectrum_weight!r}")
-    if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, (int, np.integer)) or a.ensemble < 1:
-        raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
+    network.check_ensemble(a)
     # extra nets: the check net and the ensemble's other nets
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)
     log = command.new_log("texture", a)
@@ -212,10 +208,7 @@ def run(**kwargs):
     _check_sizes(a, layers)
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
-    others = network.ensemble_nets(a, a.ensemble)
-    if others:
-        log["ensemble_seeds"] = [a.seed + k for k in range(a.ensemble)]
-        say(f"ensemble: {a.ensemble} nets, seeds {a.seed} .. {a.seed + a.ensemble - 1}")
+    others = network.ensemble(a, log)
 
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""

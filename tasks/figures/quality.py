@@ -43,9 +43,14 @@ COLUMNS = (["key", "task", "net", "arch", "seed", "image", "style", "content_wei
               "style_error_random_judge_same_crop", "style_error_trained_judge_same_crop",
               "iterations", "seconds", "status"])
 YARDSTICKS = ("nature", "copy", "shuffled", "white_noise")
-# Gatys et al.'s style transfer, for the trained rows: content at relu4_2, Gram terms at relu1_1..relu5_1,
-# no total variation (the style command's own defaults are chosen for the random nets)
-GATYS_STYLE = {"content_layer": judging.CONTENT_LAYER, "style_layers": ",".join(judging.STYLE_LAYERS), "tv_weight": 0.0}
+# Gatys et al. on the trained rows, every option the commands' defaults (chosen for the random
+# nets) would change pinned: Gram terms alone at relu1_1..relu5_1, every layer kept, no colour or
+# centred statistics, no colour transfer. Texture: from a half-size start like every texture run;
+# style: content at relu4_2, no total variation, one scale.
+GATYS_TEXTURE = {"pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "colour_transfer": False}
+GATYS_STYLE = {"content_layer": judging.CONTENT_LAYER, "style_layers": ",".join(judging.STYLE_LAYERS), "tv_weight": 0.0,
+               "pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "scales": "none",
+               "content_level": 0}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -129,7 +134,8 @@ def specs(o) -> list:
     for img in o.images:
         for net in methods(o):
             for seed in o.seeds:
-                s = common.spec(o, "texture", net, seed, crops["texture", img], texture.LAYERS, label="texture")
+                s = common.spec(o, "texture", net, seed, crops["texture", img], texture.LAYERS, label="texture",
+                                **({"options": dict(GATYS_TEXTURE)} if net == "trained" else {}))
                 s.update(source=img, judge_suffix="_same_crop")
                 out.append(s)
     for content, st in pairs(o):

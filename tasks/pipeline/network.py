@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import numbers
 import zipfile
 from pathlib import Path
 
@@ -81,6 +82,30 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
         "init": net.meta.get("init", DEFAULT_INIT) if choice in NETS else None, "preprocessing": net.preprocessing,
         "recipe": net.meta.get("recipe")})
     return net
+
+
+ENSEMBLE = 1
+
+
+def add_ensemble_option(g, what: str) -> None:
+    """--ensemble K on an argument group; ``what``: the terms that are counted once."""
+    g.add_argument("--ensemble", type=int, default=ENSEMBLE, metavar="K",
+                   help="match the statistics in K independently drawn nets (seeds --seed .. --seed + K - 1; "
+                        f"the sum of each net's terms, {what} once); K times the cost (default: {ENSEMBLE})")
+
+
+def check_ensemble(a) -> None:
+    if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, numbers.Integral) or a.ensemble < 1:
+        raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
+
+
+def ensemble(a, log: dict) -> list[VGG19]:
+    """The other nets of --ensemble (none for 1), logged and said."""
+    others = ensemble_nets(a, a.ensemble)
+    if others:
+        log["ensemble_seeds"] = [a.seed + k for k in range(a.ensemble)]
+        say(f"ensemble: {a.ensemble} nets, seeds {a.seed} .. {a.seed + a.ensemble - 1}")
+    return others
 
 
 def ensemble_nets(a, count: int) -> list[VGG19]:

@@ -10,7 +10,8 @@ import pytest
 from engine import UserError
 from engine.io import image
 from engine.vgg import VGG19
-from tasks import experiments
+from tasks import experiments, style, texture
+from tasks.cli import command
 from tasks.figures import FIGURES, plots, quality, runs
 
 TINY = {"size": 32, "iters": 2, "seeds": "0-1", "nets": "random", "quiet": True}
@@ -102,9 +103,27 @@ def test_quality_styles_alone_with_gatys_on_the_trained_net(tmp_path, trained):
     o = experiments.resolve(experiments.PARSER.parse_args(argv))
     by_net = {s["net"]: s for s in quality.specs(o)}
     assert sorted(by_net) == ["ranvgg", "trained"] and {s["task"] for s in by_net.values()} == {"style"}
-    assert by_net["trained"]["options"] == {"content_weight": 3.0, "content_layer": "relu4_2", "tv_weight": 0.0,
-                                            "style_layers": "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"}
     assert by_net["ranvgg"]["options"] == {"content_weight": 3.0}
+    # what the trained run gets once the style command fills in its defaults: Gatys et al.'s
+    # configuration, none of the levers the defaults add for the random nets
+    run = command.options(style.PARSER, by_net["trained"]["options"])
+    assert (run.content_weight, run.content_layer, run.tv_weight) == (3.0, "relu4_2", 0.0)
+    assert run.style_layers == "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
+    assert (run.pinned_layers, run.pixel_stats, run.feature_stats, run.scales, run.content_level) == \
+        ("keep", "none", "gram", "none", 0)
+    assert command.options(style.PARSER, by_net["ranvgg"]["options"]).feature_stats == style.PARSER.get_default("feature_stats")
+
+
+def test_quality_textures_by_gatys_use_the_gram_terms_alone(tmp_path, trained):
+    """The trained texture rows: Gram terms at every layer, no colour or centred statistics, no
+    colour transfer, whatever the texture command's defaults add for the random nets."""
+    argv = ["quality", "--images", "gravel", "--pairs", "none", "--nets", "ranvgg", "--trained", trained,
+            "--seeds", "0", "--size", "32", "--out", str(tmp_path)]
+    o = experiments.resolve(experiments.PARSER.parse_args(argv))
+    by_net = {s["net"]: s for s in quality.specs(o)}
+    run = command.options(texture.PARSER, by_net["trained"].get("options", {}))
+    assert (run.pinned_layers, run.pixel_stats, run.feature_stats, run.colour_transfer) == ("keep", "none", "gram", False)
+    assert "options" not in by_net["ranvgg"]
 
 
 def test_interrupted_figure_resumes_without_redoing(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 from engine.errors import UserError
 from engine.objectives import Objective, pinned_layers
 from engine.vgg import VGG19
-from tasks import texture
+from tasks import style, texture
 
 QUIET = {"device": "cpu", "print_every": 0}
 
@@ -154,3 +154,20 @@ def test_ensemble_option_runs_k_nets_and_refuses_what_it_cannot_draw(tmp_path):
     VGG19.random(seed=0, device="cpu").save(weights)
     with pytest.raises(UserError, match="--ensemble 2 .*weights file"):
         texture.run(image="brick", size=32, iters=1, ensemble=2, weights=str(weights), **QUIET)
+
+
+def test_style_ensemble_adds_the_other_nets_style_terms_only():
+    """--ensemble K in the style command: the second net brings its style statistics; the content,
+    colour and total-variation terms are the first net's alone; the errors are read in the first."""
+    _, one = style.run(content="chelsea", style="ihc", size=32, iters=2, scales="none", net="random", **QUIET)
+    _, log = style.run(content="chelsea", style="ihc", size=32, iters=2, scales="none", net="random", ensemble=2,
+                       **QUIET)
+    assert log["ensemble_seeds"] == [0, 1]
+    second = {n.split(":", 1)[1] for n in log["weighting_factors"] if n.startswith("net2:")}
+    first = {n for n in log["weighting_factors"] if not n.startswith("net2:")}
+    assert second and all(n.startswith(("style:", "moments:")) for n in second) and second < first
+    assert any(n.startswith("content:") for n in first)
+    assert log["start_content_error"] == pytest.approx(one["start_content_error"])
+    assert log["start_style_error"]["total"] == pytest.approx(one["start_style_error"]["total"])
+    with pytest.raises(UserError, match="--ensemble must be a whole number >= 1"):
+        style.run(content="chelsea", style="ihc", size=32, iters=1, ensemble=0, **QUIET)
