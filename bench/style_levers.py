@@ -21,7 +21,8 @@ row per pair: the photo itself, judged).
 
 --summary: per pair and configuration, medians [min-max] over seeds, and the ratio of the style
 distance to Gatys' (the "gatys" rows of the same file: its frontier over content weights,
-``engine.judge.style_at``) at the same content error, median over seeds.
+``engine.judge.style_at``) at the same content error, median over the seeds whose content error
+Gatys' sweep covers (their count is said when some fall outside).
 """
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ CONFIGS.update({
     "scales_32_64": dict(scales="32,64"),
     "gram+swd": dict(feature_stats="gram+swd"),                 # sliced Wasserstein beside each Gram
     "default_keep": dict(pinned_layers="keep"),                # the layers that pin a layout kept
+    "pixel_swd": dict(pixel_stats="swd"),                       # the whole colour histogram of the pixels
+    "swd_both": dict(feature_stats="gram+swd", pixel_stats="swd"),
     "init_noise": dict(init="noise"),                           # from white noise, not the photo
     "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
     "ensemble3": dict(ensemble=3),
@@ -257,9 +260,12 @@ def summary(path) -> str:
                 groups.setdefault((r["config"], r["content_weight"]), []).append(r)
         for (config, cw), rs in groups.items():
             ratios = [_num(r["style_trained"]) / judging.style_at(gatys, _num(r["content_err"])) for r in rs]
+            inside = sum(r == r for r in ratios)
             ratio = _mr(ratios) if config != "gatys" else "1"
             if config != "gatys" and not ratio:
                 ratio = "beyond Gatys' sweep"
+            elif config != "gatys" and inside < len(rs):
+                ratio += f" ({inside} of {len(rs)} within Gatys' sweep)"
             above = sum(_num(r["style_trained"]) > p_t for r in rs)
             lines.append(f"| {pair} | {config} | {cw} | {len(rs)} | {_mr([_num(r['content_err']) for r in rs])} "
                          f"| {_mr([_num(r['style_trained']) for r in rs])} | {ratio} "

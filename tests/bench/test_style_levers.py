@@ -18,7 +18,8 @@ def test_summary_interpolates_gatys_at_the_configs_content_error(tmp_path):
                   ("c/s", "gatys", 1, 0, 0.4, 0.5), ("c/s", "gatys", 10, 0, 0.1, 1.0),
                   ("c/s", "default", 30, 0, 0.1, 2.0), ("c/s", "default", 30, 1, 0.2, 4.0),
                   ("c/s", "default", 30, 2, 0.4, 1.0),
-                  ("c/s", "far", 30, 0, 0.01, 2.0)])
+                  ("c/s", "far", 30, 0, 0.01, 2.0),
+                  ("c/s", "part", 30, 0, 0.01, 2.0), ("c/s", "part", 30, 1, 0.1, 3.0)])
     lines = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
              for line in style_levers.summary(path).splitlines()[2:]}
     d = lines["default"]
@@ -27,3 +28,4 @@ def test_summary_interpolates_gatys_at_the_configs_content_error(tmp_path):
     assert d[6] == "2 [2-5.66]"
     assert d[9] == "1 of 3"                     # style 4.0 above the photo's 3.0
     assert lines["far"][6] == "beyond Gatys' sweep" and lines["gatys"][6] == "1"
+    assert lines["part"][6] == "3 (1 of 2 within Gatys' sweep)"
