@@ -38,6 +38,7 @@ from engine import backend
 from engine import judge as judging
 from engine.io import image
 from engine.vgg import VGG19
+from tasks.figures.common import name_of
 from tasks.figures.quality import GATYS_STYLE
 
 from .texture_levers import LAYERS, Grams, distance
@@ -116,10 +117,6 @@ def pair_list(a) -> list:
     return [(a.content, a.style)]
 
 
-def _name(spec) -> str:
-    return os.path.splitext(os.path.basename(spec))[0]
-
-
 class ProjectJudge:
     """The quality command's judge: content error at relu4_2, held-out distance relu1_1 .. relu4_1."""
 
@@ -184,6 +181,7 @@ def run(a) -> str:
     path = os.path.join(a.out, "style.csv")
     new = not os.path.exists(path)
     sweep = [float(v) for v in a.content_weights.split(",") if v.strip()] or [None]
+    seeds = [int(s) for s in a.seeds.split(",")]
     configs = [c.strip() for c in a.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -193,8 +191,8 @@ def run(a) -> str:
         if new:
             w.writerow(COLUMNS)
         for content_spec, style_spec in pair_list(a):
-            pair = f"{_name(content_spec)}/{_name(style_spec)}"
-            seen, held = judge.split(style_spec, a.out, _name(style_spec))
+            pair = f"{name_of(content_spec)}/{name_of(style_spec)}"
+            seen, held = judge.split(style_spec, a.out, name_of(style_spec))
             content = inputs.read(content_spec, a.size)
 
             def row(config, cw, seed, img, secs):
@@ -208,7 +206,6 @@ def run(a) -> str:
             row("unstyled_photo", "", 0, content, 0)
             for config in configs:
                 for cw in sweep:
-                    seeds = [int(s) for s in a.seeds.split(",")]
                     for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo
                         kw = dict(CONFIGS[config])
                         if kw.get("weights") == "TRAINED":
@@ -221,7 +218,7 @@ def run(a) -> str:
                                            device="cpu", **kw)
                         secs = time.perf_counter() - t0
                         cw_used = kw.get("content_weight", style.CONTENT_WEIGHT)
-                        image.save_image(os.path.join(a.out, f"{_name(content_spec)}_{_name(style_spec)}_{config}"
+                        image.save_image(os.path.join(a.out, f"{name_of(content_spec)}_{name_of(style_spec)}_{config}"
                                                              f"_cw{cw_used:g}_s{seed}.png"), img)
                         row(config, f"{cw_used:g}", seed, img, secs)
     return path

@@ -287,11 +287,9 @@ def _net_checks():
         nets = [VGG19.random(seed=s, sigma=0.05, device=device, dtype=np.float64) for s in (12, 13)]
         xc, xs = np.random.default_rng(34).uniform(-100, 100, (2, 1, 3, 16, 16))
         obj = Ensemble([Objective.style(n, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
-                                        content_weight=10.0 if k == 0 else 0.0, tv_weight=1.0 if k == 0 else 0.0,
+                                        content_weight=10.0, tv_weight=1.0 if k == 0 else 0.0, with_content=k == 0,
                                         feature_stats="gram+moments", pixel_stats="moments" if k == 0 else "none")
                         for k, n in enumerate(nets)])
-        obj.parts[1].terms = [t for t in obj.parts[1].terms if t.kind != "content"]
-        obj.terms = [t for part in obj.parts for t in part.terms]
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 35, 50.0)
 

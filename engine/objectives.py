@@ -152,7 +152,7 @@ class Objective:
               style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
               tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
-              content_level: int = STYLE_CONTENT_LEVEL) -> "Objective":
+              content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -164,7 +164,8 @@ class Objective:
         (``FEATURE_STATS``; the moments are blended like the Gram matrices, the sliced Wasserstein
         target pools the style images' positions and takes equal blends only). ``content_level``:
         the content term reads x 2x2-averaged that many times (the photo's layout at a coarser
-        scale, leaving the finer scales to the style terms); 0: the image itself."""
+        scale, leaving the finer scales to the style terms); 0: the image itself. ``with_content``
+        False: no content term (the style statistics of another net of an ensemble)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -180,10 +181,12 @@ class Objective:
             raise UserError(f"the content level must be a whole number >= 0, got {content_level!r}")
         _check_level(net, xc.shape, content_level, [content_layer], "content level", "the content image",
                      "use a lower level or a larger size")
-        xc_level = averaged(net, xc, content_level)
-        terms = [Term(f"content:{content_layer}" + (f"@{content_level}" if content_level else ""), "content",
-                      content_layer, net.features(xc_level, [content_layer])[content_layer], content_weight,
-                      level=int(content_level))]
+        terms = []
+        if with_content:
+            xc_level = averaged(net, xc, content_level)
+            terms.append(Term(f"content:{content_layer}" + (f"@{content_level}" if content_level else ""), "content",
+                              content_layer, net.features(xc_level, [content_layer])[content_layer], content_weight,
+                              level=int(content_level)))
         if feature_stats not in FEATURE_STATS:
             raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {feature_stats!r}")
         if feature_stats.endswith("swd") and len(set(blend)) > 1:

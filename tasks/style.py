@@ -159,12 +159,10 @@ def run(**kwargs):
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
-            parts = [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight, 0.0,
-                                     levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
-                                     feature_stats=a.feature_stats) for n in others]
-            for part in parts:
-                part.terms = [t for t in part.terms if t.kind != "content"]
-            obj = Ensemble([obj] + parts)
+            obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
+                                                    0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
+                                                    feature_stats=a.feature_stats, with_content=False)
+                                    for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
