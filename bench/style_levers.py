@@ -3,6 +3,8 @@
     python -m bench.style_levers --pairs coffee:retina.png,chelsea:coins.png --weights vgg19.npz --out DIR \
         [--configs default,random_he,ensemble2,...] [--content-weights 30] [--seeds 0,1,2] [--size 128] [--iters 200]
     python -m bench.style_levers --summary DIR/style.csv
+    python -m bench.style_levers --frontiers DIR/style.csv
+    python -m bench.style_levers --pairs ... --out DIR --figure FIG.png --figure-cells default@15,gatys@3
 
 Each pair is ``content:style`` (files or sample names; ``--content C --style S`` for one). The
 style image is cut in two halves (``engine.judge.split_style`` of the image read at --size, as
@@ -45,11 +47,12 @@ from .texture_levers import LAYERS, Grams, distance
 
 ALL = ",".join(LAYERS)
 # The first configurations start from the five Gram layers at content weight 10 with nothing
-# else (FIVE: pinned layers kept, no colour or centred statistics, one scale) and change what
-# their name says; "default" is the style command's defaults, and the levers after it change
-# the defaults by what their name says.
-FIVE = dict(style_layers=ALL, content_weight=10, pinned_layers="keep", pixel_stats="none", feature_stats="gram",
-            scales="none")
+# else (FIVE: content at relu2_2, the paper's conv2_2, pinned layers kept, no colour or centred
+# statistics, one scale) and change what their name says; "default" is the style command's
+# defaults, and the levers after it change the defaults by what their name says (--content-layer
+# sets their content layer).
+FIVE = dict(style_layers=ALL, content_layer="relu2_2", content_weight=10, pinned_layers="keep", pixel_stats="none",
+            feature_stats="gram", scales="none")
 CONFIGS = {
     "five_layers": {},
     "no_relu1_1": dict(style_layers="relu2_1,relu3_1,relu4_1,relu5_1"),
@@ -83,6 +86,16 @@ CONFIGS.update({
     "init_noise": dict(init="noise"),                           # from white noise, not the photo
     "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
     "ensemble3": dict(ensemble=3),
+    "content_relu1_2": dict(content_layer="relu1_2"),          # the content term at another random layer
+    "content_relu2_1": dict(content_layer="relu2_1"),
+    "content_relu3_1": dict(content_layer="relu3_1"),
+    "content_relu2_2": dict(content_layer="relu2_2"),          # the paper's content layer (conv2_2)
+    "content_relu4_2_default": dict(content_layer="relu4_2"),  # Gatys' content layer, in the random net
+    "tv0": dict(tv_weight=0),                                   # total variation off (as Gatys), or stronger
+    "tv1": dict(tv_weight=1),
+    "shallow2": dict(style_layers="relu1_1,relu2_1"),          # the two shallowest style layers only
+    "pyramid2": dict(pyramid=2),                                # the style Grams of x also 2x2-averaged once
+    "pyramid3": dict(pyramid=3),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),
@@ -212,6 +225,8 @@ def run(a) -> str:
                             kw["weights"] = a.weights
                         if cw is not None:
                             kw["content_weight"] = cw
+                        if a.content_layer and config != "gatys":
+                            kw.setdefault("content_layer", a.content_layer)
                         kw = {k: v for k, v in kw.items() if v is not None}
                         t0 = time.perf_counter()
                         img, _ = style.run(content=content_spec, style=[seen], size=a.size, iters=a.iters, seed=seed,
@@ -272,9 +287,71 @@ def summary(path) -> str:
     return "\n".join(lines)
 
 
+def frontiers(path) -> str:
+    """A Markdown table of DIR/style.csv: each configuration's own frontier (its sweep of content
+    weights, per seed) read at the content error of each of Gatys' points, as a ratio to Gatys'
+    style distance there; median [min-max] over seeds, "-" where a sweep does not reach."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    pts: dict = {}
+    for r in rows:
+        if r["config"] != "unstyled_photo":
+            pts.setdefault((r["pair"], r["config"], r["seed"]), []).append((_num(r["content_err"]),
+                                                                            _num(r["style_trained"])))
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))
+    gatys = {p: sorted(v for (pp, c, _), vs in pts.items() if pp == p and c == "gatys" for v in vs) for p in pairs}
+    heads = [(p, c) for p in pairs for c, _ in gatys[p]]
+    lines = ["| config | " + " | ".join(f"{p} at {c:.3g}" for p, c in heads) + " |", "|" + "---|" * (len(heads) + 1)]
+    for config in dict.fromkeys(r["config"] for r in rows):
+        if config in ("unstyled_photo", "gatys"):
+            continue
+        cells = []
+        for p, c in heads:
+            ratios = [judging.style_at(v, c) / judging.style_at(gatys[p], c)
+                      for (pp, cf, _), v in pts.items() if pp == p and cf == config and len(v) > 1]
+            cells.append(_mr(ratios) or "-")
+        if any(x != "-" for x in cells):
+            lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(a) -> str:
+    """A grid of the results in --out (seed --seeds' first): one row per pair, columns content |
+    the style half the transfer saw | each ``CONFIG@ALPHA`` of --figure-cells | the held-out half,
+    each result captioned with its content error and held-out style distance (trained judge)."""
+    from tasks.figures import grid
+    from tasks.pipeline import inputs
+
+    seed = int(a.seeds.split(",")[0])
+    cells = [c.strip().partition("@") for c in a.figure_cells.split(",") if c.strip()]
+    if not cells or any(not (name and cw) for name, _, cw in cells):
+        raise SystemExit("--figure-cells takes CONFIG@ALPHA,... (e.g. default@15,gatys@3)")
+    csv_path = os.path.join(a.out, "style.csv")
+    if not os.path.exists(csv_path):
+        raise SystemExit(f"no {csv_path}: run the configurations into --out first")
+    with open(csv_path, newline="") as fh:
+        scored = {(r["pair"], r["config"], r["content_weight"], r["seed"]): r for r in csv.DictReader(fh)}
+    rows, labels = [], []
+    for content_spec, style_spec in pair_list(a):
+        c, s = name_of(content_spec), name_of(style_spec)
+        row = [inputs.read(content_spec, a.size), os.path.join(a.out, f"{s}_style_seen.png")]
+        for name, _, cw in cells:
+            r = scored.get((f"{c}/{s}", name, f"{float(cw):g}", str(seed)))
+            if r is None:
+                raise SystemExit(f"no {name} at alpha {cw}, seed {seed}, for {c}/{s} in {a.out}/style.csv: run it first")
+            caption = f"c {float(r['content_err']):.2f} s {float(r['style_trained']):.3g}"
+            row.append((os.path.join(a.out, f"{c}_{s}_{name}_cw{float(cw):g}_s{seed}.png"), caption))
+        row.append(os.path.join(a.out, f"{s}_style_heldout.png"))
+        rows.append(row)
+        labels.append(f"{c} / {s}")
+    cols = ["content", "style (seen)"] + [f"{n}, alpha {cw}" for n, _, cw in cells] + ["style (held out)"]
+    return str(grid.draw(rows, labels, cols, a.figure))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--summary", metavar="CSV", help="print the table of a style.csv and stop")
+    ap.add_argument("--frontiers", metavar="CSV", help="print each config's frontier against Gatys' and stop")
     ap.add_argument("--pairs", help="CONTENT:STYLE,... (files or sample names)")
     ap.add_argument("--content", help="one pair's content (with --style)")
     ap.add_argument("--style", help="one pair's style (with --content)")
@@ -286,7 +363,20 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--judge", choices=("project", "five"), default="project")
+    ap.add_argument("--content-layer", help="the random nets' content layer wherever a config does not set one "
+                                            "(default: the style command's)")
+    ap.add_argument("--figure", metavar="PNG", help="draw a grid of the results already in --out and stop")
+    ap.add_argument("--figure-cells", default="default@15,gatys@3", metavar="CONFIG@ALPHA,...",
+                    help="the --figure's result columns")
     a = ap.parse_args(argv)
+    if a.figure:
+        if not a.out:
+            ap.error("--figure reads the results in --out")
+        print(figure(a))
+        return
+    if a.frontiers:
+        print(frontiers(a.frontiers))
+        return
     if a.summary:
         print(summary(a.summary))
         return

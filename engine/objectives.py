@@ -2,7 +2,7 @@
 
     obj = Objective.inversion(net, x0, "pool3")
     obj = Objective.texture(net, xs, ["relu1_1", "relu2_1", "relu3_1", "relu4_1"])
-    obj = Objective.style(net, xc, [xs], content_layer="relu2_2", ...)
+    obj = Objective.style(net, xc, [xs], content_layer="relu1_2", ...)
     obj.calibrate(x_start)            # Eq. 4: set each term's weighting factor, once
     value, grad = obj.value_and_grad(x)
 
@@ -42,14 +42,16 @@ from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
 # adds --scales half). Not the paper's 100:1:1000: with every term normalised by Eq. 4 (TV
-# included) that ratio lets TV dominate (a blur). The texture command's statistics: relu1_1 ..
-# relu5_1 with the layers that pin a layout left out, mean and covariance beside each Gram, the
-# pixels' colour moments; judged in a trained VGG-19 against held-out halves of three style images
-# (3 seeds), at equal content error this is 2.7-4.0x Gatys et al.'s style distance where relu1_1
-# alone at alpha 3 is 3.0-8.5x, and never farther from the style than the photo (docs/levers.md).
-STYLE_CONTENT_LAYER = "relu2_2"
+# included) that ratio lets TV dominate (a blur). The style statistics are the texture command's:
+# relu1_1 .. relu5_1 with the layers that pin a layout left out, mean and covariance beside each
+# Gram, the pixels' colour moments. The content term is at relu1_2, not the paper's conv2_2:
+# judged in a trained VGG-19 against held-out halves of three style images (3 seeds), at equal
+# content error it is nearer the style than relu2_2 on two pairs and level on the third, and the
+# fine colour speckle the deeper random terms paint over the photo falls about 20x (relu1_2 holds
+# the fine grain); a fine-point style (a star field) loses (docs/levers.md, "The content layer").
+STYLE_CONTENT_LAYER = "relu1_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 30.0, 1.0, 0.1
+CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 15.0, 1.0, 0.1
 PIXELS = "pixels"   # the "layer" of a term on the image itself
 # distribution terms a texture or style objective can add: on the pixels (colour) and on every
 # style layer beside its Gram matrix (docs/levers.md)

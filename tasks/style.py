@@ -3,8 +3,8 @@
     ranvgg style --content chelsea --style ihc --device cpu
 
 Minimises alpha * L_content + beta * L_texture + gamma * R(x): content from --content-layer
-(default relu2_2, the paper's conv2_2), style from the Gram matrices of --style-layers, and
-total variation for smoothness. Every term is first scaled by its Eq. 4 weighting factor, so
+(default relu1_2; the paper's is conv2_2: --content-layer relu2_2), style from the Gram matrices
+of --style-layers, and total variation for smoothness. Every term is first scaled by its Eq. 4 weighting factor, so
 the three weights are ratios of pull on the image, comparable across layers and weight scales.
 Several --style images may be blended with --style-blend (one weight each; normalised).
 --original-colors keeps the content's colours (luminance transfer, YIQ).

@@ -37,8 +37,8 @@ def draw(cells: list, row_labels: list, col_labels: list, path: Path, title: str
             x = SIDE + c * (cw + PAD) + PAD
             if im is not None:
                 canvas.paste(im, (x, y))
-            if captions[r][c]:
-                d.text((x, y + ch + 1), captions[r][c], fill="black", font=font)
+            if captions[r][c]:  # right under its image, not under the row's tallest
+                d.text((x, y + (im.size[1] if im is not None else ch) + 1), captions[r][c], fill="black", font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)

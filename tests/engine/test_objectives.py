@@ -80,7 +80,7 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
     xc, s1, s2 = images((1, 3, 32, 32), (1, 3, 32, 32), (1, 3, 48, 48), seed=5)
     obj = Objective.style(net, xc, [s1, s2], blend=[3, 1], style_layers=["relu1_1", "relu2_1"], tv_weight=0,
                           feature_stats="gram+moments", pixel_stats="none")
-    assert [t.name for t in obj.terms] == ["content:relu2_2", "style:relu1_1", "style:relu2_1",
+    assert [t.name for t in obj.terms] == ["content:relu1_2", "style:relu1_1", "style:relu2_1",
                                            "moments:relu1_1", "moments:relu2_1"]
     (mu1, c1), (mu2, c2) = (moments(net.features(s, ["relu2_1"])["relu2_1"]) for s in (s1, s2))
     mu, cov = obj.terms[4].target
@@ -89,7 +89,7 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
     # moments alone, and a layer that pins the layout (pool4: 2x2 positions at 32 px) left out of both kinds
     obj = Objective.style(net, xc, [s1], style_layers=["relu1_1", "pool4"], tv_weight=0, feature_stats="moments",
                           drop_pinned=True, pixel_stats="none")
-    assert [t.name for t in obj.terms] == ["content:relu2_2", "moments:relu1_1"]
+    assert [t.name for t in obj.terms] == ["content:relu1_2", "moments:relu1_1"]
     swd = Objective.style(net, xc, [s1, s2], style_layers=["relu1_1"], tv_weight=0, feature_stats="gram+swd",
                           pixel_stats="none")
     assert [t.kind for t in swd.terms] == ["content", "gram", "swd"]
@@ -105,18 +105,18 @@ def test_content_level_holds_the_averaged_photo(net):
     xc, xs = images((1, 3, 32, 32), (1, 3, 32, 32), seed=6)
     obj = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=2)
     content = obj.terms[0]
-    assert content.name == "content:relu2_2@2" and content.level == 2 and obj.levels == [0, 2]
+    assert content.name == "content:relu1_2@2" and content.level == 2 and obj.levels == [0, 2]
     small = avgpool2_forward(avgpool2_forward(xc))
-    np.testing.assert_allclose(content.target, net.features(small, ["relu2_2"])["relu2_2"], rtol=1e-12)
+    np.testing.assert_allclose(content.target, net.features(small, ["relu1_2"])["relu1_2"], rtol=1e-12)
     obj.calibrate(xc)
     obj.value_and_grad(xc)
-    assert obj.last_terms["content:relu2_2@2"] == 0.0
+    assert obj.last_terms["content:relu1_2@2"] == 0.0
     # the fine grain is free: a checkerboard averages out at level 1 and costs the content term nothing
     board = xc + 5.0 * (np.indices((32, 32)).sum(0) % 2 * 2 - 1)
     obj1 = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=1)
     obj1.calibrate(xc)
     obj1.value_and_grad(board)
-    assert obj1.last_terms["content:relu2_2@1"] == pytest.approx(0.0, abs=1e-20)
+    assert obj1.last_terms["content:relu1_2@1"] == pytest.approx(0.0, abs=1e-20)
     with pytest.raises(UserError, match="content level must be a whole number"):
         Objective.style(net, xc, [xs], content_level=-1)
     with pytest.raises(UserError, match="content level 5 averages the content image down to 1x1 px"):
@@ -130,7 +130,7 @@ def test_value_and_grad_reports_terms_that_sum_to_the_total(net):
     obj.calibrate(xc)
     value, grad = obj.value_and_grad(x)
     assert grad.shape == x.shape and obj.evaluations == 1
-    assert set(obj.last_terms) == {"content:relu2_2", "style:relu1_1", "style:relu3_1", "tv"}
+    assert set(obj.last_terms) == {"content:relu1_2", "style:relu1_1", "style:relu3_1", "tv"}
     assert value == pytest.approx(sum(obj.last_terms.values()), rel=1e-12)
 
 
@@ -155,7 +155,7 @@ def test_style_defaults_are_one_set_for_the_api_and_the_command_line(net):
     assert api["content_level"].default == cli["content_level"]
     (xc, xs) = images((1, 3, 32, 32), (1, 3, 32, 32))
     weights = {t.name: t.weight for t in Objective.style(net, xc, [xs]).terms}
-    assert weights["content:relu2_2"] == objectives.CONTENT_WEIGHT and weights["tv"] == objectives.TV_WEIGHT
+    assert weights["content:relu1_2"] == objectives.CONTENT_WEIGHT and weights["tv"] == objectives.TV_WEIGHT
 
 
 def test_pyramid_levels_match_the_averaged_images(net):

@@ -119,7 +119,7 @@ def test_list_layers(capsys):
 def test_help_explains(capsys):
     assert style.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "--style-blend" in out and "Eq. 9" in out and "(default: relu2_2)" in out
+    assert "--style-blend" in out and "Eq. 9" in out and "(default: relu1_2)" in out
 
 
 def _poison_after(monkeypatch, n, exc=None):
