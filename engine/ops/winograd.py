@@ -203,9 +203,15 @@ def _split(x, top, xs):
                     if y < 0 or y >= h:
                         dst[:] = 0
                         continue
-                    for tx in range(tx_n):
-                        xx = m * tx + qx - 1
-                        dst[tx] = x[b, ci, y, xx] if 0 <= xx < w else 0
+                    row = x[b, ci, y]
+                    first = 1 if qx == 0 else 0          # column m*tx + qx - 1 is -1 for tx = 0
+                    end = min(tx_n, (w - qx + m) // m)   # ... and inside x for tx < end
+                    for tx in range(first):
+                        dst[tx] = 0
+                    for tx in range(first, end):
+                        dst[tx] = row[m * tx + qx - 1]
+                    for tx in range(end, tx_n):
+                        dst[tx] = 0
 
 
 @parallel_jit
@@ -264,11 +270,13 @@ def _output_transform(mm, at, bias, relu, y):
                 yrow = y[b, co, m * ty + r]
                 for q in range(m):
                     src = out[r, q, ty * (tw + 1):]
-                    for tx in range(tw):
-                        v = src[tx]
-                        if relu and v < 0:  # NaN stays NaN, as in relu.py
-                            v = 0
-                        yrow[m * tx + q] = v
+                    if relu:
+                        for tx in range(tw):
+                            v = src[tx]
+                            yrow[m * tx + q] = 0 if v < 0 else v  # NaN stays NaN, as in relu.py
+                    else:
+                        for tx in range(tw):
+                            yrow[m * tx + q] = src[tx]
 
 
 @parallel_jit
@@ -276,8 +284,9 @@ def _grad_input_transform(gy, mask, at, v):
     """The adjoint of ``_output_transform``: v[i*a + j, c, b*P + t] = (A gy_t A^T)[i, j] for
     the m x m tile t of gy (zero past the edge, times (mask > 0) when mask has gy's shape),
     P = th*tw tiles, t = ty*tw + tx. gy: (N, C, H, W); v: (a*a, C, N*P). Tiles do not overlap
-    here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx], and every step is
-    an axpy over all P tiles (unit stride), as in ``_input_transform``."""
+    here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx] (one pass over each
+    row, no division per pixel), and every step is an axpy over all P tiles (unit stride), as
+    in ``_input_transform``."""
     n, c, h, w = gy.shape
     m, a = at.shape
     th, tw = -(-h // m), -(-w // m)
@@ -285,14 +294,26 @@ def _grad_input_transform(gy, mask, at, v):
     masked = mask.shape[0] == n
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
-        gs = np.zeros((m, m, npt), gy.dtype)
-        for y in range(h):
-            ty, qy = y // m, y % m
-            for xx in range(w):
-                val = gy[b, ci, y, xx]
-                if masked and not mask[b, ci, y, xx] > 0:
-                    val = 0
-                gs[qy, xx % m, ty * tw + xx // m] = val
+        gs = np.empty((m, m, npt), gy.dtype)
+        for ty in range(th):
+            for qy in range(m):
+                y = m * ty + qy
+                if y >= h:
+                    gs[qy, :, ty * tw:(ty + 1) * tw] = 0
+                    continue
+                row = gy[b, ci, y]
+                for qx in range(m):
+                    dst = gs[qy, qx, ty * tw:(ty + 1) * tw]
+                    inside = (w - qx + m - 1) // m   # the tiles whose column qx lies inside gy
+                    if masked:
+                        keep = mask[b, ci, y]
+                        for tx in range(inside):
+                            dst[tx] = row[m * tx + qx] if keep[m * tx + qx] > 0 else 0
+                    else:
+                        for tx in range(inside):
+                            dst[tx] = row[m * tx + qx]
+                    for tx in range(inside, tw):
+                        dst[tx] = 0
         left = np.empty((m, npt), gy.dtype)     # (A gs)[i] along qy, for each qx
         for i in range(a):
             for qx in range(m):
