@@ -86,7 +86,8 @@ CONFIGS.update({
     "init_noise": dict(init="noise"),                           # from white noise, not the photo
     "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
     "ensemble3": dict(ensemble=3),
-    "content_relu1_2": dict(content_layer="relu1_2"),          # the content term at another random layer
+    "content_relu1_1": dict(content_layer="relu1_1"),          # the content term at another random layer
+    "content_relu1_2": dict(content_layer="relu1_2"),
     "content_relu2_1": dict(content_layer="relu2_1"),
     "content_relu3_1": dict(content_layer="relu3_1"),
     "content_relu2_2": dict(content_layer="relu2_2"),          # the paper's content layer (conv2_2)
