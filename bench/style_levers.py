@@ -107,6 +107,24 @@ COLUMNS = ["pair", "config", "content_weight", "seed", "content_err", "style_tra
            "style_random", "hf", "hf_colour", "seconds"]
 
 
+def half_path(out_dir, style_name, which: str) -> str:
+    """Where a run folder keeps a style image's half: ``which`` "seen" or "heldout"."""
+    return os.path.join(out_dir, f"{style_name}_style_{which}.png")
+
+
+def result_path(out_dir, content_name, style_name, config, cw: float, seed) -> str:
+    """Where a run folder keeps one transfer's result."""
+    return os.path.join(out_dir, f"{content_name}_{style_name}_{config}_cw{float(cw):g}_s{seed}.png")
+
+
+def _rows(path) -> list:
+    """The rows of a style.csv; a missing file is a one-line error."""
+    if not os.path.exists(path):
+        raise SystemExit(f"no {path}: run the configurations into that folder first (--out)")
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def fine(img):
     """(hf, hf_colour) of an (H, W, 3) difference image."""
     d = np.asarray(img, np.float64)
@@ -142,9 +160,9 @@ class ProjectJudge:
     def split(self, style_spec, out_dir, name):
         from tasks.pipeline import inputs
         split = judging.split_style(inputs.read(style_spec, self.size))
-        seen = os.path.join(out_dir, f"{name}_style_seen.png")
+        seen = half_path(out_dir, name, "seen")
         image.save_png(seen, split["synthesis"])
-        image.save_png(os.path.join(out_dir, f"{name}_style_heldout.png"), split["held_out"][0])
+        image.save_png(half_path(out_dir, name, "heldout"), split["held_out"][0])
         return seen, split["held_out"]
 
     def scores(self, img, content, held) -> dict:
@@ -165,12 +183,12 @@ class FiveJudge:
         from tasks.pipeline import inputs
         full = image.load_image(inputs.image_path(style_spec))
         half = full.shape[1] // 2
-        seen = os.path.join(out_dir, f"{name}_style_seen.png")
+        seen = half_path(out_dir, name, "seen")
         image.save_image(seen, full[:, :half])
         h, w = full[:, half:].shape[:2]
         s = self.size / max(h, w)
         held = image.resize(full[:, half:], max(1, round(h * s)), max(1, round(w * s)))
-        image.save_image(os.path.join(out_dir, f"{name}_style_heldout.png"), held)
+        image.save_image(half_path(out_dir, name, "heldout"), held)
         return seen, [held]
 
     def _content(self, net, img):
@@ -234,8 +252,8 @@ def run(a) -> str:
                                            device="cpu", **kw)
                         secs = time.perf_counter() - t0
                         cw_used = kw.get("content_weight", style.CONTENT_WEIGHT)
-                        image.save_image(os.path.join(a.out, f"{name_of(content_spec)}_{name_of(style_spec)}_{config}"
-                                                             f"_cw{cw_used:g}_s{seed}.png"), img)
+                        image.save_image(result_path(a.out, name_of(content_spec), name_of(style_spec), config,
+                                                     cw_used, seed), img)
                         row(config, f"{cw_used:g}", seed, img, secs)
     return path
 
@@ -257,8 +275,7 @@ def _mr(vals, fmt="{:.3g}") -> str:
 
 def summary(path) -> str:
     """A Markdown table of DIR/style.csv (see the module's docstring)."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _rows(path)
     lines = ["| pair | config | alpha | n | content error | style (trained) | ratio to Gatys at that content error "
              "| style (random) | unstyled photo: trained / random | above the photo | hf colour | seconds |",
              "|" + "---|" * 12]
@@ -292,8 +309,7 @@ def frontiers(path) -> str:
     """A Markdown table of DIR/style.csv: each configuration's own frontier (its sweep of content
     weights, per seed) read at the content error of each of Gatys' points, as a ratio to Gatys'
     style distance there; median [min-max] over seeds, "-" where a sweep does not reach."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _rows(path)
     pts: dict = {}
     for r in rows:
         if r["config"] != "unstyled_photo":
@@ -327,22 +343,19 @@ def figure(a) -> str:
     cells = [c.strip().partition("@") for c in a.figure_cells.split(",") if c.strip()]
     if not cells or any(not (name and cw) for name, _, cw in cells):
         raise SystemExit("--figure-cells takes CONFIG@ALPHA,... (e.g. default@15,gatys@3)")
-    csv_path = os.path.join(a.out, "style.csv")
-    if not os.path.exists(csv_path):
-        raise SystemExit(f"no {csv_path}: run the configurations into --out first")
-    with open(csv_path, newline="") as fh:
-        scored = {(r["pair"], r["config"], r["content_weight"], r["seed"]): r for r in csv.DictReader(fh)}
+    scored = {(r["pair"], r["config"], r["content_weight"], r["seed"]): r
+              for r in _rows(os.path.join(a.out, "style.csv"))}
     rows, labels = [], []
     for content_spec, style_spec in pair_list(a):
         c, s = name_of(content_spec), name_of(style_spec)
-        row = [inputs.read(content_spec, a.size), os.path.join(a.out, f"{s}_style_seen.png")]
+        row = [inputs.read(content_spec, a.size), half_path(a.out, s, "seen")]
         for name, _, cw in cells:
             r = scored.get((f"{c}/{s}", name, f"{float(cw):g}", str(seed)))
             if r is None:
                 raise SystemExit(f"no {name} at alpha {cw}, seed {seed}, for {c}/{s} in {a.out}/style.csv: run it first")
             caption = f"c {float(r['content_err']):.2f} s {float(r['style_trained']):.3g}"
-            row.append((os.path.join(a.out, f"{c}_{s}_{name}_cw{float(cw):g}_s{seed}.png"), caption))
-        row.append(os.path.join(a.out, f"{s}_style_heldout.png"))
+            row.append((result_path(a.out, c, s, name, float(cw), seed), caption))
+        row.append(half_path(a.out, s, "heldout"))
         rows.append(row)
         labels.append(f"{c} / {s}")
     cols = ["content", "style (seen)"] + [f"{n}, alpha {cw}" for n, _, cw in cells] + ["style (held out)"]

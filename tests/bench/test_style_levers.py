@@ -66,3 +66,11 @@ def test_figure_draws_a_row_per_pair_and_says_what_is_missing(tmp_path):
     a.figure_cells = "default@15,gatys@3"
     with pytest.raises(SystemExit, match="no gatys at alpha 3, seed 0, for coffee/s"):
         style_levers.figure(a)
+
+
+def test_tables_of_a_missing_csv_are_a_one_line_error(tmp_path):
+    import pytest
+
+    for table in (style_levers.summary, style_levers.frontiers):
+        with pytest.raises(SystemExit, match="no .*style.csv: run the configurations"):
+            table(tmp_path / "style.csv")
