@@ -194,6 +194,30 @@ def matmul(a, b, out=None):
     return out
 
 
+def run_split(work, n_items: int) -> None:
+    """``work(start, stop)`` over contiguous runs of ``range(n_items)``, one run per thread of
+    ``threads()`` (``split``), the first on the calling thread. ``work`` must compute each item
+    the same way whichever thread runs it (then the split never shows in the result) and
+    release the GIL in its heavy parts (numba ``nogil``, BLAS)."""
+    pool = _pool()
+    runs = split(n_items, _pool_state["n"])
+    if pool is None or len(runs) == 1:
+        for run in runs:
+            work(*run)
+        return
+    futures = [pool.submit(work, *run) for run in runs[1:]]
+    work(*runs[0])
+    for f in futures:
+        f.result()
+
+
+def split(n_items: int, n_threads: int) -> list:
+    """Contiguous (start, stop) runs of ``range(n_items)``, at most ``n_threads``, of equal
+    length but the last."""
+    step = -(-n_items // max(1, n_threads))
+    return [(s, min(s + step, n_items)) for s in range(0, n_items, step)]
+
+
 def _block(a3, b3, o3, blk):
     k, rows, cols = blk
     np.matmul(a3[k, rows], b3[k, :, cols], out=o3[k, rows, cols])

@@ -38,7 +38,7 @@ import threading
 
 import numpy as np
 
-from ..parallel import CACHE, matmul, numba, parallel_jit
+from ..parallel import CACHE, matmul, numba, parallel_jit, run_split, split, threads
 
 # ----------------------------------------------------------------------------- the transforms
 # Points 0, 1, -1 (m = 2) and 0, 1, -1, 2, -2 (m = 4), plus infinity (Lavin & Gray 2016).
@@ -71,8 +71,7 @@ def weight_transform(weight, m: int, dtype):
 # A layer's U takes (m+2)^2 / 9 times its conv weights (4x for F(4x4)): kept for every layer it
 # would be the largest thing a run holds (225 MiB for VGG-19 to pool5 at 256 px, against 81 MiB
 # of activations). A small U is kept (made once, in float64, then cast); a larger one is made
-# again at each call, a block of output channels at a time (input channels in the backward),
-# each block just before its GEMMs, into one reused buffer of U_BLOCK_BYTES at most.
+# again at each call, point by point beside its GEMMs (``_made_matmul``, below).
 U_CACHE_BYTES = 4 * 2**20
 # The network's first layers keep theirs whatever the size, up to U_PREFIX_BYTES for all of them
 # together (each counted at F(4x4)'s size, in forward order): their U costs little memory beside
@@ -101,53 +100,75 @@ def u_cache_bytes() -> float:
     return float("inf") if memory_mode() == "fast" else U_CACHE_BYTES
 
 
-@parallel_jit
-def _weight_transform(w, g, u):
-    """u[i*a + j, o, c] = (g w[o, c] g^T)[i, j]: G along y, then along x (162 multiply-adds a
-    kernel for F(4x4)), in w's dtype. w: (Cout, Cin, 3, 3); g: (a, 3); u: (a*a, Cout, Cin)."""
-    cout, cin = w.shape[0], w.shape[1]
-    a = g.shape[0]
-    for o in numba.prange(cout):
-        w9 = np.empty((9, cin), w.dtype)    # w[o] tap-major: every later loop is unit-stride
-        for c in range(cin):
+# A U that is not kept is made at each call fused with its GEMMs (``_made_matmul``), never whole:
+# each thread takes a contiguous run of the a*a points (``parallel.run_split``), and for each
+# block of U_POINT_ELEMENTS of one point's U (a block of output channels in the forward, of
+# input channels in the backward) it makes G g for the rows of G its points use (``_g_rows``,
+# three values a kernel a row), then, point by point, that point's U block from them
+# (``_u_point``, in cache) and at once the point's GEMM. Nothing waits between making U and
+# using it, and each thread holds its rows of G g and one point's block (``u_block_elements``).
+# Every U value and every GEMM is computed the same way whichever thread runs it, and the blocks
+# follow the shapes alone: the same bits on any thread count.
+U_POINT_ELEMENTS = 64 * 1024
+
+
+@numba.njit(nogil=True, fastmath={"contract"}, cache=CACHE)
+def _g_rows(w, g, r0, r1, t):
+    """t[(i - r0) * 3 + x, o, c] = (g w[o, c])[i, x] = sum_y g[i, y] w[o, c, y, x] for the rows
+    r0 <= i < r1 of g (a, 3); w: (Cout', Cin', 3, 3), any strides; t: (3 (r1 - r0), Cout', Cin')."""
+    co, ci = w.shape[0], w.shape[1]
+    w9 = np.empty((9, ci), w.dtype)  # w[o] tap-major: the loops below are unit-stride
+    for o in range(co):
+        for c in range(ci):
             for k in range(9):
                 w9[k, c] = w[o, c, k // 3, k % 3]
-        t = np.empty((a, 3, cin), w.dtype)  # (g w)[i, x] for every input channel
-        for i in range(a):
+        for i in range(r0, r1):
+            g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
             for x in range(3):
-                g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
-                r0, r1, r2 = w9[x], w9[3 + x], w9[6 + x]
-                tix = t[i, x]
-                for c in range(cin):
-                    tix[c] = g0 * r0[c] + g1 * r1[c] + g2 * r2[c]
-        for i in range(a):
-            for j in range(a):
-                h0, h1, h2 = g[j, 0], g[j, 1], g[j, 2]
-                dst, t0, t1, t2 = u[i * a + j, o], t[i, 0], t[i, 1], t[i, 2]
-                for c in range(cin):
-                    dst[c] = h0 * t0[c] + h1 * t1[c] + h2 * t2[c]
+                dst, a0, a1, a2 = t[(i - r0) * 3 + x, o], w9[x], w9[3 + x], w9[6 + x]
+                for c in range(ci):
+                    dst[c] = g0 * a0[c] + g1 * a1[c] + g2 * a2[c]
 
 
-U_BLOCK_BYTES = 4 * 2**20
+@numba.njit(nogil=True, fastmath={"contract"}, cache=CACHE)
+def _u_point(t, row, h, u):
+    """u[e] = sum_x h[x] t[row + x, e]: one point's U (flattened) from ``_g_rows``' t (flattened
+    to (3 rows, Cout' Cin')), h = g[j]."""
+    h0, h1, h2 = h[0], h[1], h[2]
+    t0, t1, t2 = t[row], t[row + 1], t[row + 2]
+    for e in range(u.shape[0]):
+        u[e] = h0 * t0[e] + h1 * t1[e] + h2 * t2[e]
 
 
-def _u_block(u, m: int, rows=slice(None), cols=slice(None)):
-    """U[:, rows, cols] (a*a, Cout', Cin'): a view of a kept U (3-D ``u``), or made now from the
-    conv weights (4-D ``u``, (Cout, Cin, 3, 3)) into the reused buffer "u" (valid until the next
-    call on this thread), in the weights' dtype."""
-    if u.ndim == 3:
-        return u[:, rows, cols]
-    w = np.ascontiguousarray(u[rows, cols])
-    block = scratch("u", ((m + 2) ** 2, *w.shape[:2]), w.dtype)
-    _weight_transform(w, _coefs(_G, m, w.dtype), block)
-    return block
-
-
-def _u_blocks(u, m: int, outer: int, inner: int, itemsize: int):
-    """Slices of the ``outer`` channel axis that split a U made per call into blocks of at most
-    U_BLOCK_BYTES (each ``inner`` channels deep); one slice for a kept U."""
-    step = outer if u.ndim == 3 else max(1, U_BLOCK_BYTES // ((m + 2) ** 2 * inner * itemsize))
+def _point_blocks(outer: int, inner: int) -> list:
+    """Slices of the ``outer`` channel axis: blocks of one point's U of at most U_POINT_ELEMENTS
+    (at least one channel), ``inner`` channels deep."""
+    step = max(1, U_POINT_ELEMENTS // inner)
     return [slice(c, min(c + step, outer)) for c in range(0, outer, step)]
+
+
+def _made_matmul(w, m: int, v, mm, backward: bool):
+    """The GEMMs of a layer whose U is made at each call from its conv weights w (Cout, Cin, 3, 3):
+    forward mm[k] = U[k] @ v[k], backward mm[k] = U[k]^T @ v[k], for the a*a points k."""
+    a = m + 2
+    g = _coefs(_G, m, w.dtype)
+    cout, cin = w.shape[:2]
+    blocks = _point_blocks(*((cin, cout) if backward else (cout, cin)))
+
+    def work(k0, k1):
+        r0, r1 = k0 // a, (k1 - 1) // a + 1  # the rows of G this run of points uses
+        for blk in blocks:
+            wb = w[:, blk] if backward else w[blk]
+            t = scratch("t", (3 * (r1 - r0), *wb.shape[:2]), w.dtype)
+            _g_rows(wb, g, r0, r1, t)
+            t2 = t.reshape(t.shape[0], -1)
+            u = scratch("u", wb.shape[:2], w.dtype)
+            for k in range(k0, k1):
+                i, j = divmod(k, a)
+                _u_point(t2, 3 * (i - r0), g[j], u.reshape(-1))
+                np.matmul(u.T if backward else u, v[k], out=mm[k, blk])
+
+    run_split(work, a * a)
 
 
 def keeps_u(cin: int, cout: int, m: int, itemsize: int, prefix=None) -> bool:
@@ -422,7 +443,7 @@ def winograd_conv(x, u, m: int, bias=None, relu: bool = False):
     """A 3x3, stride-1, pad-1 conv by Winograd F(m x m, 3x3), on NumPy arrays.
 
     x: (N, Cin, H, W); u: (a*a, Cout, Cin) from ``weight_transform``, or the conv weights
-    (Cout, Cin, 3, 3) to make U from, block by block (``_u_block``); bias: (Cout,) or None;
+    (Cout, Cin, 3, 3) to make U from as it goes (``_made_matmul``); bias: (Cout,) or None;
     relu: rectify the output (fused). Returns a new (N, Cout, H, W) array of x's dtype.
     A large map runs in bands (``band_rows``)."""
     n, cin, h, w = x.shape
@@ -448,8 +469,10 @@ def _conv_rows(x, top, u, m: int, bias, relu: bool, y):
     v = scratch("v", (a2, cin, n * npt), dtype)
     _input_transform(xs, _coefs(BT, m, dtype), v)
     mm = scratch("m", (a2, cout, n * npt), dtype)
-    for rows in _u_blocks(u, m, cout, cin, dtype.itemsize):  # (a*a, Cout, Cin) @ (a*a, Cin, P)
-        matmul(_u_block(u, m, rows=rows), v, out=mm[:, rows])
+    if u.ndim == 3:  # (a*a, Cout, Cin) @ (a*a, Cin, P)
+        matmul(u, v, out=mm)
+    else:
+        _made_matmul(u, m, v, mm, backward=False)
     whole = y.shape[2] % m == 0 and w % m == 0  # else write whole tiles to scratch, then crop
     yt = y if whole else scratch("y", (n, cout, th * m, tw * m), dtype)
     _output_transform(mm, _coefs(AT, m, dtype), bias, relu, yt)
@@ -466,7 +489,6 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
     n, cout, h, w = gy.shape
     cin, dtype = u.shape[1] if u.ndim == 4 else u.shape[2], gy.dtype
     a2, tw = (m + 2) ** 2, -(-w // m)
-    blocks = _u_blocks(u, m, cin, cout, dtype.itemsize)
     gx = np.zeros((n, cin, h, w), dtype)
     rows = band_rows(n, max(cout, cin), h, w, m, dtype.itemsize)
     for r0 in range(0, h, rows):
@@ -476,8 +498,10 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
         _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1],
                               _coefs(AT, m, dtype), v)
         mm = scratch("m", (a2, cin, n * npt), dtype)
-        for cols in blocks:  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
-            matmul(_u_block(u, m, cols=cols).transpose(0, 2, 1), v, out=mm[:, cols])
+        if u.ndim == 3:  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
+            matmul(u.transpose(0, 2, 1), v, out=mm)
+        else:
+            _made_matmul(u, m, v, mm, backward=True)
         _grad_output_transform(mm, _coefs(BT, m, dtype), top, gx[:, :, r0 - top:min(r1 + 1, h)])
     return gx
 
@@ -487,11 +511,15 @@ def weight_elements(cin: int, cout: int, m: int) -> int:
     return (m + 2) ** 2 * cout * cin
 
 
-def u_block_elements(cin: int, cout: int, m: int, backward: bool, itemsize: int = 4) -> int:
-    """Elements of the largest block of a U made per call (``_u_blocks``)."""
+def u_block_elements(cin: int, cout: int, m: int, backward: bool, itemsize: int = 4,
+                     n_threads: int | None = None) -> int:
+    """Elements of the scratch a U made per call takes (``_made_matmul``), all threads together
+    (``threads()`` unless given): each thread's rows of G g and one point's block."""
+    a = m + 2
     outer, inner = (cin, cout) if backward else (cout, cin)
-    step = max(1, U_BLOCK_BYTES // ((m + 2) ** 2 * inner * itemsize))
-    return (m + 2) ** 2 * inner * min(step, outer)
+    block = inner * (_point_blocks(outer, inner)[0].stop)
+    runs = split(a * a, n_threads or threads())
+    return sum((3 * ((k1 - 1) // a + 1 - k0 // a) + 1) * block for k0, k1 in runs)
 
 
 def scratch_elements(n: int, cin: int, cout: int, h: int, w: int, m: int, backward: bool,

@@ -40,11 +40,21 @@ def run():
     return {"image": digest(img), "loss": log["final_loss"], "texture": [value, digest(grad)]}
 
 
+def run_made():
+    # run() with every layer's Winograd weights made at each call, in small blocks (the path of
+    # a deep layer at 256 px and up), on fresh networks
+    from engine.ops import winograd
+    winograd.U_CACHE_BYTES = winograd.U_PREFIX_BYTES = 0
+    winograd.U_POINT_ELEMENTS = 1000
+    return run()
+
+
 out = {"threads": parallel.threads(), "main": run()}
 box = {}
 worker = threading.Thread(target=lambda: box.update(r=run()))
 worker.start(); worker.join()
 out["worker thread"] = box["r"]
+out["U made per call"] = run_made()
 print(json.dumps(out))
 """
 
@@ -69,3 +79,5 @@ def test_one_and_two_threads_give_the_same_bits():
     one, two = results[1], results[2]
     assert (one["threads"], two["threads"]) == (1, 2)
     assert one["main"] == two["main"] == one["worker thread"] == two["worker thread"], (one, two)
+    assert one["U made per call"] == two["U made per call"], (one, two)
+    assert one["U made per call"]["texture"][1] != one["main"]["texture"][1]  # float32: another rounding
