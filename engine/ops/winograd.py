@@ -388,12 +388,15 @@ def _grad_output_transform(mm, bt, top, gx):
                 if y < 0 or y >= h:
                     continue
                 out = gx[b, ci, y]
-                for tx in range(tw):
-                    t = ty * tw + tx
-                    for s_ in range(a):
-                        xx = m * tx - 1 + s_
-                        if 0 <= xx < w:
-                            out[xx] += d[s_, t]
+                # column s_ of every tile of the row: column m*tx - 1 + s_ of gx, inside for
+                # lo <= tx < hi. s_ runs down, so the two tiles that share a column add in tile
+                # order (tile tx - 1's column s_ + m, then tile tx's column s_)
+                for s_ in range(a - 1, -1, -1):
+                    src = d[s_, ty * tw:(ty + 1) * tw]
+                    lo = 1 if s_ == 0 else 0
+                    hi = min(tw, (w + m - s_) // m)
+                    for tx in range(lo, hi):
+                        out[m * tx - 1 + s_] += src[tx]
 
 
 # ----------------------------------------------------------------------------- the conv
