@@ -84,6 +84,8 @@ CONFIGS.update({
     "pixel_swd": dict(pixel_stats="swd"),                       # the whole colour histogram of the pixels
     "swd_both": dict(feature_stats="gram+swd", pixel_stats="swd"),
     "init_noise": dict(init="noise"),                           # from white noise, not the photo
+    "bank16": dict(filter_bank=16),                             # the random filter bank beside the net's layers
+    "bank64": dict(filter_bank=64),
     "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
     "ensemble3": dict(ensemble=3),
     "content_relu1_1": dict(content_layer="relu1_1"),          # the content term at another random layer

@@ -154,7 +154,8 @@ class Objective:
               style_layers=STYLE_LAYERS, content_weight=CONTENT_WEIGHT, style_weight=STYLE_WEIGHT,
               tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
-              content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True) -> "Objective":
+              content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
+              bank_seed: int = 0) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -167,7 +168,9 @@ class Objective:
         target pools the style images' positions and takes equal blends only). ``content_level``:
         the content term reads x 2x2-averaged that many times (the photo's layout at a coarser
         scale, leaving the finer scales to the style terms); 0: the image itself. ``with_content``
-        False: no content term (the style statistics of another net of an ensemble)."""
+        False: no content term (the style statistics of another net of an ensemble). ``bank_maps``
+        > 0: the random filter bank's Gram terms too (as in ``texture``, sizes up to half the
+        smallest image; targets blended like the Gram matrices), each weighted ``style_weight``."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -212,11 +215,20 @@ class Objective:
         for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
             t.weight = style_weight
             terms.append(t)
+        bank = {}
+        if bank_maps:
+            side = min(min(x.shape[2:]) for x in [xc, *styles])
+            bank = filter_bank(side, bank_maps, bank_seed, net.xp, net.dtype)
+            per_style = [_bank_terms(net, s, bank, xc.shape) for s in styles]
+            for k, t in enumerate(per_style[0]):
+                t.target = sum(b * ts[k].target for b, ts in zip(blend, per_style))
+                t.weight = style_weight
+                terms.append(t)
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image
             terms.append(Term("tv", "tv", target=xc, weight=tv_weight))
-        return cls(net, terms)
+        return cls(net, terms, bank)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -405,6 +417,7 @@ def _spectrum_terms(net: VGG19, xs, weight: float, shape) -> list[Term]:
 
 SWD_PIXEL_DIRECTIONS = 32
 BANK_SIZES = (3, 5, 7, 11, 15, 23, 37, 55)
+MAX_BANK_MAPS = 1024     # the bank's Gram matrices grow as the square: 10^8 maps would take terabytes
 
 
 def filter_bank(side: int, maps: int, seed: int, xp=np, dtype=np.float32) -> dict:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine import objectives
-from engine.objectives import Ensemble, Objective
+from engine.objectives import MAX_BANK_MAPS, Ensemble, Objective
 from engine.ops.gram import gram_forward
 from engine.arch import check_layers
 
@@ -67,7 +69,11 @@ def _parser():
     g.add_argument("--feature-stats", choices=objectives.FEATURE_STATS, default=objectives.STYLE_FEATURE_STATS,
                    help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
-    network.add_ensemble_option(g, "the content, colour and total-variation terms")
+    g.add_argument("--filter-bank", type=int, default=0, metavar="N",
+                   help="add a layer of N random filters per size (3 px up to half the smallest image: 3, 5, 7, "
+                        "11, 15, 23, 37, 55), ReLU, one Gram term per size toward the style's, beside the net's "
+                        "layers (FFT convolution); 0: off (default: 0)")
+    network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -110,6 +116,9 @@ def run(**kwargs):
     if a.content_level < 0:
         raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
     network.check_ensemble(a)
+    if not isinstance(a.filter_bank, (int, np.integer)) or not 0 <= a.filter_bank <= MAX_BANK_MAPS:
+        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size), "
+                        f"got {a.filter_bank!r}")
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")
@@ -157,7 +166,7 @@ def run(**kwargs):
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
-                              content_level=a.content_level)
+                              content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",

@@ -24,7 +24,7 @@ from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
-from engine.objectives import FEATURE_STATS, PIXEL_STATS, Ensemble, Objective, pinned_layers
+from engine.objectives import FEATURE_STATS, MAX_BANK_MAPS, PIXEL_STATS, Ensemble, Objective, pinned_layers
 from engine.vgg import VGG19
 
 from .cli import command
@@ -100,7 +100,6 @@ def out_shape(spec, size: int, full: int, src_hw) -> tuple[int, int]:
 
 
 PARSER = _parser()
-MAX_BANK_MAPS = 1024     # its Gram matrices grow as the square: 10^8 maps would take terabytes
 
 
 def _check_sizes(a, layers) -> None:

@@ -74,6 +74,25 @@ def test_style_blend_mixes_gram_targets(net):
         Objective.style(net, xc, [s1, s2], blend=[1.0, -1.0])
 
 
+def test_style_filter_bank_terms_blend_the_style_images(net):
+    """--filter-bank on style: one Gram term per filter size up to half the smallest image, its
+    target the blend of the style images' (each rescaled to the content's positions), weighted
+    like the style layers."""
+    from engine.objectives import bank_features
+
+    xc, s1, s2 = images((1, 3, 16, 16), (1, 3, 16, 16), (1, 3, 24, 24), seed=6)
+    obj = Objective.style(net, xc, [s1, s2], blend=[3, 1], style_layers=["relu1_1"], tv_weight=0, style_weight=2.0,
+                          pixel_stats="none", feature_stats="gram", bank_maps=4)
+    bank = [t for t in obj.terms if t.name.startswith("bank:")]
+    assert [t.name for t in bank] == ["bank:3px", "bank:5px", "bank:7px"] and sorted(obj.bank) == ["bank3", "bank5", "bank7"]
+    assert all(t.weight == 2.0 for t in bank)
+    f1, f2 = (bank_features(Tensor(s), {"bank5": obj.bank["bank5"]})["bank5"].data for s in (s1, s2))
+    g1 = gram_forward(f1) * (12 * 12) / (12 * 12)
+    g2 = gram_forward(f2) * (12 * 12) / (20 * 20)
+    np.testing.assert_allclose(bank[1].target, 0.75 * g1 + 0.25 * g2, rtol=1e-12)
+    assert not [t for t in Objective.style(net, xc, [s1], style_layers=["relu1_1"]).terms if t.name.startswith("bank")]
+
+
 def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
     from engine.ops.stats import moments
 

@@ -171,3 +171,18 @@ def test_style_ensemble_adds_the_other_nets_style_terms_only():
     assert log["start_style_error"]["total"] == pytest.approx(one["start_style_error"]["total"])
     with pytest.raises(UserError, match="--ensemble must be a whole number >= 1"):
         style.run(content="chelsea", style="ihc", size=32, iters=1, ensemble=0, **QUIET)
+
+
+def test_style_filter_bank_adds_a_term_per_filter_size():
+    """--filter-bank on the style command: one Gram term per size up to half the smallest image
+    (the 21 x 32 content here: 3, 5, 7 px), each with its Eq. 4 factor."""
+    _, log = style.run(content="chelsea", style=["brick"], size=32, iters=3, filter_bank=2, net="random", **QUIET)
+    assert [k for k in log["weighting_factors"] if k.startswith("bank:")] == ["bank:3px", "bank:5px", "bank:7px"]
+    _, log = style.run(content="chelsea", style=["brick"], size=32, iters=1, net="random", **QUIET)
+    assert not [k for k in log["weighting_factors"] if k.startswith("bank:")]
+
+
+@pytest.mark.parametrize("maps", [-1, 1025])
+def test_style_filter_bank_is_bounded(maps):
+    with pytest.raises(UserError, match="--filter-bank must be a whole number from 0 to 1024"):
+        style.run(content="chelsea", style=["brick"], size=32, iters=1, filter_bank=maps, net="random", **QUIET)
