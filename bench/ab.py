@@ -1,12 +1,13 @@
 """This checkout's engine against another checkout's, one evaluation at a time, interleaved.
 
-    python -m bench.ab --base ../other-checkout [--size 256] [--rounds 10] [--workers 2]
+    python -m bench.ab --base ../other-checkout [--size 256] [--layer pool5] [--rounds 10] [--workers 2]
 
 On a shared machine one contender's time moves by 10-20% from one minute to the next, more than
 most changes: timing each version in its own run compares the minutes, not the code. Here each
 version runs in ``--workers`` persistent processes (each imports its own checkout's ``engine``),
 all started before any timing; then, round after round, every process runs one evaluation (what
-``bench.iteration`` times: forward to pool5, content loss, input gradient, batch 1, float32),
+``bench.iteration`` times: forward to pool5, or ``--layer``, content loss, input gradient, batch 1,
+float32),
 the order reversed every other round. Prints the medians, their ratio, and in how many paired
 evaluations this checkout was the faster.
 """
@@ -24,7 +25,7 @@ WORKER = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from bench._common import engine_evaluation
-fn = engine_evaluation(int(sys.argv[2]), "pool5", "cpu")[3]
+fn = engine_evaluation(int(sys.argv[2]), sys.argv[3], "cpu")[3]
 fn(); fn()
 print("ready", flush=True)
 for _ in sys.stdin:
@@ -32,10 +33,10 @@ for _ in sys.stdin:
 """
 
 
-def compare(base: str, size: int, rounds: int, workers: int) -> dict:
+def compare(base: str, size: int, rounds: int, workers: int, layer: str = "pool5") -> dict:
     """{"base": [ms, ...], "this": [ms, ...]}: one evaluation per process per round."""
     sides = [("base", os.path.abspath(base)), ("this", HERE)] * workers
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, root, str(size)], cwd=root, stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, root, str(size), layer], cwd=root, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True) for _, root in sides]
     try:
         for p in procs:
@@ -60,16 +61,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", required=True, help="the other checkout (a git worktree of another commit)")
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--layer", default="pool5", help="the content loss's layer (default: pool5)")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2, help="processes per version")
     a = ap.parse_args(argv)
     if not os.path.isdir(os.path.join(a.base, "engine")):
         raise SystemExit(f"--base {a.base}: no engine/ there; give another checkout of this repository "
                          "(git worktree add DIR COMMIT)")
-    t = compare(a.base, a.size, a.rounds, a.workers)
+    t = compare(a.base, a.size, a.rounds, a.workers, a.layer)
     b, m = statistics.median(t["base"]), statistics.median(t["this"])
     faster = sum(x < y for x, y in zip(t["this"], t["base"]))
-    print(f"{a.size} px: base {b:.1f} ms, this checkout {m:.1f} ms, ratio {m / b:.3f} "
+    print(f"{a.size} px, {a.layer}: base {b:.1f} ms, this checkout {m:.1f} ms, ratio {m / b:.3f} "
           f"({len(t['this'])} evaluations each; this one faster in {faster} of the {len(t['this'])} pairs)")
 
 

@@ -161,7 +161,7 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
             if algo == "im2col":
                 continue
             m = int(algo[1])
-            if not winograd.keeps_u(cin, cout, m, item, prefixes[name]):  # made at each call, block by block
+            if not winograd.keeps_u(cin, cout, m, item, prefixes[name], min(h, w)):  # made at each call
                 scratch["u"] = max(scratch.get("u", 0), winograd.u_block_elements(cin, cout, m, backward, item))
             elif not backward or _choose(cin, cout, h, w) != algo:
                 weights += winograd.weight_elements(cin, cout, m)

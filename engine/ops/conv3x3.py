@@ -70,14 +70,16 @@ class ConvWeights:
             self._w_bwd = w
         return w
 
-    def winograd_u(self, m: int):
-        """Winograd F(m x m) weights (a*a, Cout, Cin), made once and kept when small; else the
-        conv weights themselves, from which the conv makes U block by block at each call
-        (``winograd.keeps_u``). The backward conv uses the same U transposed
-        (``winograd.winograd_conv_backward``)."""
+    def winograd_u(self, m: int, side: int | None = None):
+        """Winograd F(m x m) weights (a*a, Cout, Cin), made once and kept when small or among
+        the network's first layers at this call's map (``side``: its shorter side; None: small);
+        else the conv weights themselves, from which the conv makes U as it goes at each call
+        (``winograd.keeps_u``), and a U kept for smaller maps is let go. The backward conv uses
+        the same U transposed (``winograd.winograd_conv_backward``)."""
+        if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize, self.u_prefix, side):
+            self._winograd.pop(m, None)
+            return self.weight
         if m not in self._winograd:
-            if not winograd.keeps_u(self.cin, self.cout, m, self.weight.dtype.itemsize, self.u_prefix):
-                return self.weight
             self._winograd[m] = winograd.weight_transform(self.weight, m, self.weight.dtype)
         return self._winograd[m]
 
@@ -166,7 +168,7 @@ def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None
     algorithm = algorithm or choose(p.cin, p.cout, *x.shape[2:], xp=xp)
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
-        return winograd.winograd_conv(x, p.winograd_u(m), m, p.bias if p.has_bias else None, relu)
+        return winograd.winograd_conv(x, p.winograd_u(m, min(x.shape[2:])), m, p.bias if p.has_bias else None, relu)
     if algorithm != "im2col":
         return winograd_gpu.conv(x, winograd_gpu.weights(p, False, int(algorithm[1])), p.bias if p.has_bias else None,
                                  relu)
@@ -191,7 +193,7 @@ def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = 
     algorithm = algorithm or choose(p.cout, p.cin, *gy.shape[2:], xp=xp)
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
-        return winograd.winograd_conv_backward(gy, p.winograd_u(m), m, mask=relu_out)
+        return winograd.winograd_conv_backward(gy, p.winograd_u(m, min(gy.shape[2:])), m, mask=relu_out)
     if algorithm != "im2col":
         return winograd_gpu.conv(gy, winograd_gpu.weights(p, True, int(algorithm[1])), mask=relu_out)
     return _conv(gy, p.w_bwd, relu_out)

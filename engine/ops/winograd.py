@@ -73,12 +73,17 @@ def weight_transform(weight, m: int, dtype):
 # of activations). A small U is kept (made once, in float64, then cast); a larger one is made
 # again at each call, point by point beside its GEMMs (``_made_matmul``, below).
 U_CACHE_BYTES = 4 * 2**20
-# The network's first layers keep theirs whatever the size, up to U_PREFIX_BYTES for all of them
-# together (each counted at F(4x4)'s size, in forward order): their U costs little memory beside
-# their large maps, and on a small image making it at each call is a large part of the work
-# (a 128 px run to pool3 keeps every U, 37 MB for VGG-19; a run to pool5 makes the U of conv4_1
-# onwards at each call).
+# The network's first layers keep theirs, counted at F(4x4)'s size in forward order: on a small
+# map making U at each call is a large part of a conv's work, and the U of the first layers is
+# small beside their maps. Up to U_PREFIX_BYTES for all of them together while the call's map
+# is at most SMALL_SIDE px on its shorter side (a 128 px run to pool3 keeps every U, 37 MB for
+# VGG-19), and up to U_PREFIX_BYTES_LARGE on larger maps (a 256 px run keeps conv1_1 to conv3_1,
+# 9 MB, and makes conv3_2's onwards at each call: the 28 MB of conv3_2-3_4 are more than one
+# evaluation's time gains from them there; docs/performance.md). A U kept on a small map is let
+# go when the same layer meets a larger one (a coarse stage, then the full size).
 U_PREFIX_BYTES = 48 * 2**20
+U_PREFIX_BYTES_LARGE = 10 * 2**20
+SMALL_SIDE = 32
 # RANVGG_MEMORY=fast trades memory for time: every U is kept and maps run in bands of up to
 # FAST_BAND_BYTES (measured in docs/performance.md); "lean", the default, is the above.
 MEMORY_MODES = ("lean", "fast")
@@ -171,12 +176,16 @@ def _made_matmul(w, m: int, v, mm, backward: bool):
     run_split(work, a * a)
 
 
-def keeps_u(cin: int, cout: int, m: int, itemsize: int, prefix=None) -> bool:
+def keeps_u(cin: int, cout: int, m: int, itemsize: int, prefix=None, side=None) -> bool:
     """Whether a layer's U is kept between calls (small, or among the network's first layers:
-    ``prefix`` from ``u_prefixes``) or made at each call."""
+    ``prefix`` from ``u_prefixes``, against U_PREFIX_BYTES on maps of at most SMALL_SIDE px on
+    the shorter side ``side`` (None: small) and U_PREFIX_BYTES_LARGE on larger ones) or made at
+    each call."""
     if weight_elements(cin, cout, m) * itemsize <= u_cache_bytes():
         return True
-    return prefix is not None and prefix <= U_PREFIX_BYTES
+    if prefix is None:
+        return False
+    return prefix <= (U_PREFIX_BYTES if side is None or side <= SMALL_SIDE else U_PREFIX_BYTES_LARGE)
 
 
 def u_prefixes(conv_shapes, itemsize: int) -> dict:
@@ -431,7 +440,7 @@ def scratch(tag: str, shape, dtype):
 # row above and below the band (``_split``'s ``top``), the backward adds each band's tiles into
 # the whole gradient (rows at a cut get two bands' tiles, added in band order). The bands depend
 # on the shapes alone: the same input gives the same bits on any thread count.
-BAND_BYTES = 8 * 2**20
+BAND_BYTES = 16 * 2**20
 
 
 def band_rows(n: int, channels: int, h: int, w: int, m: int, itemsize: int) -> int:

@@ -199,3 +199,24 @@ def test_memory_mode_fast_keeps_every_u_and_lean_is_the_default(monkeypatch):
     monkeypatch.setenv("RANVGG_MEMORY", "huge")
     with pytest.raises(UserError, match="RANVGG_MEMORY='huge'.*lean.*fast"):
         conv3x3.conv3x3_forward(x, conv3x3.ConvWeights(w, b), algorithm="f4")
+
+
+def test_a_first_layer_keeps_its_u_on_small_maps_and_lets_it_go_on_large_ones(monkeypatch):
+    """Among the first layers (``u_prefix`` between U_PREFIX_BYTES_LARGE and U_PREFIX_BYTES), U is
+    kept while the maps are small and made at each call on larger ones, a kept U let go then
+    (a coarse stage, then the full size); the results are the same conv either way."""
+    monkeypatch.delenv("RANVGG_MEMORY", raising=False)
+    monkeypatch.setattr(winograd, "U_CACHE_BYTES", 16)
+    _, x, w, b = _case((1, 16, 64, 64), 8, 5, np.float32)
+    p = conv3x3.ConvWeights(w, b, u_prefix=(winograd.U_PREFIX_BYTES + winograd.U_PREFIX_BYTES_LARGE) // 2)
+    small = x[:, :, :winograd.SMALL_SIDE, :winograd.SMALL_SIDE].copy()
+    y_small = conv3x3.conv3x3_forward(small, p, algorithm="f4")
+    assert list(p._winograd) == [4]                                   # kept
+    y_large = conv3x3.conv3x3_forward(x, p, algorithm="f4")
+    assert p._winograd == {}                                          # let go on the 64 px map
+    for y, xi in ((y_small, small), (y_large, x)):
+        ref = direct_conv(xi.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    assert winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES_LARGE, side=64)
+    assert not winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES_LARGE + 1, side=64)
+    assert winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES, side=winograd.SMALL_SIDE)
