@@ -303,7 +303,8 @@ def _net_checks():
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-5),  # 1e-7: round-off ~1e-6
         Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
-        Check("style with centred statistics, colour, coarse content", (1, 3, 16, 16), style_stats, eps=1e-7),
+        Check("style with centred statistics, colour, coarse content, filter bank", (1, 3, 16, 16), style_stats,
+              eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
         Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
         Check("style on an ensemble of two nets", (1, 3, 16, 16), style_ensemble, eps=1e-7),
