@@ -78,8 +78,8 @@ U_CACHE_BYTES = 4 * 2**20
 # small beside their maps. Up to U_PREFIX_BYTES for all of them together while the call's map
 # is at most SMALL_SIDE px on its shorter side (a 128 px run to pool3 keeps every U, 37 MB for
 # VGG-19), and up to U_PREFIX_BYTES_LARGE on larger maps (a 256 px run keeps conv1_1 to conv3_1,
-# 9 MB, and makes conv3_2's onwards at each call: the 28 MB of conv3_2-3_4 are more than one
-# evaluation's time gains from them there; docs/performance.md). A U kept on a small map is let
+# 9 MB, and makes conv3_2's onwards at each call: kept there, the 28 MB of conv3_2-3_4 would
+# save under 4% of an evaluation; docs/performance.md). A U kept on a small map is let
 # go when the same layer meets a larger one (a coarse stage, then the full size).
 U_PREFIX_BYTES = 48 * 2**20
 U_PREFIX_BYTES_LARGE = 10 * 2**20
