@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine import objectives
-from engine.objectives import MAX_BANK_MAPS, Ensemble, Objective
+from engine.objectives import Ensemble, Objective
 from engine.ops.gram import gram_forward
 from engine.arch import check_layers
 
@@ -69,10 +67,7 @@ def _parser():
     g.add_argument("--feature-stats", choices=objectives.FEATURE_STATS, default=objectives.STYLE_FEATURE_STATS,
                    help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
-    g.add_argument("--filter-bank", type=int, default=0, metavar="N",
-                   help="add a layer of N random filters per size (3 px up to half the smallest image: 3, 5, 7, "
-                        "11, 15, 23, 37, 55), ReLU, one Gram term per size toward the style's, beside the net's "
-                        "layers (FFT convolution); 0: off (default: 0)")
+    network.add_filter_bank_option(g, "half the smallest image; each term toward the style's")
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
@@ -116,9 +111,7 @@ def run(**kwargs):
     if a.content_level < 0:
         raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
     network.check_ensemble(a)
-    if not isinstance(a.filter_bank, (int, np.integer)) or not 0 <= a.filter_bank <= MAX_BANK_MAPS:
-        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size), "
-                        f"got {a.filter_bank!r}")
+    network.check_filter_bank(a)
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")

@@ -24,7 +24,7 @@ from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
-from engine.objectives import FEATURE_STATS, MAX_BANK_MAPS, PIXEL_STATS, Ensemble, Objective, pinned_layers
+from engine.objectives import FEATURE_STATS, PIXEL_STATS, Ensemble, Objective, pinned_layers
 from engine.vgg import VGG19
 
 from .cli import command
@@ -36,7 +36,7 @@ SCALES, SCALE_ITERS, PYRAMID = "half", 100, 1
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
-PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, BANK, SPECTRUM = "drop", "moments", "gram+moments", True, 0, 0.0
+PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, SPECTRUM = "drop", "moments", "gram+moments", True, 0.0
 
 
 def _parser():
@@ -60,10 +60,7 @@ def _parser():
     g.add_argument("--colour-transfer", action=argparse.BooleanOptionalAction, default=COLOUR_TRANSFER,
                    help="map the result's colours linearly to the exemplar's mean and covariance at the end "
                         f"(exact: a grey exemplar gives a grey result; default: {'on' if COLOUR_TRANSFER else 'off'})")
-    g.add_argument("--filter-bank", type=int, default=BANK, metavar="N",
-                   help="add a layer of N random filters per size (3 px up to half the exemplar: 3, 5, 7, 11, 15, "
-                        "23, 37, 55), ReLU, one Gram term per size, beside the net's layers (FFT convolution); "
-                        f"0: off (default: {BANK})")
+    network.add_filter_bank_option(g, "half the exemplar")
     g.add_argument("--spectrum-weight", type=float, default=SPECTRUM, metavar="W",
                    help="add a term holding the magnitude of each colour channel's Fourier transform to the "
                         "exemplar's (resampled to the output's size; the phase is free), weighted W like one "
@@ -103,12 +100,8 @@ PARSER = _parser()
 
 
 def _check_sizes(a, layers) -> None:
-    """--filter-bank at most MAX_BANK_MAPS; --out-size sets the synthesis' own size, whatever
-    --size: the memory check of the run at that size (preflight checked the exemplar's), with
-    the largest --out-size that fits."""
-    if a.filter_bank > MAX_BANK_MAPS:
-        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
-                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
+    """--out-size sets the synthesis' own size, whatever --size: the memory check of the run at
+    that size (preflight checked the exemplar's), with the largest --out-size that fits."""
     if a.out_size is None:
         return
     h, w = out_shape(a.out_size, a.size, a.size, (0, 0))
@@ -177,8 +170,7 @@ def run(**kwargs):
     command.validate(a)
     layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
-    if not isinstance(a.filter_bank, (int, np.integer)) or a.filter_bank < 0:
-        raise UserError(f"--filter-bank must be a whole number >= 0 (maps per filter size), got {a.filter_bank!r}")
+    network.check_filter_bank(a)
     exemplar_size = _exemplar_size(a)
     if a.held_out:
         network.check_exemplar_memory(a.image, exemplar_size, a.size)

@@ -9,6 +9,7 @@ from pathlib import Path
 from engine import backend, memory, recipes
 from engine.errors import UserError
 from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
+from engine.objectives import MAX_BANK_MAPS
 from engine.vgg import VGG19
 
 from ..cli.console import say
@@ -97,6 +98,21 @@ def add_ensemble_option(g, what: str) -> None:
 def check_ensemble(a) -> None:
     if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, numbers.Integral) or a.ensemble < 1:
         raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
+
+
+def add_filter_bank_option(g, extent: str) -> None:
+    """--filter-bank N on an argument group; ``extent``: what the filter sizes stop at."""
+    g.add_argument("--filter-bank", type=int, default=0, metavar="N",
+                   help=f"add a layer of N random filters per size (3 px up to {extent}: 3, 5, 7, 11, 15, 23, 37, "
+                        "55), ReLU, one Gram term per size, beside the net's layers (FFT convolution); 0: off "
+                        "(default: 0)")
+
+
+def check_filter_bank(a) -> None:
+    if (isinstance(a.filter_bank, bool) or not isinstance(a.filter_bank, numbers.Integral)
+            or not 0 <= a.filter_bank <= MAX_BANK_MAPS):
+        raise UserError(f"--filter-bank must be a whole number from 0 to {MAX_BANK_MAPS} (maps per filter size; "
+                        f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
 
 
 def ensemble(a, log: dict) -> list[VGG19]:
