@@ -99,6 +99,7 @@ CONFIGS.update({
     "shallow2": dict(style_layers="relu1_1,relu2_1"),          # the two shallowest style layers only
     "pyramid2": dict(pyramid=2),                                # the style Grams of x also 2x2-averaged once
     "pyramid3": dict(pyramid=3),
+    "interior": dict(interior=True),                            # the style image's statistics off its border
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),

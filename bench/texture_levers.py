@@ -17,6 +17,12 @@ Rows go to DIR/levers.csv as they finish; DIR/<image>_<config>_s<seed>.png are t
 
 prints the diversity: the copy score between two seeds' results of each config (1: the seed does
 not change the result but for a shift), beside nature's, between two held-out crops.
+
+    python -m bench.texture_levers --figure FIG.png --from DIR --images moon,stars \
+        --configs default,interior+periodic [--seed 0] [--tiled]
+
+draws one row per image from a run folder: the source crop | each config's result | (--tiled:
+the last config's result repeated 2 x 2, where a seam would show) | a held-out crop.
 """
 from __future__ import annotations
 
@@ -61,6 +67,9 @@ CONFIGS = {
     "random_he_gram": dict(net="random", weight_init="he", feature_stats="gram"),
     "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
     "ensemble3": dict(ensemble=3),
+    "interior": dict(interior=True),                                # the exemplar's statistics off its border
+    "periodic": dict(periodic=True),                                # a periodic synthesis (no border)
+    "interior+periodic": dict(interior=True, periodic=True),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
@@ -165,11 +174,34 @@ def diversity(folders) -> str:
     return "\n".join(out)
 
 
+def figure(folder, out, images, configs, seed: int = 0, tiled: bool = False, gap: int = 4) -> None:
+    """The rows of ``--figure`` (see the module docstring), 128 px cells on white."""
+    rows = []
+    for name in images:
+        cells = [image.load_image(os.path.join(folder, f"{name}_source.png"))]
+        cells += [image.load_image(os.path.join(folder, f"{name}_{c}_s{seed}.png")) for c in configs]
+        if tiled:
+            cells.append(image.resize(np.tile(cells[-1], (2, 2, 1)), *cells[-1].shape[:2]))
+        cells.append(image.load_image(os.path.join(folder, f"{name}_heldout0.png")))
+        rows.append(cells)
+    side = rows[0][0].shape[0]
+    canvas = np.full((len(rows) * (side + gap) - gap, len(rows[0]) * (side + gap) - gap, 3), 255, np.float32)
+    for i, cells in enumerate(rows):
+        for j, c in enumerate(cells):
+            canvas[i * (side + gap):i * (side + gap) + side, j * (side + gap):j * (side + gap) + side] = \
+                image.resize(c, side, side)
+    image.save_image(out, canvas)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--summary", nargs="+", metavar="CSV", help="print the markdown table of these levers.csv files and stop")
     ap.add_argument("--diversity", nargs="+", metavar="DIR",
                     help="print the copy score between seeds' results (and between held-out crops) in these folders and stop")
+    ap.add_argument("--figure", metavar="PNG", help="draw result rows from the run folder --from and stop")
+    ap.add_argument("--from", dest="source_dir", metavar="DIR", help="with --figure: the run folder")
+    ap.add_argument("--seed", type=int, default=0, help="with --figure: whose results (default: 0)")
+    ap.add_argument("--tiled", action="store_true", help="with --figure: add the last config's result tiled 2 x 2")
     ap.add_argument("--images")
     ap.add_argument("--weights")
     ap.add_argument("--out")
@@ -184,6 +216,11 @@ def main(argv=None):
         return print(summary(a.summary))
     if a.diversity:
         return print(diversity(a.diversity))
+    if a.figure:
+        if not (a.source_dir and a.images):
+            ap.error("--figure needs --from DIR and --images NAME,...")
+        return figure(a.source_dir, a.figure, [os.path.splitext(os.path.basename(n))[0] for n in a.images.split(",")],
+                      a.configs.split(","), a.seed, a.tiled)
     if not (a.images and a.weights and a.out):
         ap.error("--images, --weights and --out are needed (or --summary)")
     from tasks import texture

@@ -131,3 +131,48 @@ def pins_layout(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH) -> bool:
     than sampling a new texture (relu4_1 at 128 px: 16 x 16 = 256 positions, 512 channels)."""
     c, hh, ww = map_shape(layer, h, w, arch)
     return hh * ww < c
+
+
+def receptive_field(layer: str, pools_before: int = 0, arch: str = DEFAULT_ARCH) -> tuple[int, int, int]:
+    """(jump, lo, hi): position p of ``layer``'s map sees the input pixels p*jump - lo ..
+    p*jump + hi (a 3x3 conv, padded by 1, widens the window by one step of the current jump on
+    each side; a 2x2 pooling doubles the jump and adds one step on the far side).
+    ``pools_before``: the input is first 2x2-averaged that many times (an image pyramid level)."""
+    jump, lo, hi = 1, 0, 0
+    for _ in range(pools_before):
+        hi, jump = hi + jump, 2 * jump
+    table, _ = layer_table(arch)
+    for name, kind, _ in table:
+        if kind == "fc":
+            raise UserError(f"{layer} sees the whole image: it has no receptive field inside it")
+        if kind == "conv":
+            lo, hi = lo + jump, hi + jump
+        elif kind == "pool":
+            hi, jump = hi + jump, 2 * jump
+        if name == layer:
+            return jump, lo, hi
+    raise UserError(f"unknown layer {layer!r}")
+
+
+def interior(layer: str, h: int, w: int, pools_before: int = 0, arch: str = DEFAULT_ARCH) -> tuple[int, int, int, int]:
+    """(top, left, rows, cols): the window of ``layer``'s map, for an h x w input, whose
+    positions see only pixels of the input (none of the zero padding). Near the border the
+    padding makes the features unlike any inside, so statistics over the whole map carry the
+    border ("dark next to the edge"); over this window they do not. rows or cols may be <= 0."""
+    jump, lo, hi = receptive_field(layer, pools_before, arch)
+    _, mh, mw = map_shape(layer, h >> pools_before, w >> pools_before, arch)
+    first = -(-lo // jump)
+    last_r, last_c = min(mh - 1, (h - 1 - hi) // jump), min(mw - 1, (w - 1 - hi) // jump)
+    return first, first, last_r - first + 1, last_c - first + 1
+
+
+def periodic_pad(layers, arch: str = DEFAULT_ARCH) -> int:
+    """The fewest pixels P, a multiple of every layer's jump, such that an image wrapped around
+    by P on each side gives maps whose central part (offset P / jump, the image's own map size)
+    sees no padding: those positions are the features of the periodic image. ``layers``: layer
+    names, or (layer, pools_before) pairs for the levels of an image pyramid."""
+    pairs = [(l, 0) if isinstance(l, str) else tuple(l) for l in layers]
+    fields = [receptive_field(l, k, arch) for l, k in pairs]
+    big = max(j for j, _, _ in fields)
+    need = max(max(lo, hi - j + 1) for j, lo, hi in fields)
+    return big * -(-need // big)

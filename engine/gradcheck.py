@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import conv3x3, fc, fftconv, gram, losses, pooling, relu, spectrum, stats, tv
+    from .ops import border, conv3x3, fc, fftconv, gram, losses, pooling, relu, spectrum, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -160,6 +160,12 @@ def _op_checks():
         t = spectrum.spectrum_target(_rand(device, (1, 3, 7, 10), 36), (2, 3, 5, 6))
         return scalar_fn(lambda x: spectrum.spectrum_loss(x, t, 0.7)), _rand(device, (2, 3, 5, 6), 37)
 
+    def wrap(device):  # wider than the image on one side: the image repeats more than once
+        return scalarized(lambda t: border.wrap_pad(t, 6)), _rand(device, (2, 3, 4, 7), 38)
+
+    def crop_(device):
+        return scalarized(lambda t: border.crop(t, 1, 2, 3, 4)), _rand(device, (2, 3, 5, 7), 39)
+
     def tv_(device):
         return scalar_fn(lambda t: tv.tv_loss(t, 0.3)), _rand(device, (2, 3, 5, 6), 9)
 
@@ -191,6 +197,8 @@ def _op_checks():
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
         Check("Fourier spectrum loss", (2, 3, 5, 6), spectrum_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
+        Check("periodic padding (wrap around)", (2, 3, 4, 7), wrap),
+        Check("crop", (2, 3, 5, 7), crop_),
         Check("autograd: shared input", (1, 3, 4, 6), chain),
     ]
 
@@ -275,6 +283,15 @@ def _net_checks():
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)
 
+    def periodic(device):  # a periodic synthesis (the net sees x wrapped around, each map cut back) from an
+        # exemplar's interior statistics, with a pyramid level: the wrap, the cuts and the averaging in one graph
+        net = VGG19.random(seed=14, sigma=0.05, device=device, dtype=np.float64)
+        xs = np.random.default_rng(36).uniform(-100, 100, (1, 3, 24, 28))
+        obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), levels=2,
+                                feature_stats="gram+moments", interior=True, periodic=True)
+        obj.calibrate(_rand(device, (1, 3, 16, 16), 37, 50.0))
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 37, 50.0)
+
     def ensemble(device):  # two independently drawn nets, other weight statistics: their objectives summed
         nets = [VGG19.random(seed=9, sigma=0.05, device=device, dtype=np.float64, init="orthogonal"),
                 VGG19.random(seed=10, device=device, dtype=np.float64, init="zero-mean-first")]
@@ -306,6 +323,7 @@ def _net_checks():
         Check("style with centred statistics, colour, coarse content, filter bank", (1, 3, 16, 16), style_stats,
               eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
+        Check("texture, periodic, from the exemplar's interior", (1, 3, 16, 16), periodic, eps=1e-7),
         Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
         Check("style on an ensemble of two nets", (1, 3, 16, 16), style_ensemble, eps=1e-7),
     ]

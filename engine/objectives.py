@@ -32,12 +32,13 @@ from .errors import UserError
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
 from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
+from .ops.border import crop, wrap_pad
 from .ops.fftconv import fftconv
 from .ops.spectrum import spectrum_loss, spectrum_target
 from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.relu import relu
 from .ops.tv import tv_loss
-from .arch import map_shape, pins_layout
+from .arch import interior as interior_window, map_shape, periodic_pad, pins_layout, receptive_field
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
@@ -59,6 +60,7 @@ PIXEL_STATS = ("none", "moments", "swd")
 FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
 STYLE_DROP_PINNED, STYLE_PIXEL_STATS, STYLE_FEATURE_STATS = True, "moments", "gram+moments"
 STYLE_CONTENT_LEVEL = 0
+STYLE_INTERIOR = False
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Term:
 class Objective:
     """sum over terms of weight * factor * loss(x); see the module docstring."""
 
-    def __init__(self, net: VGG19, terms: list[Term], bank: dict | None = None):
+    def __init__(self, net: VGG19, terms: list[Term], bank: dict | None = None, periodic: bool = False):
         if not terms:
             raise UserError("an objective needs at least one term")
         self.net = net
@@ -103,6 +105,10 @@ class Objective:
         self.layers = sorted({t.layer for t in terms if t.layer and t.layer != PIXELS and t.layer not in self.bank},
                              key=net.layer_names().index)
         self.levels = sorted({t.level for t in terms})
+        # periodic: the net sees x wrapped around by ``pad`` px and each map is cut back to x's own
+        # (``_forward``): the features of x repeated without end, no border anywhere
+        pairs = [(t.layer, t.level) for t in terms if t.layer in self.layers]
+        self.pad = periodic_pad(pairs, net.arch) if periodic and pairs else 0
         self.last_terms: dict[str, float] = {}
         self.evaluations = 0
 
@@ -125,7 +131,8 @@ class Objective:
     @classmethod
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
                 pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False,
-                bank_maps: int = 0, bank_seed: int = 0, spectrum_weight: float = 0.0) -> "Objective":
+                bank_maps: int = 0, bank_seed: int = 0, spectrum_weight: float = 0.0,
+                interior: bool = False, periodic: bool = False) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -139,15 +146,19 @@ class Objective:
         the exemplar's or the output's size); ``pinned_layers`` says which. ``bank_maps`` > 0 adds
         the multi-scale random filter bank (``filter_bank``): one Gram term per filter size.
         ``spectrum_weight`` > 0 adds a term (that weight, on top of its Eq. 4 factor) on the
-        magnitude of each colour channel's Fourier transform (Liu et al. 2016; ``ops.spectrum``)."""
+        magnitude of each colour channel's Fourier transform (Liu et al. 2016; ``ops.spectrum``).
+        ``interior``: the exemplar's per-layer statistics over the positions that see none of the
+        convs' zero padding (``engine.arch.interior``), so that its border is not part of the
+        texture. ``periodic``: the synthesis is a periodic image (the net sees it wrapped around;
+        it tiles, and has no border either)."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
-                            (xs.shape[2:],) if drop_pinned else None)
+                            (xs.shape[2:],) if drop_pinned else None, interior)
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
         terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
-        return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank)
+        return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank, periodic)
 
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
@@ -155,7 +166,7 @@ class Objective:
               tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
               content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
-              bank_seed: int = 0) -> "Objective":
+              bank_seed: int = 0, interior: bool = STYLE_INTERIOR) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -170,7 +181,9 @@ class Objective:
         scale, leaving the finer scales to the style terms); 0: the image itself. ``with_content``
         False: no content term (the style statistics of another net of an ensemble). ``bank_maps``
         > 0: the random filter bank's Gram terms too (as in ``texture``, sizes up to half the
-        smallest image; targets blended like the Gram matrices), each weighted ``style_weight``."""
+        smallest image; targets blended like the Gram matrices), each weighted ``style_weight``.
+        ``interior``: the style images' statistics over the positions that see none of the zero
+        padding (as in ``texture``)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -197,21 +210,22 @@ class Objective:
         if feature_stats.endswith("swd") and len(set(blend)) > 1:
             raise UserError("sliced Wasserstein style terms pool the style images equally: leave out --style-blend "
                             "or use --feature-stats gram / gram+moments")
-        drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + [tuple(s.shape[2:]) for s in styles], levels)
-                if drop_pinned else {})
+        style_sizes = [tuple(s.shape[2:]) for s in styles]
+        drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + style_sizes, levels,
+                              inside=style_sizes if interior else ()) if drop_pinned else {})
         grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels,
-                             drop) if feature_stats.startswith("gram") else [])
+                             drop, interior) if feature_stats.startswith("gram") else [])
         kept = [l for l in style_layers if l not in drop.get(0, ())]
         if not kept:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                             f"(fewer positions than channels): use a larger size or shallower layers")
         terms += grams
         if feature_stats.endswith("moments"):
-            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend), style_weight)
-                      for l in kept]
-        if feature_stats.endswith("swd"):
-            terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l)),
+            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior),
                            style_weight) for l in kept]
+        if feature_stats.endswith("swd"):
+            terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l),
+                                                             interior), style_weight) for l in kept]
         for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
             t.weight = style_weight
             terms.append(t)
@@ -236,16 +250,25 @@ class Objective:
         """(x as a Tensor, {pyramid level: {layer: Tensor}}): the net run on x, and on x
         2x2-averaged once per level (the graph runs back through the averaging to x)."""
         xt = Tensor(self.net.to_device(x), requires_grad=True)
-        feats, h = {}, xt
+        feats = {}
+        h = wrap_pad(xt, self.pad, "wrap") if self.pad else xt
         for level in range(max(self.levels) + 1):
             if level:
                 h = avgpool2(h, f"pyramid{level}")
             layers = [l for l in self.layers if any(t.layer == l and t.level == level for t in self.terms)]
             if layers:
                 feats[level] = self.net.forward(h, layers)
+                if self.pad:
+                    feats[level] = {l: self._central(f, l, level, xt.shape) for l, f in feats[level].items()}
             if level == 0 and self.bank:
-                feats.setdefault(0, {}).update(bank_features(h, self.bank))
+                feats.setdefault(0, {}).update(bank_features(xt, self.bank))
         return xt, feats
+
+    def _central(self, f: Tensor, layer: str, level: int, shape) -> Tensor:
+        """The part of ``layer``'s map of the wrapped-around image that is x's own map."""
+        jump = receptive_field(layer, level, self.net.arch)[0]
+        _, rows, cols = map_shape(layer, shape[2] >> level, shape[3] >> level, self.net.arch)
+        return crop(f, self.pad // jump, self.pad // jump, rows, cols, f"{layer}:central")
 
     def calibrate(self, x_start) -> dict:
         """Eq. 4: set every term's factor to 1 / mean|d term / dx| at ``x_start``.
@@ -327,7 +350,8 @@ def _content_probe_target(f, f0):
     return f + f0
 
 
-def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, drop=None) -> list[Term]:
+def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, drop=None,
+                interior: bool = False) -> list[Term]:
     """Gram terms for ``layers`` at pyramid levels 0 .. levels-1 (names "style:relu3_1",
     "style:relu3_1@1", ...), for an image being optimised of ``shape`` (N, 3, H, W).
 
@@ -348,43 +372,55 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, 
         h, w = _check_level(net, shape, k, [l for l, _ in keep], "pyramid level", "the image",
                             "use fewer pyramid levels or a larger size")
         small = [averaged(net, img, k) for img in images]
-        grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w))
+        grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w), interior)
         terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k) for l, wt in keep]
     return terms
 
 
-def pinned_layers(layers, sizes, levels: int = 1) -> dict:
+def pinned_layers(layers, sizes, levels: int = 1, inside=()) -> dict:
     """{pyramid level: [layers that pin the layout at one of ``sizes`` ((h, w) of the exemplar,
-    the output, ...) averaged down ``level`` times]}; levels with none are left out."""
+    the output, ...) averaged down ``level`` times]}; levels with none are left out. The sizes
+    also in ``inside`` count only their interior positions (``engine.arch.interior``)."""
+    inside = {tuple(s) for s in inside}
     out = {}
+
+    def pins(l, h, w, k):
+        if (h, w) not in inside:
+            return pins_layout(l, h >> k, w >> k)
+        _, _, rows, cols = interior_window(l, h >> k, w >> k)
+        return min(rows, cols) < 1 or rows * cols < map_shape(l, 1, 1)[0]
+
     for k in range(levels):
-        hit = [l for l in layers if any(pins_layout(l, h >> k, w >> k) for h, w in sizes)]
+        hit = [l for l in layers if any(pins(l, h, w, k) for h, w in (tuple(s) for s in sizes))]
         if hit:
             out[k] = hit
     return out
 
 
-def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None) -> list[Term]:
+def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None,
+                interior: bool = False) -> list[Term]:
     """The per-layer terms ``stats`` (one of ``FEATURE_STATS``) of ``images`` (blended
     equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones.
     ``drop_at``: the exemplars' (h, w) sizes: layers that pin the layout there or at ``shape``
-    are left out, per level."""
+    are left out, per level (counted over their interior positions when ``interior``: the
+    statistics of the exemplars are then taken there, ``_window``)."""
     if stats not in FEATURE_STATS:
         raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
-    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels) if drop_at else {}
-    terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels, drop) \
-        if stats.startswith("gram") else []
+    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels, inside=drop_at if interior else ()) \
+        if drop_at else {}
+    terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels, drop,
+                        interior) if stats.startswith("gram") else []
     if not terms and stats.startswith("gram"):
         raise UserError(f"every layer of {', '.join(layers)} pins the layout at this size "
                         f"(fewer positions than channels): use a larger size or shallower layers")
     keep = [(l, w) for l, w in zip(layers, weights) if l not in drop.get(0, ())]
     layers, weights = [l for l, _ in keep], [w for _, w in keep]
     if stats.endswith("moments"):
-        terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l), w)
+        terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l, interior=interior), w)
                   for l, w in zip(layers, weights)]
     if stats.endswith("swd"):
         m = {l: _positions(shape[2], shape[3], l) for l in layers}
-        terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, images, l, m[l]), w)
+        terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, images, l, m[l], interior), w)
                   for l, w in zip(layers, weights)]
     return terms
 
@@ -456,19 +492,31 @@ def _pooled(maps):
     return xp.concatenate([m.transpose(1, 0, 2, 3).reshape(1, m.shape[1], 1, -1) for m in maps], axis=3)
 
 
-def _moment_targets(net: VGG19, images, layer, blend=None):
+def _window(f, layer: str, hw, interior: bool, arch: str):
+    """``layer``'s map ``f`` of an image of (h, w) ``hw``: whole, or its interior positions (those
+    that see none of the zero padding) when ``interior``."""
+    if not interior:
+        return f
+    top, left, rows, cols = interior_window(layer, *hw, arch=arch)
+    if min(rows, cols) < 1:
+        raise UserError(f"{layer} has no position that sees only the {hw[1]}x{hw[0]} px image: use a larger "
+                        "image, shallower layers, or statistics over the whole map")
+    return f[:, :, top:top + rows, left:left + cols]
+
+
+def _moment_targets(net: VGG19, images, layer, blend=None, interior: bool = False):
     """(mean, covariance) of ``layer``'s features, each (1, ...): the images' blended by ``blend``
     (equal when None)."""
-    feats = [net.features(img, [layer])[layer] for img in images]
+    feats = [_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch) for img in images]
     mus, covs = zip(*(moments(f) for f in feats))
     blend = [1.0 / len(images)] * len(images) if blend is None else blend
     return (sum(b * m.mean(0, keepdims=True) for b, m in zip(blend, mus)),
             sum(b * c.mean(0, keepdims=True) for b, c in zip(blend, covs)))
 
 
-def _swd_target(net: VGG19, images, layer, positions):
+def _swd_target(net: VGG19, images, layer, positions, interior: bool = False):
     """(sorted projections resampled to ``positions``, directions): one direction per channel."""
-    f = _pooled([net.features(img, [layer])[layer] for img in images])
+    f = _pooled([_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch) for img in images])
     dirs = directions(f.shape[1], f.shape[1], seed=1, xp=net.xp, dtype=f.dtype)
     return sorted_projections(f, dirs, positions), dirs
 
@@ -494,7 +542,7 @@ def averaged(net: VGG19, x, times: int):
     return x
 
 
-def _gram_targets(net: VGG19, images, blend, layers, hw) -> dict:
+def _gram_targets(net: VGG19, images, blend, layers, hw, interior: bool = False) -> dict:
     """{layer: sum_i blend_i * G_i * M_out / M_i}, each (1, C, C) on the device.
 
     G = F F^T grows with the number of positions M, so a style image of another size than the
@@ -505,7 +553,7 @@ def _gram_targets(net: VGG19, images, blend, layers, hw) -> dict:
     for img, b in zip(images, blend):
         feats = net.features(img, layers)
         for l in layers:
-            f = feats[l]
+            f = _window(feats[l], l, img.shape[2:], interior, net.arch)
             m_img = f.shape[2] * f.shape[3]
             m_out = _positions(h, w, l)
             g = gram_forward(f).mean(axis=0, keepdims=True) * (b * m_out / m_img)

@@ -68,6 +68,7 @@ def _parser():
                    help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
     network.add_filter_bank_option(g, "half the smallest image; each term toward the style's")
+    network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
@@ -148,7 +149,8 @@ def run(**kwargs):
         xc = image.preprocess(content, net.preprocessing)
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         drop = a.pinned_layers == "drop"
-        pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid)
+        pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid,
+                                          inside=[x.shape[2:] for x in xs] if a.interior else ())
         if pinned and size == a.size:
             note = "; ".join(", ".join(ls) + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
             note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins a layout; "
@@ -159,11 +161,13 @@ def run(**kwargs):
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
-                              content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed)
+                              content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
+                              interior=a.interior)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
-                                                    feature_stats=a.feature_stats, with_content=False)
+                                                    feature_stats=a.feature_stats, with_content=False,
+                                                    interior=a.interior)
                                     for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))

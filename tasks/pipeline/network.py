@@ -108,6 +108,14 @@ def add_filter_bank_option(g, extent: str) -> None:
                         "(default: 0)")
 
 
+def add_interior_option(g, images: str, default: bool) -> None:
+    """--interior / --no-interior on an argument group; ``images``: whose statistics it restricts."""
+    g.add_argument("--interior", action=argparse.BooleanOptionalAction, default=default,
+                   help=f"take {images} statistics only at the positions of each layer that see none of the "
+                        "convs' zero padding, so that a border (a dark edge, say) is not matched as \"dark next to "
+                        f"the border\" (default: {'on' if default else 'off'})")
+
+
 def check_filter_bank(a) -> None:
     if (isinstance(a.filter_bank, bool) or not isinstance(a.filter_bank, numbers.Integral)
             or not 0 <= a.filter_bank <= MAX_BANK_MAPS):

@@ -98,10 +98,21 @@ class Interrupted(Exception):
     """A coarse stage ended early (Ctrl-C or a non-finite loss); ``args[0]`` is (img, log)."""
 
 
-def start_from(img, shape, mode) -> np.ndarray:
-    """A coarse result (h, w, 3) upsampled to ``shape``'s (H, W), preprocessed: (1, 3, H, W)."""
+def start_from(img, shape, mode, periodic: bool = False) -> np.ndarray:
+    """A coarse result (h, w, 3) upsampled to ``shape``'s (H, W), preprocessed: (1, 3, H, W).
+    ``periodic``: the image is one period of a periodic one, and so is the result (upsampled
+    wrapped around by PERIODIC_MARGIN px, then cut back: no seam where its edges meet)."""
     h, w = shape[2:]
-    return image.preprocess(image.resize(img, h, w), mode)
+    if not periodic:
+        return image.preprocess(image.resize(img, h, w), mode)
+    k = PERIODIC_MARGIN
+    ih, iw = img.shape[:2]
+    kh, kw = round(k * h / ih), round(k * w / iw)
+    big = image.resize(np.pad(img, ((k, k), (k, k), (0, 0)), mode="wrap"), h + 2 * kh, w + 2 * kw)
+    return image.preprocess(np.ascontiguousarray(big[kh:kh + h, kw:kw + w]), mode)
+
+
+PERIODIC_MARGIN = 4  # px of a coarse periodic result wrapped around before upsampling (Lanczos reaches 3)
 
 
 def _save_early(a, img, log, res):

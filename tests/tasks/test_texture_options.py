@@ -186,3 +186,40 @@ def test_style_filter_bank_adds_a_term_per_filter_size():
 def test_style_filter_bank_is_bounded(maps):
     with pytest.raises(UserError, match="--filter-bank must be a whole number from 0 to 1024"):
         style.run(content="chelsea", style=["brick"], size=32, iters=1, filter_bank=maps, net="random", **QUIET)
+
+
+def test_periodic_synthesis_from_interior_statistics():
+    """--periodic --interior: the net sees the image wrapped around by the border its kept layers
+    need (relu1_1 alone at the 24 px stage, relu2_1 at 48 px, where relu3_1 has too few interior
+    positions). That the objective has no border is tests/engine/test_border.py's."""
+    img, log = texture.run(image="brick", size=48, iters=5, periodic=True, interior=True, **QUIET)
+    assert img.shape == (48, 48, 3)
+    assert log["periodic_pad_px"] == {"24": 1, "48": 4}
+    assert log["pinned_layers"] == {"0": ["relu3_1", "relu4_1", "relu5_1"]}
+
+
+def test_a_periodic_coarse_result_is_upsampled_periodically():
+    """Upsampling commutes with a shift of the periodic image (no edge is special), where the
+    plain upsampling's edges are clamped."""
+    from tasks.pipeline import scales
+    img = np.random.default_rng(5).uniform(0, 255, (16, 20, 3)).astype(np.float32)
+    up = scales.start_from(img, (1, 3, 32, 40), "caffe", periodic=True)
+    shifted = scales.start_from(np.roll(img, (3, 5), axis=(0, 1)), (1, 3, 32, 40), "caffe", periodic=True)
+    np.testing.assert_allclose(np.roll(up, (6, 10), axis=(2, 3)), shifted, atol=1e-3)
+    plain = scales.start_from(img, (1, 3, 32, 40), "caffe")
+    assert np.abs(np.roll(plain, (6, 10), axis=(2, 3)) -
+                  scales.start_from(np.roll(img, (3, 5), axis=(0, 1)), (1, 3, 32, 40), "caffe")).max() > 1
+
+
+def test_style_interior_takes_the_style_images_statistics_off_their_border():
+    net = VGG19.random(seed=0, device="cpu", dtype=np.float64)
+    rng = np.random.default_rng(4)
+    xc, xs = rng.uniform(-100, 100, (2, 1, 3, 32, 32))
+    kw = dict(style_layers=["relu1_1", "relu2_1"], content_layer="relu1_2")
+    plain = {t.name: t.target for t in Objective.style(net, xc, [xs], **kw).terms}
+    inner = {t.name: t.target for t in Objective.style(net, xc, [xs], interior=True, **kw).terms}
+    assert plain.keys() == inner.keys()
+    assert not np.allclose(plain["style:relu2_1"], inner["style:relu2_1"], rtol=1e-3)
+    np.testing.assert_array_equal(plain["content:relu1_2"], inner["content:relu1_2"])
+    img, _ = style.run(content="chelsea", style=["brick"], size=32, iters=3, interior=True, **QUIET)
+    assert img.shape[:2] == (21, 32) or max(img.shape[:2]) == 32
