@@ -204,208 +204,419 @@ def u_prefixes(conv_shapes, itemsize: int) -> dict:
 #     xs[b, c, qy, qx, ty, tx] = xpad[b, c, m*ty + qy, m*tx + qx],   (N, C, m, m, th+1, tw+1)
 # so that "row m*ty + r of every tile" is the contiguous run xs[b, c, r % m, qx, r // m:][:th],
 # and likewise for columns. Each tile row carries one junk tile (tx = tw) made of padding: the
-# shift by one column then runs on into it instead of wrapping, and every transform step is one
-# long unit-stride axpy per nonzero coefficient of B^T or A^T (SIMD, no per-tile overhead). The
-# GEMMs carry the junk tiles too (P = th*(tw+1) columns); the output transform drops them.
+# shift by one column then runs on into it instead of wrapping. Every transform step is then one
+# unit-stride pass over all P tiles that reads the a (or m) vectors of a tile row or column and
+# writes all its outputs at once (``_bt4`` .. ``_a2``: B^T, B, A^T and A written out, with their
+# common terms: SIMD, no per-tile overhead, each vector read once). The GEMMs carry the junk tiles
+# too (P = th*(tw+1) columns); the output transform drops them.
+#
+# The matrices' products, written out (tests/engine/test_winograd.py checks each against the
+# tables above). d: outputs, s: inputs, 1-D views of one length.
 
 
 @numba.njit(fastmath={"contract"}, cache=CACHE)
-def _axpy(y, a, x):
-    """y += a * x over 1-D views of one length."""
-    for i in range(y.shape[0]):
-        y[i] += a * x[i]
+def _bt4(s0, s1, s2, s3, s4, s5, d0, d1, d2, d3, d4, d5, k):
+    """d = B^T s for F(4x4) (BT[4], 6 x 6)."""
+    k2, k4, k5 = k[1], k[2], k[3]
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3, x4, x5 = s0[t], s1[t], s2[t], s3[t], s4[t], s5[t]
+        p, q = x4 - k4 * x2, x3 - k4 * x1
+        r, u = x4 - x2, k2 * (x3 - x1)
+        d0[t] = k4 * x0 - k5 * x2 + x4
+        d1[t] = p + q
+        d2[t] = p - q
+        d3[t] = r + u
+        d4[t] = r - u
+        d5[t] = k4 * x1 - k5 * x3 + x5
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _bt2(s0, s1, s2, s3, d0, d1, d2, d3):
+    """d = B^T s for F(2x2) (BT[2], 4 x 4)."""
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3 = s0[t], s1[t], s2[t], s3[t]
+        d0[t] = x0 - x2
+        d1[t] = x1 + x2
+        d2[t] = x2 - x1
+        d3[t] = x1 - x3
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _b4(s0, s1, s2, s3, s4, s5, d0, d1, d2, d3, d4, d5, k):
+    """d = B s for F(4x4) (the transpose of BT[4])."""
+    k2, k4, k5 = k[1], k[2], k[3]
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3, x4, x5 = s0[t], s1[t], s2[t], s3[t], s4[t], s5[t]
+        e, q, u, w = x1 + x2, x1 - x2, x3 + x4, x3 - x4
+        d0[t] = k4 * x0
+        d1[t] = k4 * (x5 - q) - k2 * w
+        d2[t] = -(k5 * x0 + k4 * e + u)
+        d3[t] = q + k2 * w - k5 * x5
+        d4[t] = x0 + e + u
+        d5[t] = x5
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _b2(s0, s1, s2, s3, d0, d1, d2, d3):
+    """d = B s for F(2x2)."""
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3 = s0[t], s1[t], s2[t], s3[t]
+        d0[t] = x0
+        d1[t] = x1 - x2 + x3
+        d2[t] = x1 + x2 - x0
+        d3[t] = -x3
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _at4(s0, s1, s2, s3, s4, s5, d0, d1, d2, d3, k):
+    """d = A^T s for F(4x4) (AT[4], 4 x 6)."""
+    k2, k4, k8 = k[1], k[2], k[4]
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3, x4, x5 = s0[t], s1[t], s2[t], s3[t], s4[t], s5[t]
+        e, q, u, w = x1 + x2, x1 - x2, x3 + x4, x3 - x4
+        d0[t] = x0 + e + u
+        d1[t] = q + k2 * w
+        d2[t] = e + k4 * u
+        d3[t] = q + k8 * w + x5
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _at2(s0, s1, s2, s3, d0, d1):
+    """d = A^T s for F(2x2) (AT[2], 2 x 4)."""
+    for t in range(d0.shape[0]):
+        x1, x2 = s1[t], s2[t]
+        d0[t] = s0[t] + x1 + x2
+        d1[t] = x1 - x2 - s3[t]
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _a4(s0, s1, s2, s3, d0, d1, d2, d3, d4, d5, k):
+    """d = A s for F(4x4) (the transpose of AT[4])."""
+    k2, k4, k8 = k[1], k[2], k[4]
+    for t in range(d0.shape[0]):
+        x0, x1, x2, x3 = s0[t], s1[t], s2[t], s3[t]
+        e, o = x0 + x2, x1 + x3
+        e4, o8 = x0 + k4 * x2, k2 * x1 + k8 * x3
+        d0[t] = x0
+        d1[t] = e + o
+        d2[t] = e - o
+        d3[t] = e4 + o8
+        d4[t] = e4 - o8
+        d5[t] = x3
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _a2(s0, s1, d0, d1, d2, d3):
+    """d = A s for F(2x2)."""
+    for t in range(d0.shape[0]):
+        x0, x1 = s0[t], s1[t]
+        d0[t] = x0
+        d1[t] = x0 + x1
+        d2[t] = x0 - x1
+        d3[t] = -x1
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _edge(row, keep, masked, off, seg, tx, zero):
+    """``_phases`` for one tile tx of one row, whose columns may lie outside the row."""
+    m, w = seg.shape[0], row.shape[0]
+    for q in range(m):
+        c = m * tx + q + off
+        seg[q, tx] = row[c] if 0 <= c < w and (not masked or keep[c] > 0) else zero
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _phases(x, keep, masked, y0, off, dst, k):
+    """dst[q, t, tx] = x[y0 + m*t, m*tx + q + off] for dst (m, T', T), zero where that row or
+    column lies outside x (H, W), and where keep (x's shape) is <= 0 when ``masked`` (a ReLU's
+    backward). The tiles inside a row go in one pass with a tile's m reads side by side (SIMD
+    loads and shuffles, not m strided passes); a select, not a branch, applies the mask.
+    k: ``_consts``."""
+    m, nr, nt = dst.shape
+    h, w = x.shape
+    zero = k[0]
+    lo = 1 if off < 0 else 0                                  # the tiles wholly inside a row
+    hi = max(lo, min(nt, (w - m - off) // m + 1))
+    for t in range(nr):
+        y = y0 + m * t
+        seg = dst[:, t]
+        if y < 0 or y >= h:
+            seg[:] = zero
+            continue
+        row, kr = x[y], keep[y]
+        if m == 4:
+            s0, s1, s2, s3 = seg[0], seg[1], seg[2], seg[3]
+            if masked:
+                for tx in range(lo, hi):
+                    c = 4 * tx + off
+                    r0, r1, r2, r3 = row[c], row[c + 1], row[c + 2], row[c + 3]
+                    k0, k1, k2, k3 = kr[c], kr[c + 1], kr[c + 2], kr[c + 3]
+                    s0[tx] = r0 if k0 > 0 else zero
+                    s1[tx] = r1 if k1 > 0 else zero
+                    s2[tx] = r2 if k2 > 0 else zero
+                    s3[tx] = r3 if k3 > 0 else zero
+            else:
+                for tx in range(lo, hi):
+                    c = 4 * tx + off
+                    s0[tx], s1[tx], s2[tx], s3[tx] = row[c], row[c + 1], row[c + 2], row[c + 3]
+        else:
+            s0, s1 = seg[0], seg[1]
+            if masked:
+                for tx in range(lo, hi):
+                    c = 2 * tx + off
+                    r0, r1, k0, k1 = row[c], row[c + 1], kr[c], kr[c + 1]
+                    s0[tx] = r0 if k0 > 0 else zero
+                    s1[tx] = r1 if k1 > 0 else zero
+            else:
+                for tx in range(lo, hi):
+                    c = 2 * tx + off
+                    s0[tx], s1[tx] = row[c], row[c + 1]
+        for tx in range(lo):
+            _edge(row, kr, masked, off, seg, tx, zero)
+        for tx in range(hi, nt):
+            _edge(row, kr, masked, off, seg, tx, zero)
 
 
 @parallel_jit
-def _split(x, top, xs):
+def _split(x, top, xs, k):
     """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1 + top, m*tx + qx - 1], zero outside x.
     x: (N, C, H, W), any strides (a band of rows is a view); top: 1 when x's first row is the
-    row above the output rows (a band's halo), else 0; xs: (N, C, m, m, th+1, tw+1)."""
-    n, c, h, w = x.shape
-    m, ty_n, tx_n = xs.shape[2], xs.shape[4], xs.shape[5]
+    row above the output rows (a band's halo), else 0; xs: (N, C, m, m, th+1, tw+1); k:
+    ``_consts``."""
+    n, c = x.shape[0], x.shape[1]
+    m = xs.shape[2]
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         for qy in range(m):
-            for ty in range(ty_n):
-                y = m * ty + qy - 1 + top
-                for qx in range(m):
-                    dst = xs[b, ci, qy, qx, ty]
-                    if y < 0 or y >= h:
-                        dst[:] = 0
-                        continue
-                    row = x[b, ci, y]
-                    first = 1 if qx == 0 else 0          # column m*tx + qx - 1 is -1 for tx = 0
-                    end = min(tx_n, (w - qx + m) // m)   # ... and inside x for tx < end
-                    for tx in range(first):
-                        dst[tx] = 0
-                    for tx in range(first, end):
-                        dst[tx] = row[m * tx + qx - 1]
-                    for tx in range(end, tx_n):
-                        dst[tx] = 0
+            _phases(x[b, ci], x[b, ci], False, qy - 1 + top, -1, xs[b, ci, qy], k)
 
 
 @parallel_jit
-def _input_transform(xs, bt, v):
+def _input_transform(xs, v, k):
     """v[i*a + j, c, b*P + t] = (B^T d B)[i, j] for tile t of image b, P = th*(tw+1) tiles
-    (junk tiles included). xs: from ``_split``; v: (a*a, C, N*P)."""
+    (junk tiles included). xs: from ``_split``; v: (a*a, C, N*P); k: ``_consts``."""
     n, c, m, _, ty1, tw1 = xs.shape
-    a = bt.shape[0]
+    a = m + 2
     npt = (ty1 - 1) * tw1
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         col = np.empty((a, m, npt + 1), xs.dtype)  # B^T d: along y, still phase-split in x
-        for i in range(a):
-            for qx in range(m):
-                dst = col[i, qx, :npt]
-                dst[:] = 0
-                for r in range(a):
-                    if bt[i, r] != 0:
-                        _axpy(dst, bt[i, r], xs[b, ci, r % m, qx].reshape(ty1 * tw1)[(r // m) * tw1:][:npt])
-                col[i, qx, npt] = 0  # read only by the last junk tile
+        for qx in range(m):  # row r of every tile: phase r % m, shifted by r // m tile rows
+            p0 = xs[b, ci, 0, qx].reshape(ty1 * tw1)
+            p1 = xs[b, ci, 1, qx].reshape(ty1 * tw1)
+            if m == 4:
+                p2 = xs[b, ci, 2, qx].reshape(ty1 * tw1)
+                p3 = xs[b, ci, 3, qx].reshape(ty1 * tw1)
+                _bt4(p0[:npt], p1[:npt], p2[:npt], p3[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
+                     col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt],
+                     col[4, qx, :npt], col[5, qx, :npt], k)
+            else:
+                _bt2(p0[:npt], p1[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
+                     col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt])
+        col[:, :, npt] = 0  # read only by the last junk tile
+        t0, t1 = b * npt, (b + 1) * npt
         for i in range(a):  # along x: column q of every tile is col[i, q % m] shifted by q // m
-            for j in range(a):
-                dst = v[i * a + j, ci, b * npt:(b + 1) * npt]
-                dst[:] = 0
-                for q in range(a):
-                    if bt[j, q] != 0:
-                        _axpy(dst, bt[j, q], col[i, q % m, q // m:q // m + npt])
+            e = col[i]
+            r = i * a
+            if m == 4:
+                _bt4(e[0, :npt], e[1, :npt], e[2, :npt], e[3, :npt], e[0, 1:], e[1, 1:],
+                     v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                     v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
+            else:
+                _bt2(e[0, :npt], e[1, :npt], e[0, 1:], e[1, 1:],
+                     v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1], v[r + 3, ci, t0:t1])
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _at_rows(s, bias, relu, r, y, k):
+    """y[m*ty + r, m*tx + q] = (A^T s[:, t])[q] + bias, ReLU'd if ``relu`` (NaN stays NaN, as
+    in relu.py), for the tiles t = ty*(tw+1) + tx (the junk tile tx = tw left out); s: (a, P),
+    y: (m*th, m*tw), one channel's map; k: ``_consts``."""
+    a = s.shape[0]
+    m = a - 2
+    th, tw = y.shape[0] // m, y.shape[1] // m
+    zero, k2, k4, k8 = k[0], k[1], k[2], k[4]
+    for ty in range(th):
+        out, t0 = y[m * ty + r], ty * (tw + 1)
+        if a == 6:
+            for tx in range(tw):
+                t = t0 + tx
+                x0, x1, x2, x3, x4, x5 = s[0, t], s[1, t], s[2, t], s[3, t], s[4, t], s[5, t]
+                e, q, u, w = x1 + x2, x1 - x2, x3 + x4, x3 - x4
+                o0, o1 = bias + (x0 + e + u), bias + (q + k2 * w)
+                o2, o3 = bias + (e + k4 * u), bias + (q + k8 * w + x5)
+                if relu:
+                    o0, o1 = (zero if o0 < 0 else o0), (zero if o1 < 0 else o1)
+                    o2, o3 = (zero if o2 < 0 else o2), (zero if o3 < 0 else o3)
+                out[4 * tx], out[4 * tx + 1], out[4 * tx + 2], out[4 * tx + 3] = o0, o1, o2, o3
+        else:
+            for tx in range(tw):
+                t = t0 + tx
+                x1, x2 = s[1, t], s[2, t]
+                o0, o1 = bias + (s[0, t] + x1 + x2), bias + (x1 - x2 - s[3, t])
+                if relu:
+                    o0, o1 = (zero if o0 < 0 else o0), (zero if o1 < 0 else o1)
+                out[2 * tx], out[2 * tx + 1] = o0, o1
 
 
 @parallel_jit
-def _output_transform(mm, at, bias, relu, y):
+def _output_transform(mm, bias, relu, y, k):
     """y[b, co, m*ty + r, m*tx + q] = (A^T M A)[r, q] + bias[co], ReLU'd if ``relu``, for every
-    real tile. mm: (a*a, Cout, N*P), P = th*(tw+1); y: (N, Cout, m*th, m*tw)."""
+    real tile. mm: (a*a, Cout, N*P), P = th*(tw+1); y: (N, Cout, m*th, m*tw); k: ``_consts``."""
     n, cout = y.shape[0], y.shape[1]
-    m, a = at.shape
+    a = 6 if mm.shape[0] == 36 else 4
+    m = a - 2
     th, tw = y.shape[2] // m, y.shape[3] // m
     npt = th * (tw + 1)
     for p in numba.prange(n * cout):
         b, co = p // cout, p % cout
-        tiles = slice(b * npt, (b + 1) * npt)
+        t0, t1 = b * npt, (b + 1) * npt
         rows = np.empty((m, a, npt), mm.dtype)   # A^T M along i
-        out = np.empty((m, m, npt), mm.dtype)    # ... then along j
-        for r in range(m):
-            for j in range(a):
-                rows[r, j] = 0
-                for i in range(a):
-                    if at[r, i] != 0:
-                        _axpy(rows[r, j], at[r, i], mm[i * a + j, co, tiles])
-            for q in range(m):
-                out[r, q] = bias[co]
-                for j in range(a):
-                    if at[q, j] != 0:
-                        _axpy(out[r, q], at[q, j], rows[r, j])
-        for ty in range(th):
-            for r in range(m):
-                yrow = y[b, co, m * ty + r]
-                for q in range(m):
-                    src = out[r, q, ty * (tw + 1):]
-                    if relu:
-                        for tx in range(tw):
-                            v = src[tx]
-                            yrow[m * tx + q] = 0 if v < 0 else v  # NaN stays NaN, as in relu.py
-                    else:
-                        for tx in range(tw):
-                            yrow[m * tx + q] = src[tx]
+        for j in range(a):
+            if m == 4:
+                _at4(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
+                     mm[3 * a + j, co, t0:t1], mm[4 * a + j, co, t0:t1], mm[5 * a + j, co, t0:t1],
+                     rows[0, j], rows[1, j], rows[2, j], rows[3, j], k)
+            else:
+                _at2(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
+                     mm[3 * a + j, co, t0:t1], rows[0, j], rows[1, j])
+        for r in range(m):  # ... then along j, written straight into y's rows
+            _at_rows(rows[r], bias[co], relu, r, y[b, co], k)
 
 
 @parallel_jit
-def _grad_input_transform(gy, mask, at, v):
+def _grad_input_transform(gy, mask, v, k):
     """The adjoint of ``_output_transform``: v[i*a + j, c, b*P + t] = (A gy_t A^T)[i, j] for
     the m x m tile t of gy (zero past the edge, times (mask > 0) when mask has gy's shape),
-    P = th*tw tiles, t = ty*tw + tx. gy: (N, C, H, W); v: (a*a, C, N*P). Tiles do not overlap
-    here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx] (one pass over each
-    row, no division per pixel), and every step is an axpy over all P tiles (unit stride), as
-    in ``_input_transform``."""
+    P = th*tw tiles, t = ty*tw + tx. gy: (N, C, H, W); v: (a*a, C, N*P); k: ``_consts``.
+    Tiles do not overlap here: gy is split by phase, gs[qy, qx, t] = gy[m*ty + qy, m*tx + qx]
+    (one pass over each row, ``_phases``), and every step is one pass over all P tiles,
+    as in ``_input_transform``."""
     n, c, h, w = gy.shape
-    m, a = at.shape
+    a = 6 if v.shape[0] == 36 else 4
+    m = a - 2
     th, tw = -(-h // m), -(-w // m)
     npt = th * tw
     masked = mask.shape[0] == n
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
-        gs = np.empty((m, m, npt), gy.dtype)
-        for ty in range(th):
-            for qy in range(m):
-                y = m * ty + qy
-                if y >= h:
-                    gs[qy, :, ty * tw:(ty + 1) * tw] = 0
-                    continue
-                row = gy[b, ci, y]
-                for qx in range(m):
-                    dst = gs[qy, qx, ty * tw:(ty + 1) * tw]
-                    inside = (w - qx + m - 1) // m   # the tiles whose column qx lies inside gy
-                    if masked:
-                        keep = mask[b, ci, y]
-                        for tx in range(inside):
-                            dst[tx] = row[m * tx + qx] if keep[m * tx + qx] > 0 else 0
-                    else:
-                        for tx in range(inside):
-                            dst[tx] = row[m * tx + qx]
-                    for tx in range(inside, tw):
-                        dst[tx] = 0
-        left = np.empty((m, npt), gy.dtype)     # (A gs)[i] along qy, for each qx
-        for i in range(a):
-            for qx in range(m):
-                dst = left[qx]
-                dst[:] = 0
-                for qy in range(m):
-                    if at[qy, i] != 0:
-                        _axpy(dst, at[qy, i], gs[qy, qx])
-            for j in range(a):
-                dst = v[i * a + j, ci, b * npt:(b + 1) * npt]
-                dst[:] = 0
-                for qx in range(m):
-                    if at[qx, j] != 0:
-                        _axpy(dst, at[qx, j], left[qx])
+        g4 = np.empty((m, m, th, tw), gy.dtype)
+        for qy in range(m):
+            if masked:
+                _phases(gy[b, ci], mask[b, ci], True, qy, 0, g4[qy], k)
+            else:
+                _phases(gy[b, ci], gy[b, ci], False, qy, 0, g4[qy], k)
+        gs = g4.reshape(m, m, npt)
+        left = np.empty((a, m, npt), gy.dtype)     # A gs along qy, for each qx
+        for qx in range(m):
+            if m == 4:
+                _a4(gs[0, qx], gs[1, qx], gs[2, qx], gs[3, qx], left[0, qx], left[1, qx],
+                    left[2, qx], left[3, qx], left[4, qx], left[5, qx], k)
+            else:
+                _a2(gs[0, qx], gs[1, qx], left[0, qx], left[1, qx], left[2, qx], left[3, qx])
+        t0, t1 = b * npt, (b + 1) * npt
+        for i in range(a):                         # ... then along qx
+            s, r = left[i], i * a
+            if m == 4:
+                _a4(s[0], s[1], s[2], s[3], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                    v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
+            else:
+                _a2(s[0], s[1], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                    v[r + 3, ci, t0:t1])
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _add_block(d, out, tx):
+    """``_add_row`` for one block tx, whose columns may run past out."""
+    m, nt, w = d.shape[0] - 2, d.shape[1], out.shape[0]
+    for q in range(m):
+        c = m * tx + q
+        if c < w:
+            val = d[q + 1, tx]
+            if q == 0 and tx > 0:
+                val += d[m + 1, tx - 1]
+            if q == m - 1 and tx + 1 < nt:
+                val += d[0, tx + 1]
+            out[c] += val
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _add_row(d, out):
+    """out[m*tx - 1 + s] += d[s, tx] for the tiles tx of one row and s = 0 .. a-1, where that
+    column lies inside out. Tiles overlap by two columns, so this goes block by block: columns
+    m*tx .. m*tx + m-1 get tile tx's own values, the first also the left tile's last and the
+    last also the right tile's first, one add each, the m adds of a block side by side (SIMD).
+    d: (a, T)."""
+    m, nt, w = d.shape[0] - 2, d.shape[1], out.shape[0]
+    hi = max(1, min(nt - 1, (w - m) // m + 1))   # blocks 1 .. hi-1 lie inside, with both neighbours
+    if m == 4:
+        d0, d1, d2, d3, d4, d5 = d[0], d[1], d[2], d[3], d[4], d[5]
+        for tx in range(1, hi):
+            c = 4 * tx
+            out[c] += d1[tx] + d5[tx - 1]
+            out[c + 1] += d2[tx]
+            out[c + 2] += d3[tx]
+            out[c + 3] += d4[tx] + d0[tx + 1]
+    else:
+        d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
+        for tx in range(1, hi):
+            c = 2 * tx
+            out[c] += d1[tx] + d3[tx - 1]
+            out[c + 1] += d2[tx] + d0[tx + 1]
+    _add_block(d, out, 0)
+    for tx in range(hi, nt):
+        _add_block(d, out, tx)
 
 
 @parallel_jit
-def _grad_output_transform(mm, bt, top, gx):
+def _grad_output_transform(mm, top, gx, k):
     """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
     added into gx at the tile's place (tiles overlap by two rows and columns; added in a fixed
     order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), any
-    strides; top: as in ``_split`` (tile row 0 starts at gx's row top - 1). Row r of every
-    tile at once: d[s] = sum_j (sum_i B[r, i] M[i, j]) B[s, j], axpys over all P tiles, then
-    added into gx."""
+    strides; top: as in ``_split`` (tile row 0 starts at gx's row top - 1); k: ``_consts``.
+    B M along i, then B along j, for all P tiles at once (one pass each), then each tile row
+    added into gx's rows (``_add_row``)."""
     n, c, h, w = gx.shape
-    a = bt.shape[0]
+    a = 6 if mm.shape[0] == 36 else 4
     m = a - 2
     tw = -(-w // m)
     npt = mm.shape[2] // n
     th = npt // tw
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
-        tiles = slice(b * npt, (b + 1) * npt)
-        rowm = np.empty((a, npt), gx.dtype)    # row r of B M, for each j
-        d = np.empty((a, npt), gx.dtype)       # row r of B M B^T, for each s
+        t0, t1 = b * npt, (b + 1) * npt
+        bm = np.empty((a, a, npt), gx.dtype)   # (B M)[r, j]
+        for j in range(a):
+            if m == 4:
+                _b4(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
+                    mm[3 * a + j, ci, t0:t1], mm[4 * a + j, ci, t0:t1], mm[5 * a + j, ci, t0:t1],
+                    bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
+            else:
+                _b2(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
+                    mm[3 * a + j, ci, t0:t1], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
+        d = np.empty((a, npt), gx.dtype)       # row r of every tile's B M B^T
         for r in range(a):
-            for j in range(a):
-                dst = rowm[j]
-                dst[:] = 0
-                for i in range(a):
-                    if bt[i, r] != 0:
-                        _axpy(dst, bt[i, r], mm[i * a + j, ci, tiles])
-            for s_ in range(a):
-                dst = d[s_]
-                dst[:] = 0
-                for j in range(a):
-                    if bt[j, s_] != 0:
-                        _axpy(dst, bt[j, s_], rowm[j])
+            e = bm[r]
+            if m == 4:
+                _b4(e[0], e[1], e[2], e[3], e[4], e[5], d[0], d[1], d[2], d[3], d[4], d[5], k)
+            else:
+                _b2(e[0], e[1], e[2], e[3], d[0], d[1], d[2], d[3])
             for ty in range(th):                # tiles in a fixed order: the same sums always
                 y = m * ty - 1 + r + top
-                if y < 0 or y >= h:
-                    continue
-                out = gx[b, ci, y]
-                # column s_ of every tile of the row: column m*tx - 1 + s_ of gx, inside for
-                # lo <= tx < hi. s_ runs down, so the two tiles that share a column add in tile
-                # order (tile tx - 1's column s_ + m, then tile tx's column s_)
-                for s_ in range(a - 1, -1, -1):
-                    src = d[s_, ty * tw:(ty + 1) * tw]
-                    lo = 1 if s_ == 0 else 0
-                    hi = min(tw, (w + m - s_) // m)
-                    for tx in range(lo, hi):
-                        out[m * tx - 1 + s_] += src[tx]
+                if 0 <= y < h:
+                    _add_row(d[:, ty * tw:(ty + 1) * tw], gx[b, ci, y])
+
+
+_CONSTS: dict = {}
+
+
+def _consts(dtype):
+    """[0, 2, 4, 5, 8] in the arrays' dtype: the transforms' constants, so that their arithmetic
+    stays in that dtype (a literal 4 would make numba compute float32 data in float64)."""
+    key = np.dtype(dtype)
+    if key not in _CONSTS:
+        _CONSTS[key] = np.array([0, 2, 4, 5, 8], key)
+    return _CONSTS[key]
 
 
 # ----------------------------------------------------------------------------- the conv
@@ -477,9 +688,10 @@ def _conv_rows(x, top, u, m: int, bias, relu: bool, y):
     th, tw = -(-y.shape[2] // m), -(-w // m)
     npt = th * (tw + 1)  # tiles per image, one junk tile per tile row
     xs = scratch("split", (n, cin, m, m, th + 1, tw + 1), dtype)
-    _split(x, top, xs)
+    k = _consts(dtype)
+    _split(x, top, xs, k)
     v = scratch("v", (a2, cin, n * npt), dtype)
-    _input_transform(xs, _coefs(BT, m, dtype), v)
+    _input_transform(xs, v, k)
     mm = scratch("m", (a2, cout, n * npt), dtype)
     if u.ndim == 3:  # (a*a, Cout, Cin) @ (a*a, Cin, P)
         matmul(u, v, out=mm)
@@ -487,7 +699,7 @@ def _conv_rows(x, top, u, m: int, bias, relu: bool, y):
         _made_matmul(u, m, v, mm, backward=False)
     whole = y.shape[2] % m == 0 and w % m == 0  # else write whole tiles to scratch, then crop
     yt = y if whole else scratch("y", (n, cout, th * m, tw * m), dtype)
-    _output_transform(mm, _coefs(AT, m, dtype), bias, relu, yt)
+    _output_transform(mm, bias, relu, yt, k)
     if not whole:
         y[...] = yt[:, :, :y.shape[2], :w]
 
@@ -507,14 +719,14 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
         r1, top = min(r0 + rows, h), int(r0 > 0)
         npt = -(-(r1 - r0) // m) * tw
         v = scratch("v", (a2, cout, n * npt), dtype)
-        _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1],
-                              _coefs(AT, m, dtype), v)
+        _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1], v,
+                              _consts(dtype))
         mm = scratch("m", (a2, cin, n * npt), dtype)
         if u.ndim == 3:  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
             matmul(u.transpose(0, 2, 1), v, out=mm)
         else:
             _made_matmul(u, m, v, mm, backward=True)
-        _grad_output_transform(mm, _coefs(BT, m, dtype), top, gx[:, :, r0 - top:min(r1 + 1, h)])
+        _grad_output_transform(mm, top, gx[:, :, r0 - top:min(r1 + 1, h)], _consts(dtype))
     return gx
 
 

@@ -220,3 +220,27 @@ def test_a_first_layer_keeps_its_u_on_small_maps_and_lets_it_go_on_large_ones(mo
     assert winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES_LARGE, side=64)
     assert not winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES_LARGE + 1, side=64)
     assert winograd.keeps_u(16, 8, 4, 4, winograd.U_PREFIX_BYTES, side=winograd.SMALL_SIDE)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_written_out_transforms_equal_their_tables(m, dtype):
+    """B^T, B, A^T and A as written out in the transform kernels equal the tables BT and AT
+    (and their transposes) applied to each column of a random block."""
+    a, w = m + 2, winograd
+    k = w._consts(dtype)
+    kernels = {  # name: (kernel, the matrix it applies)
+        "BT": (w._bt4 if m == 4 else w._bt2, w.BT[m]),
+        "B": (w._b4 if m == 4 else w._b2, w.BT[m].T),
+        "AT": (w._at4 if m == 4 else w._at2, w.AT[m]),
+        "A": (w._a4 if m == 4 else w._a2, w.AT[m].T),
+    }
+    rng = np.random.default_rng(m)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for name, (kernel, mat) in kernels.items():
+        s = rng.standard_normal((mat.shape[1], 37)).astype(dtype)
+        d = np.full((mat.shape[0], 37), np.nan, dtype)
+        kernel(*s, *d, *((k,) if m == 4 else ()))
+        np.testing.assert_allclose(d, mat @ s.astype(np.float64), rtol=0, atol=tol * np.abs(s).max() * 10,
+                                   err_msg=f"{name} for F({m}x{m})")
+        assert d.dtype == dtype
