@@ -1,12 +1,17 @@
 """Where one evaluation's time goes: each Winograd conv's forward and backward, timed inside one
 evaluation, in each memory mode (RANVGG_MEMORY), modes alternating in one process.
 
-    python -m bench.layers [--size 256] [--layer pool5] [--modes lean,fast] [--repeat 5]
+    python -m bench.layers [--size 256] [--layer pool5] [--modes lean,fast] [--repeat 5] [--steps]
 
 One evaluation = forward to --layer, content loss, input gradient (what bench.iteration times).
 Rows are keyed by the conv's input shape (channels, height, width) and Winograd tile (F2, F4);
 layers of the same shape are summed. im2col layers (the RGB input, maps below 16x16) and the
 rest of the evaluation make up the difference between the rows' sum and the total.
+
+With --steps, rows are the steps of every Winograd conv together instead (``STEPS``: the phase
+split, the four transforms, the GEMMs of layers that keep their Winograd weights U and of those
+that make U beside their GEMMs), and a last row "rest" is everything else (im2col layers,
+pooling, ReLU, the loss, Python).
 """
 from __future__ import annotations
 
@@ -38,12 +43,42 @@ def _timed(acc: dict):
     return originals
 
 
+# --steps: the functions of engine/ops/winograd.py timed, all called from the calling thread.
+STEPS = {
+    "_split": "phase split of the input",
+    "_input_transform": "input transform B^T d B",
+    "matmul": "GEMMs, U kept",
+    "_made_matmul": "GEMMs, U made beside them",
+    "_output_transform": "output transform A^T M A",
+    "_grad_input_transform": "gradient split A gy A^T",
+    "_grad_output_transform": "gradient scatter B M B^T",
+}
+
+
+def _timed_steps(acc: dict):
+    """Wrap each of STEPS in engine/ops/winograd.py so that each call adds its seconds to ``acc``."""
+    originals = {}
+    for name in STEPS:
+        f = originals[name] = getattr(winograd, name)
+
+        def timed(*args, _f=f, _name=name, **kwargs):
+            t = time.perf_counter()
+            out = _f(*args, **kwargs)
+            acc[_name] += time.perf_counter() - t
+            return out
+
+        setattr(winograd, name, timed)
+    return originals
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.layers", description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--layer", default="pool5")
     ap.add_argument("--modes", default="lean,fast", help="RANVGG_MEMORY values to compare (default lean,fast)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--steps", action="store_true",
+                    help="time each step of the Winograd convs (split, transforms, GEMMs), all layers together")
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
     for mode in modes:
@@ -51,7 +86,7 @@ def main(argv=None) -> None:
             ap.error(f"--modes: {mode!r} is not a memory mode ({', '.join(winograd.MEMORY_MODES)})")
     before = os.environ.get("RANVGG_MEMORY")
     acc = collections.defaultdict(float)
-    originals = _timed(acc)
+    originals = _timed_steps(acc) if a.steps else _timed(acc)
     try:
         fns = {}
         for mode in modes:   # each mode its own net: what a layer keeps is decided at its first call
@@ -78,6 +113,16 @@ def main(argv=None) -> None:
             os.environ["RANVGG_MEMORY"] = before
     print(f"one evaluation at {a.size} px to {a.layer}, medians of {a.repeat} (ms); "
           f"load average {os.getloadavg()[0]:.1f}")
+    if a.steps:
+        print(f"{'step':>28} " + " ".join(f"{m:>8}" for m in modes))
+        for name, label in STEPS.items():
+            cells = [f"{np.median(rows[m][name]) * 1e3:8.1f}" if name in rows[m] else f"{'-':>8}" for m in modes]
+            print(f"{label:>28} " + " ".join(cells))
+        rest = [np.median([t - sum(v[i] for v in rows[m].values() if len(v) > i) for i, t in enumerate(totals[m])])
+                for m in modes]
+        print(f"{'rest':>28} " + " ".join(f"{r * 1e3:8.1f}" for r in rest))
+        print(f"{'total':>28} " + " ".join(f"{np.median(totals[m]) * 1e3:8.1f}" for m in modes))
+        return
     print(f"{'pass':>8} {'input (C, H, W)':>16} {'tile':>4} " + " ".join(f"{m:>8}" for m in modes))
     keys = sorted({k for m in modes for k in rows[m]}, key=lambda k: (k[0] != "forward", -k[1][1], k[1][0]))
     for key in keys:
