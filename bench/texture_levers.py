@@ -70,6 +70,7 @@ CONFIGS = {
     "interior": dict(interior=True),                                # the exemplar's statistics off its border
     "periodic": dict(periodic=True),                                # a periodic synthesis (no border)
     "interior+periodic": dict(interior=True, periodic=True),
+    "out2x": dict(out_size="2x"),                                   # a synthesis twice the exemplar's side, judged on its top-left crop
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
@@ -255,10 +256,15 @@ def main(argv=None):
                     if kw.get("weights") == "TRAINED":
                         kw["weights"] = a.weights
                     kw = {k: v for k, v in kw.items() if v is not None}
+                    if kw.get("out_size") == "2x":
+                        kw["out_size"] = f"{2 * src.shape[1]}x{2 * src.shape[0]}"
                     t0 = time.perf_counter()
                     img, _ = texture.run(image=src_path, size=a.size, iters=a.iters, seed=seed,
                                          device=a.device, scale_iters=a.scale_iters, **kw)
                     secs = time.perf_counter() - t0
+                    if img.shape[:2] != src.shape[:2]:  # a larger synthesis: judged on a piece the exemplar's size
+                        image.save_image(os.path.join(a.out, f"{name}_{config}_s{seed}_full.png"), img)
+                        img = img[:src.shape[0], :src.shape[1]]
                     image.save_image(os.path.join(a.out, f"{name}_{config}_s{seed}.png"), img)
                     row(w, fh, judges, held_grams[name], name, config, seed, img, src, secs)
 

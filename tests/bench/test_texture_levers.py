@@ -18,3 +18,25 @@ def test_diversity_scores_a_shifted_copy_1_and_independent_noise_near_0(tmp_path
     same = next(line for line in lines if line.startswith("| same "))
     assert same == "| same | 1.00 (1) |"
     assert float(nature.split("|")[2].split()[0]) < 0.3 and "(3)" in nature
+
+
+def test_out2x_synthesises_twice_the_side_and_judges_its_top_left_piece(tmp_path):
+    """The out2x config: a synthesis twice the exemplar's side, saved whole, judged (and saved
+    for the figures) on its top-left piece the exemplar's size."""
+    import csv
+
+    from engine.vgg import VGG19
+
+    weights = tmp_path / "w.npz"
+    VGG19.random(seed=3).save(str(weights))
+    src = tmp_path / "tex.png"
+    image.save_image(str(src), np.random.default_rng(0).uniform(0, 255, (64, 96, 3)).astype(np.float32))
+    out = tmp_path / "run"
+    texture_levers.main(["--images", str(src), "--weights", str(weights), "--out", str(out), "--configs", "out2x",
+                         "--seeds", "0", "--size", "32", "--iters", "2", "--scale-iters", "1"])
+    full = image.load_image(str(out / "tex_out2x_s0_full.png"))
+    piece = image.load_image(str(out / "tex_out2x_s0.png"))
+    assert full.shape[:2] == (64, 64) and piece.shape[:2] == (32, 32)
+    np.testing.assert_array_equal(piece, full[:32, :32])
+    rows = list(csv.DictReader(open(out / "levers.csv")))
+    assert [r["config"] for r in rows if r["config"] == "out2x"] == ["out2x"]
