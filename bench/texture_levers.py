@@ -71,6 +71,7 @@ CONFIGS = {
     "periodic": dict(periodic=True),                                # a periodic synthesis (no border)
     "interior+periodic": dict(interior=True, periodic=True),
     "out2x": dict(out_size="2x"),                                   # a synthesis twice the exemplar's side, judged on its top-left crop
+    "out2x+periodic": dict(out_size="2x", periodic=True),          # the same, wrapped around: no border
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
