@@ -27,21 +27,26 @@ from engine.ops import winograd
 from ._common import engine_evaluation
 
 
-def _timed(acc: dict):
-    """Wrap the Winograd forward and backward so that each call adds its seconds to ``acc``."""
+def _timed(acc: dict, rows: dict):
+    """Wrap each function of engine/ops/winograd.py named in ``rows`` ({name: f(args) -> the row's
+    key}) so that each call adds its seconds to ``acc[f(args)]``; returns the originals."""
     originals = {}
-    for name, kind in (("winograd_conv", "forward"), ("winograd_conv_backward", "backward")):
+    for name, row in rows.items():
         f = originals[name] = getattr(winograd, name)
 
-        def timed(x, u, m, *args, _f=f, _kind=kind, **kwargs):
+        def timed(*args, _f=f, _row=row, **kwargs):
             t = time.perf_counter()
-            out = _f(x, u, m, *args, **kwargs)
-            acc[(_kind, tuple(x.shape[1:]), m)] += time.perf_counter() - t
+            out = _f(*args, **kwargs)
+            acc[_row(args)] += time.perf_counter() - t
             return out
 
         setattr(winograd, name, timed)
     return originals
 
+
+# Rows by layer: each Winograd conv's forward and backward, keyed by (pass, input (C, H, W), m).
+LAYER_ROWS = {"winograd_conv": lambda args: ("forward", tuple(args[0].shape[1:]), args[2]),
+              "winograd_conv_backward": lambda args: ("backward", tuple(args[0].shape[1:]), args[2])}
 
 # --steps: the functions of engine/ops/winograd.py timed, all called from the calling thread.
 STEPS = {
@@ -53,22 +58,6 @@ STEPS = {
     "_grad_input_transform": "gradient split A gy A^T",
     "_grad_output_transform": "gradient scatter B M B^T",
 }
-
-
-def _timed_steps(acc: dict):
-    """Wrap each of STEPS in engine/ops/winograd.py so that each call adds its seconds to ``acc``."""
-    originals = {}
-    for name in STEPS:
-        f = originals[name] = getattr(winograd, name)
-
-        def timed(*args, _f=f, _name=name, **kwargs):
-            t = time.perf_counter()
-            out = _f(*args, **kwargs)
-            acc[_name] += time.perf_counter() - t
-            return out
-
-        setattr(winograd, name, timed)
-    return originals
 
 
 def main(argv=None) -> None:
@@ -86,7 +75,7 @@ def main(argv=None) -> None:
             ap.error(f"--modes: {mode!r} is not a memory mode ({', '.join(winograd.MEMORY_MODES)})")
     before = os.environ.get("RANVGG_MEMORY")
     acc = collections.defaultdict(float)
-    originals = _timed_steps(acc) if a.steps else _timed(acc)
+    originals = _timed(acc, {name: (lambda args, _n=name: _n) for name in STEPS} if a.steps else LAYER_ROWS)
     try:
         fns = {}
         for mode in modes:   # each mode its own net: what a layer keeps is decided at its first call
@@ -95,6 +84,7 @@ def main(argv=None) -> None:
             fns[mode]()
         rows = {mode: collections.defaultdict(list) for mode in modes}
         totals = {mode: [] for mode in modes}
+        rests = {mode: [] for mode in modes}   # what no row timed
         for _ in range(a.repeat):
             for mode in modes:
                 os.environ["RANVGG_MEMORY"] = mode
@@ -102,6 +92,7 @@ def main(argv=None) -> None:
                 t = time.perf_counter()
                 fns[mode]()
                 totals[mode].append(time.perf_counter() - t)
+                rests[mode].append(totals[mode][-1] - sum(acc.values()))
                 for key, sec in acc.items():
                     rows[mode][key].append(sec)
     finally:
@@ -118,9 +109,7 @@ def main(argv=None) -> None:
         for name, label in STEPS.items():
             cells = [f"{np.median(rows[m][name]) * 1e3:8.1f}" if name in rows[m] else f"{'-':>8}" for m in modes]
             print(f"{label:>28} " + " ".join(cells))
-        rest = [np.median([t - sum(v[i] for v in rows[m].values() if len(v) > i) for i, t in enumerate(totals[m])])
-                for m in modes]
-        print(f"{'rest':>28} " + " ".join(f"{r * 1e3:8.1f}" for r in rest))
+        print(f"{'rest':>28} " + " ".join(f"{np.median(rests[m]) * 1e3:8.1f}" for m in modes))
         print(f"{'total':>28} " + " ".join(f"{np.median(totals[m]) * 1e3:8.1f}" for m in modes))
         return
     print(f"{'pass':>8} {'input (C, H, W)':>16} {'tile':>4} " + " ".join(f"{m:>8}" for m in modes))

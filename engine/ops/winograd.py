@@ -715,18 +715,18 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
     a2, tw = (m + 2) ** 2, -(-w // m)
     gx = np.zeros((n, cin, h, w), dtype)
     rows = band_rows(n, max(cout, cin), h, w, m, dtype.itemsize)
+    k = _consts(dtype)
     for r0 in range(0, h, rows):
         r1, top = min(r0 + rows, h), int(r0 > 0)
         npt = -(-(r1 - r0) // m) * tw
         v = scratch("v", (a2, cout, n * npt), dtype)
-        _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1], v,
-                              _consts(dtype))
+        _grad_input_transform(gy[:, :, r0:r1], _NO_MASK if mask is None else mask[:, :, r0:r1], v, k)
         mm = scratch("m", (a2, cin, n * npt), dtype)
         if u.ndim == 3:  # (a*a, Cin, Cout) @ (a*a, Cout, P) -> (a*a, Cin, P)
             matmul(u.transpose(0, 2, 1), v, out=mm)
         else:
             _made_matmul(u, m, v, mm, backward=True)
-        _grad_output_transform(mm, top, gx[:, :, r0 - top:min(r1 + 1, h)], _consts(dtype))
+        _grad_output_transform(mm, top, gx[:, :, r0 - top:min(r1 + 1, h)], k)
     return gx
 
 
