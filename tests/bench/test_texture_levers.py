@@ -38,5 +38,6 @@ def test_out2x_synthesises_twice_the_side_and_judges_its_top_left_piece(tmp_path
     piece = image.load_image(str(out / "tex_out2x_s0.png"))
     assert full.shape[:2] == (64, 64) and piece.shape[:2] == (32, 32)
     np.testing.assert_array_equal(piece, full[:32, :32])
-    rows = list(csv.DictReader(open(out / "levers.csv")))
+    with open(out / "levers.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert [r["config"] for r in rows if r["config"] == "out2x"] == ["out2x"]
