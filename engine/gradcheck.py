@@ -103,7 +103,7 @@ def _conv_params(device, cin, cout, seed, bias=True):
 
 
 def _op_checks():
-    from .ops import border, conv3x3, fc, fftconv, gram, losses, pooling, relu, spectrum, stats, tv
+    from .ops import border, conv3x3, fc, fftconv, gram, losses, pooling, project, relu, spectrum, stats, tv
 
     def conv(device):
         p = _conv_params(device, 3, 4, 10)
@@ -160,6 +160,10 @@ def _op_checks():
         t = spectrum.spectrum_target(_rand(device, (1, 3, 7, 10), 36), (2, 3, 5, 6))
         return scalar_fn(lambda x: spectrum.spectrum_loss(x, t, 0.7)), _rand(device, (2, 3, 5, 6), 37)
 
+    def project_(device):  # 3 random projections of 7 channels
+        p = project.projection(7, 3, 0, backend.xp_for(device), np.float64)
+        return scalarized(lambda t: project.project(t, p)), _rand(device, (2, 7, 3, 4), 40)
+
     def wrap(device):  # wider than the image on one side: the image repeats more than once
         return scalarized(lambda t: border.wrap_pad(t, 6)), _rand(device, (2, 3, 4, 7), 38)
 
@@ -197,6 +201,7 @@ def _op_checks():
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
         Check("Fourier spectrum loss", (2, 3, 5, 6), spectrum_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
+        Check("random projection of the channels", (2, 7, 3, 4), project_),
         Check("periodic padding (wrap around)", (2, 3, 4, 7), wrap),
         Check("crop", (2, 3, 5, 7), crop_),
         Check("autograd: shared input", (1, 3, 4, 6), chain),
@@ -292,6 +297,20 @@ def _net_checks():
         obj.calibrate(_rand(device, (1, 3, 16, 16), 37, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 37, 50.0)
 
+    def projected(device):  # Gram, moments and sliced Wasserstein terms of projected channels (relu2_1: 128 -> 16),
+        # a style objective with them beside an unprojected layer (relu1_1: 64 channels, fewer than 80)
+        net = VGG19.random(seed=15, sigma=0.05, device=device, dtype=np.float64)
+        rng = np.random.default_rng(38)
+        xs, xc = rng.uniform(-100, 100, (1, 3, 24, 28)), rng.uniform(-100, 100, (1, 3, 16, 16))
+        obj = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), feature_stats="gram+moments", project=16)
+        more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), feature_stats="swd", project=16)
+        style = Objective.style(net, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
+                                tv_weight=0.0, pixel_stats="none", project=80)
+        obj.terms += more.terms + style.terms
+        obj.layers = sorted({t.layer for t in obj.terms}, key=net.layer_names().index)
+        obj.calibrate(xc)
+        return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 39, 50.0)
+
     def ensemble(device):  # two independently drawn nets, other weight statistics: their objectives summed
         nets = [VGG19.random(seed=9, sigma=0.05, device=device, dtype=np.float64, init="orthogonal"),
                 VGG19.random(seed=10, device=device, dtype=np.float64, init="zero-mean-first")]
@@ -324,6 +343,7 @@ def _net_checks():
               eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),
         Check("texture, periodic, from the exemplar's interior", (1, 3, 16, 16), periodic, eps=1e-7),
+        Check("texture and style on projected channels", (1, 3, 16, 16), projected, eps=1e-7),
         Check("texture on an ensemble of two nets", (1, 3, 16, 16), ensemble, eps=1e-7),
         Check("style on an ensemble of two nets", (1, 3, 16, 16), style_ensemble, eps=1e-7),
     ]

@@ -36,9 +36,10 @@ from .ops.border import crop, wrap_pad
 from .ops.fftconv import fftconv
 from .ops.spectrum import spectrum_loss, spectrum_target
 from .ops.pooling import avgpool2, avgpool2_forward
+from .ops.project import project, project_forward, projection
 from .ops.relu import relu
 from .ops.tv import tv_loss
-from .arch import interior as interior_window, map_shape, periodic_pad, pins_layout, receptive_field
+from .arch import interior as interior_window, map_shape, periodic_pad, receptive_field
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
@@ -76,6 +77,7 @@ class Term:
     weight: float = 1.0            # the user's weight (alpha, beta * blend, gamma, ...)
     factor: float = 1.0            # Eq. 4 weighting factor, set by calibrate()
     level: int = 0                 # image pyramid level: the net sees x 2x2-averaged ``level`` times
+    proj: object = None            # (K, C): the statistics are of K random projections of the channels
 
     def loss(self, feats: dict, x: Tensor, scale: float = None) -> Tensor:
         s = self.weight * self.factor if scale is None else scale
@@ -84,6 +86,8 @@ class Term:
         if self.kind == "tv":
             return tv_loss(x, s, self.name)
         f = x if self.layer == PIXELS else feats[self.layer]
+        if self.proj is not None:
+            f = project(f, self.proj, f"{self.name}:projected")
         if self.kind == "gram":
             return gram_loss(f, self.target, s, self.name)
         if self.kind == "moments":
@@ -132,7 +136,7 @@ class Objective:
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
                 pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False,
                 bank_maps: int = 0, bank_seed: int = 0, spectrum_weight: float = 0.0,
-                interior: bool = False, periodic: bool = False) -> "Objective":
+                interior: bool = False, periodic: bool = False, project: int = 0) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -150,12 +154,14 @@ class Objective:
         ``interior``: the exemplar's per-layer statistics over the positions that see none of the
         convs' zero padding (``engine.arch.interior``), so that its border is not part of the
         texture. ``periodic``: the synthesis is a periodic image (the net sees it wrapped around;
-        it tiles, and has no border either)."""
+        it tiles, and has no border either). ``project`` K > 0: every layer's statistics are of K
+        random projections of its channels where it has more (``projections``), and a layer pins
+        the layout only if it has fewer positions than K."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
-                            (xs.shape[2:],) if drop_pinned else None, interior)
+                            (xs.shape[2:],) if drop_pinned else None, interior, projections(net, layers, project))
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
         terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
         return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank, periodic)
@@ -166,7 +172,7 @@ class Objective:
               tv_weight=TV_WEIGHT, levels: int = 1, drop_pinned: bool = STYLE_DROP_PINNED,
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
               content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
-              bank_seed: int = 0, interior: bool = STYLE_INTERIOR) -> "Objective":
+              bank_seed: int = 0, interior: bool = STYLE_INTERIOR, project: int = 0) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -183,7 +189,8 @@ class Objective:
         > 0: the random filter bank's Gram terms too (as in ``texture``, sizes up to half the
         smallest image; targets blended like the Gram matrices), each weighted ``style_weight``.
         ``interior``: the style images' statistics over the positions that see none of the zero
-        padding (as in ``texture``)."""
+        padding (as in ``texture``). ``project``: the style statistics of random projections of the
+        channels (as in ``texture``; the content term is not projected)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -212,20 +219,22 @@ class Objective:
                             "or use --feature-stats gram / gram+moments")
         style_sizes = [tuple(s.shape[2:]) for s in styles]
         drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + style_sizes, levels,
-                              inside=style_sizes if interior else ()) if drop_pinned else {})
+                              inside=style_sizes if interior else (), project=project) if drop_pinned else {})
+        proj = projections(net, style_layers, project)
         grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels,
-                             drop, interior) if feature_stats.startswith("gram") else [])
+                             drop, interior, proj) if feature_stats.startswith("gram") else [])
         kept = [l for l in style_layers if l not in drop.get(0, ())]
         if not kept:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                             f"(fewer positions than channels): use a larger size or shallower layers")
         terms += grams
         if feature_stats.endswith("moments"):
-            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior),
-                           style_weight) for l in kept]
+            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior, proj.get(l)),
+                           style_weight, proj=proj.get(l)) for l in kept]
         if feature_stats.endswith("swd"):
             terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l),
-                                                             interior), style_weight) for l in kept]
+                                                             interior, proj.get(l)), style_weight, proj=proj.get(l))
+                      for l in kept]
         for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
             t.weight = style_weight
             terms.append(t)
@@ -351,7 +360,7 @@ def _content_probe_target(f, f0):
 
 
 def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, drop=None,
-                interior: bool = False) -> list[Term]:
+                interior: bool = False, proj=None) -> list[Term]:
     """Gram terms for ``layers`` at pyramid levels 0 .. levels-1 (names "style:relu3_1",
     "style:relu3_1@1", ...), for an image being optimised of ``shape`` (N, 3, H, W).
 
@@ -360,10 +369,11 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, 
     arrangement of the texture is constrained as well as its fine grain (a Gaussian-pyramid
     Gram loss, as in Snelgrove 2017; multi-scale random filters, Ustyuzhaninov et al. 2017).
     ``drop``: {level: layers left out there} (``pinned_layers``); a layer whose maps would be
-    empty at some size pins the layout there too, so it is left out before it is computed."""
+    empty at some size pins the layout there too, so it is left out before it is computed.
+    ``proj``: {layer: (K, C)}: those layers' Gram matrices are of their projected channels."""
     if not isinstance(levels, (int, np.integer)) or levels < 1:
         raise UserError(f"pyramid levels must be a whole number >= 1, got {levels!r}")
-    drop = drop or {}
+    drop, proj = drop or {}, proj or {}
     terms = []
     for k in range(levels):
         keep = [(l, wt) for l, wt in zip(layers, weights) if l not in drop.get(k, ())]
@@ -372,23 +382,29 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, 
         h, w = _check_level(net, shape, k, [l for l, _ in keep], "pyramid level", "the image",
                             "use fewer pyramid levels or a larger size")
         small = [averaged(net, img, k) for img in images]
-        grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w), interior)
-        terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k) for l, wt in keep]
+        grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w), interior, proj)
+        terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k, proj=proj.get(l))
+                  for l, wt in keep]
     return terms
 
 
-def pinned_layers(layers, sizes, levels: int = 1, inside=()) -> dict:
+def pinned_layers(layers, sizes, levels: int = 1, inside=(), project: int = 0) -> dict:
     """{pyramid level: [layers that pin the layout at one of ``sizes`` ((h, w) of the exemplar,
     the output, ...) averaged down ``level`` times]}; levels with none are left out. The sizes
-    also in ``inside`` count only their interior positions (``engine.arch.interior``)."""
+    also in ``inside`` count only their interior positions (``engine.arch.interior``).
+    ``project`` K > 0: the statistics are of at most K projections of the channels, so a layer
+    pins the layout only with fewer positions than that."""
     inside = {tuple(s) for s in inside}
     out = {}
 
     def pins(l, h, w, k):
+        c = map_shape(l, 1, 1)[0]
+        c = min(c, project) if project else c
         if (h, w) not in inside:
-            return pins_layout(l, h >> k, w >> k)
+            _, rows, cols = map_shape(l, h >> k, w >> k)
+            return rows * cols < c
         _, _, rows, cols = interior_window(l, h >> k, w >> k)
-        return min(rows, cols) < 1 or rows * cols < map_shape(l, 1, 1)[0]
+        return min(rows, cols) < 1 or rows * cols < c
 
     for k in range(levels):
         hit = [l for l in layers if any(pins(l, h, w, k) for h, w in (tuple(s) for s in sizes))]
@@ -398,30 +414,34 @@ def pinned_layers(layers, sizes, levels: int = 1, inside=()) -> dict:
 
 
 def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None,
-                interior: bool = False) -> list[Term]:
+                interior: bool = False, proj=None) -> list[Term]:
     """The per-layer terms ``stats`` (one of ``FEATURE_STATS``) of ``images`` (blended
     equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones.
     ``drop_at``: the exemplars' (h, w) sizes: layers that pin the layout there or at ``shape``
     are left out, per level (counted over their interior positions when ``interior``: the
-    statistics of the exemplars are then taken there, ``_window``)."""
+    statistics of the exemplars are then taken there, ``_window``). ``proj``: {layer: (K, C)}, the
+    layers whose statistics are of projected channels (``projections``)."""
+    proj = proj or {}
+    k_proj = min((p.shape[0] for p in proj.values()), default=0)
     if stats not in FEATURE_STATS:
         raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
-    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels, inside=drop_at if interior else ()) \
-        if drop_at else {}
+    drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels, inside=drop_at if interior else (),
+                         project=k_proj) if drop_at else {}
     terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels, drop,
-                        interior) if stats.startswith("gram") else []
+                        interior, proj) if stats.startswith("gram") else []
     if not terms and stats.startswith("gram"):
         raise UserError(f"every layer of {', '.join(layers)} pins the layout at this size "
                         f"(fewer positions than channels): use a larger size or shallower layers")
     keep = [(l, w) for l, w in zip(layers, weights) if l not in drop.get(0, ())]
     layers, weights = [l for l, _ in keep], [w for _, w in keep]
     if stats.endswith("moments"):
-        terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l, interior=interior), w)
+        terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l, interior=interior,
+                                                                     proj=proj.get(l)), w, proj=proj.get(l))
                   for l, w in zip(layers, weights)]
     if stats.endswith("swd"):
         m = {l: _positions(shape[2], shape[3], l) for l in layers}
-        terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, images, l, m[l], interior), w)
-                  for l, w in zip(layers, weights)]
+        terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, images, l, m[l], interior, proj.get(l)), w,
+                       proj=proj.get(l)) for l, w in zip(layers, weights)]
     return terms
 
 
@@ -504,19 +524,22 @@ def _window(f, layer: str, hw, interior: bool, arch: str):
     return f[:, :, top:top + rows, left:left + cols]
 
 
-def _moment_targets(net: VGG19, images, layer, blend=None, interior: bool = False):
-    """(mean, covariance) of ``layer``'s features, each (1, ...): the images' blended by ``blend``
-    (equal when None)."""
-    feats = [_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch) for img in images]
+def _moment_targets(net: VGG19, images, layer, blend=None, interior: bool = False, proj=None):
+    """(mean, covariance) of ``layer``'s features (projected by ``proj`` when given), each (1, ...):
+    the images' blended by ``blend`` (equal when None)."""
+    feats = [_projected(_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch), proj)
+             for img in images]
     mus, covs = zip(*(moments(f) for f in feats))
     blend = [1.0 / len(images)] * len(images) if blend is None else blend
     return (sum(b * m.mean(0, keepdims=True) for b, m in zip(blend, mus)),
             sum(b * c.mean(0, keepdims=True) for b, c in zip(blend, covs)))
 
 
-def _swd_target(net: VGG19, images, layer, positions, interior: bool = False):
-    """(sorted projections resampled to ``positions``, directions): one direction per channel."""
-    f = _pooled([_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch) for img in images])
+def _swd_target(net: VGG19, images, layer, positions, interior: bool = False, proj=None):
+    """(sorted projections resampled to ``positions``, directions): one direction per channel
+    (of the projected channels when ``proj`` is given)."""
+    f = _pooled([_projected(_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch), proj)
+                 for img in images])
     dirs = directions(f.shape[1], f.shape[1], seed=1, xp=net.xp, dtype=f.dtype)
     return sorted_projections(f, dirs, positions), dirs
 
@@ -542,23 +565,46 @@ def averaged(net: VGG19, x, times: int):
     return x
 
 
-def _gram_targets(net: VGG19, images, blend, layers, hw, interior: bool = False) -> dict:
+def _gram_targets(net: VGG19, images, blend, layers, hw, interior: bool = False, proj=None) -> dict:
     """{layer: sum_i blend_i * G_i * M_out / M_i}, each (1, C, C) on the device.
 
     G = F F^T grows with the number of positions M, so a style image of another size than the
     image being optimised (of size ``hw`` = (H, W)) has its Gram matrices rescaled to the
-    output's M: what is matched is the per-position correlation, as the loss's 1/M^2 assumes."""
+    output's M: what is matched is the per-position correlation, as the loss's 1/M^2 assumes.
+    ``proj``: {layer: (K, C)}: those layers' Gram matrices are of their projected channels."""
     h, w = hw
+    proj = proj or {}
     targets = {}
     for img, b in zip(images, blend):
         feats = net.features(img, layers)
         for l in layers:
-            f = _window(feats[l], l, img.shape[2:], interior, net.arch)
+            f = _projected(_window(feats[l], l, img.shape[2:], interior, net.arch), proj.get(l))
             m_img = f.shape[2] * f.shape[3]
             m_out = _positions(h, w, l)
             g = gram_forward(f).mean(axis=0, keepdims=True) * (b * m_out / m_img)
             targets[l] = g if l not in targets else targets[l] + g
     return targets
+
+
+PROJECTION_SEED = 7   # the projections are part of the network's definition: one draw for every run
+
+
+def projections(net: VGG19, layers, k: int) -> dict:
+    """{layer: (k, C)} for each of ``layers`` with more than k channels: orthonormal rows, one
+    random subspace per layer (``ops.project.projection``; seeded by the layer's place in the
+    net, so the texture and style commands and every run use the same ones). k = 0: {}."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise UserError(f"the projection size must be a whole number >= 0 (0: off), got {k!r}")
+    if not k:
+        return {}
+    names = net.layer_names()
+    return {l: projection(c, k, PROJECTION_SEED * 1000 + names.index(l), net.xp, net.dtype)
+            for l in layers for c in [map_shape(l, 1, 1, net.arch)[0]] if c > k}
+
+
+def _projected(f, p):
+    """f (N, C, h, w) projected by p (K, C), or f itself when p is None."""
+    return f if p is None else project_forward(f, p)
 
 
 def _positions(h: int, w: int, layer: str) -> int:

@@ -70,6 +70,7 @@ def _parser():
     network.add_filter_bank_option(g, "half the smallest image; each term toward the style's")
     network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
+    network.add_project_option(g, "the style images'")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
@@ -113,6 +114,7 @@ def run(**kwargs):
         raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
     network.check_ensemble(a)
     network.check_filter_bank(a)
+    network.check_project(a)
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")
@@ -136,7 +138,8 @@ def run(**kwargs):
         # with --pinned-layers drop, a layer too small for an image pins its layout and is left out
         used = style_layers
         if a.pinned_layers == "drop":
-            pinned = objectives.pinned_layers(style_layers, [content.shape[:2]] + [s.shape[:2] for s in style_imgs])
+            pinned = objectives.pinned_layers(style_layers, [content.shape[:2]] + [s.shape[:2] for s in style_imgs],
+                                              project=a.project)
             used = [l for l in style_layers if l not in pinned.get(0, ())] or style_layers
         net.check_input((1, 3, *content.shape[:2]), [content_layer, *used])
         for s in style_imgs:
@@ -150,7 +153,7 @@ def run(**kwargs):
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         drop = a.pinned_layers == "drop"
         pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid,
-                                          inside=[x.shape[2:] for x in xs] if a.interior else ())
+                                          inside=[x.shape[2:] for x in xs] if a.interior else (), project=a.project)
         if pinned and size == a.size:
             note = "; ".join(", ".join(ls) + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
             note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins a layout; "
@@ -162,12 +165,12 @@ def run(**kwargs):
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
-                              interior=a.interior)
+                              interior=a.interior, project=a.project)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
-                                                    interior=a.interior)
+                                                    interior=a.interior, project=a.project)
                                     for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))

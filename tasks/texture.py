@@ -73,6 +73,7 @@ def _parser():
                         "exemplar's (resampled to the output's size; the phase is free), weighted W like one "
                         f"layer; for regular textures. 0: off (default: {SPECTRUM:g})")
     network.add_ensemble_option(g, "the colour, filter-bank and spectrum terms")
+    network.add_project_option(g, "the exemplar's")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         f"sliced Wasserstein distance of the features (default: {FEATURES})")
@@ -111,7 +112,7 @@ def periodic_margin(a, layers, hw) -> int:
     wrapped around (``engine.arch.periodic_pad`` of the layers kept there); 0 without --periodic."""
     if not a.periodic:
         return 0
-    drop = pinned_layers(layers, [hw], a.pyramid, inside=[hw] if a.interior else ()) \
+    drop = pinned_layers(layers, [hw], a.pyramid, inside=[hw] if a.interior else (), project=a.project) \
         if a.pinned_layers == "drop" else {}
     pairs = [(l, k) for k in range(a.pyramid) for l in layers if l not in drop.get(k, ())]
     return periodic_pad(pairs) if pairs else 0
@@ -196,6 +197,7 @@ def run(**kwargs):
     layers = command.layer_list(a.layers, "--layers")
     weights = command.floats(a.layer_weights, "--layer-weights")
     network.check_filter_bank(a)
+    network.check_project(a)
     exemplar_size = _exemplar_size(a)
     if a.held_out:
         network.check_exemplar_memory(a.image, exemplar_size, a.size)
@@ -238,7 +240,7 @@ def run(**kwargs):
               else scales.start_from(start, shape, net.preprocessing, periodic=a.periodic))
         drop = a.pinned_layers == "drop"
         pinned = pinned_layers(layers, [x_src.shape[2:], shape[2:]], a.pyramid,
-                               inside=[x_src.shape[2:]] if a.interior else ())
+                               inside=[x_src.shape[2:]] if a.interior else (), project=a.project)
         if pinned and size == a.size:
             note = "; ".join(f"{', '.join(ls)}" + (f" (pyramid level {k})" if k else "") for k, ls in pinned.items())
             note = (f"{note}: fewer positions than channels at this size, so the Gram matrix pins the source's layout; "
@@ -249,13 +251,14 @@ def run(**kwargs):
         obj = Objective.texture(net, x_src, layers, weights, levels=a.pyramid, shape=shape, pixel_stats=a.pixel_stats,
                                 feature_stats=a.feature_stats, drop_pinned=drop, bank_maps=a.filter_bank,
                                 bank_seed=a.seed, spectrum_weight=a.spectrum_weight, interior=a.interior,
-                                periodic=a.periodic)
+                                periodic=a.periodic, project=a.project)
         if a.periodic:  # the border, in px, the net sees around the periodic image at this stage
             log.setdefault("periodic_pad_px", {})[str(size)] = obj.pad
         if others:  # the other nets' per-layer terms; the pixel, bank and spectrum terms once
             obj = Ensemble([obj] + [Objective.texture(n, x_src, layers, weights, levels=a.pyramid, shape=shape,
                                                       feature_stats=a.feature_stats, drop_pinned=drop,
-                                                      interior=a.interior, periodic=a.periodic) for n in others])
+                                                      interior=a.interior, periodic=a.periodic, project=a.project)
+                                    for n in others])
         return obj, x0
 
     try:

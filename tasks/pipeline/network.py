@@ -116,6 +116,20 @@ def add_interior_option(g, images: str, default: bool) -> None:
                         f"the border\" (default: {'on' if default else 'off'})")
 
 
+def add_project_option(g, what: str) -> None:
+    """--project K on an argument group; ``what``: whose statistics it projects."""
+    g.add_argument("--project", type=int, default=0, metavar="K",
+                   help=f"take {what} statistics of K random projections of each layer's channels where it has "
+                        "more (a fixed random subspace per layer): fewer numbers to match, so a deep layer with "
+                        "fewer positions than channels (relu4_1 at 128 px) no longer pins the layout and is kept; "
+                        "0: off (default: 0)")
+
+
+def check_project(a) -> None:
+    if isinstance(a.project, bool) or not isinstance(a.project, numbers.Integral) or a.project < 0:
+        raise UserError(f"--project must be a whole number >= 0 (projections per layer; 0: off), got {a.project!r}")
+
+
 def check_filter_bank(a) -> None:
     if (isinstance(a.filter_bank, bool) or not isinstance(a.filter_bank, numbers.Integral)
             or not 0 <= a.filter_bank <= MAX_BANK_MAPS):

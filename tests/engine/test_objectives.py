@@ -194,3 +194,49 @@ def test_pyramid_levels_match_the_averaged_images(net):
     assert abs(value) < 1e-12 and np.abs(grad).max() < 1e-9
     value_off, _ = obj.value_and_grad(images((1, 3, 32, 32), seed=6)[0])
     assert value_off > 1e-3
+
+
+def test_projected_statistics_are_those_of_the_projected_channels(net):
+    """project=K: layers with more than K channels get fixed orthonormal projections (K, C), their
+    Gram and moment targets are P G P^T and (P mu, P S P^T), the others are left as they are; the
+    same projections for every objective (one draw, part of the net's definition)."""
+    from engine.objectives import projections
+    from engine.ops.stats import moments
+
+    xs, = images((1, 3, 32, 32), seed=7)
+    obj = Objective.texture(net, xs, ["relu1_1", "relu3_1"], feature_stats="gram+moments", project=96)
+    kinds = {t.name: t for t in obj.terms}
+    assert kinds["style:relu1_1"].proj is kinds["moments:relu1_1"].proj is None     # 64 channels, not more than 96
+    p = kinds["style:relu3_1"].proj
+    assert p.shape == (96, 256) and kinds["moments:relu3_1"].proj is p
+    np.testing.assert_allclose(p @ p.T, np.eye(96), atol=1e-12)
+    f = net.features(xs, ["relu3_1"])["relu3_1"]
+    np.testing.assert_allclose(kinds["style:relu3_1"].target, p @ gram_forward(f) @ p.T, rtol=1e-10)
+    mu, cov = moments(f)
+    np.testing.assert_allclose(kinds["moments:relu3_1"].target[0], mu @ p.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(kinds["moments:relu3_1"].target[1], p @ cov @ p.T, rtol=1e-10, atol=1e-12)
+    again = projections(net, ["relu1_1", "relu3_1"], 96)
+    assert list(again) == ["relu3_1"] and np.array_equal(again["relu3_1"], p)
+    # the loss reads the projected features: zero at the exemplar itself, positive elsewhere
+    feats = net.forward(Tensor(xs), obj.layers)
+    assert float(kinds["style:relu3_1"].loss(feats, Tensor(xs)).data) < 1e-20
+    other, = images((1, 3, 32, 32), seed=8)
+    assert float(kinds["style:relu3_1"].loss(net.forward(Tensor(other), obj.layers), Tensor(other)).data) > 0
+    assert projections(net, ["relu3_1"], 0) == {}
+    for bad in (-1, 2.5, True):
+        with pytest.raises(UserError, match="projection size must be a whole number"):
+            projections(net, ["relu3_1"], bad)
+
+
+def test_projection_frees_the_layers_that_pin_the_layout(net):
+    """With K projections a layer pins the layout only with fewer positions than K: at 128 px
+    relu4_1 (256 positions) and relu5_1 (64) are kept at K = 64, relu5_1 is left out at K = 128."""
+    from engine.objectives import pinned_layers
+
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert pinned_layers(layers, [(128, 128)]) == {0: ["relu4_1", "relu5_1"]}
+    assert pinned_layers(layers, [(128, 128)], project=64) == {}
+    assert pinned_layers(layers, [(128, 128)], project=128) == {0: ["relu5_1"]}
+    xs, = images((1, 3, 64, 64), seed=9)
+    obj = Objective.texture(net, xs, ["relu1_1", "relu4_1", "relu5_1"], drop_pinned=True, project=32)
+    assert [t.name for t in obj.terms] == ["style:relu1_1", "style:relu4_1"]   # relu5_1: 4 x 4 < 32

@@ -223,3 +223,23 @@ def test_style_interior_takes_the_style_images_statistics_off_their_border():
     np.testing.assert_array_equal(plain["content:relu1_2"], inner["content:relu1_2"])
     img, _ = style.run(content="chelsea", style=["brick"], size=32, iters=3, interior=True, **QUIET)
     assert img.shape[:2] == (21, 32) or max(img.shape[:2]) == 32
+
+
+@pytest.mark.parametrize("k, message", [(-1, "--project must be a whole number >= 0"),
+                                        (2.5, "project=2.5: give a whole number")])
+def test_project_is_a_whole_number(k, message):
+    with pytest.raises(UserError, match=message):
+        texture.run(image="brick", size=32, iters=1, project=k, net="random", **QUIET)
+    with pytest.raises(UserError, match=message):
+        style.run(content="chelsea", style=["brick"], size=32, iters=1, project=k, net="random", **QUIET)
+
+
+def test_project_keeps_the_deep_layers_and_says_nothing_is_pinned():
+    """--project 32 at 64 px: relu4_1 (8 x 8 positions) is kept, relu5_1 (4 x 4) is still left out;
+    without it both are."""
+    _, log = texture.run(image="brick", size=64, iters=3, project=32, net="random", **QUIET)
+    assert log["pinned_layers"] == {"0": ["relu5_1"]}
+    assert {"style:relu4_1", "moments:relu4_1"} <= set(log["final_terms"]) and "style:relu5_1" not in log["final_terms"]
+    _, log = texture.run(image="brick", size=64, iters=3, net="random", **QUIET)
+    assert log["pinned_layers"] == {"0": ["relu4_1", "relu5_1"]}
+    assert "style:relu4_1" not in log["final_terms"]
