@@ -100,6 +100,8 @@ CONFIGS.update({
     "pyramid2": dict(pyramid=2),                                # the style Grams of x also 2x2-averaged once
     "pyramid3": dict(pyramid=3),
     "interior": dict(interior=True),                            # the style image's statistics off its border
+    "project64": dict(project=64),                              # the style statistics of 64 random projections per layer
+    "project128": dict(project=128),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),

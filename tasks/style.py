@@ -22,6 +22,7 @@ from engine.errors import UserError
 from engine import objectives
 from engine.objectives import Ensemble, Objective
 from engine.ops.gram import gram_forward
+from engine.ops.project import project_forward
 from engine.arch import check_layers
 
 from .cli import command
@@ -187,11 +188,14 @@ def run(**kwargs):
     first = obj.parts[0] if isinstance(obj, Ensemble) else obj   # the errors are read in the first net
     targets = {(t.kind, t.layer): backend.to_host(t.target) for t in first.terms
                if t.kind == "content" or (t.kind == "gram" and t.level == 0)}
+    projected = {t.layer: backend.to_host(t.proj) for t in first.terms   # --project: the Grams of P F
+                 if t.kind == "gram" and t.level == 0 and t.proj is not None}
 
     def errors(x):
         """Relative content error (at --content-level), and relative Gram error per style layer
         against the (blended, size-matched) style targets."""
         f = {k: backend.to_host(v) for k, v in net.features(x, [l for l in style_layers if ("gram", l) in targets]).items()}
+        f = {k: project_forward(v, projected[k]) if k in projected else v for k, v in f.items()}
         fc = backend.to_host(net.features(objectives.averaged(net, x, a.content_level), [content_layer])[content_layer])
         style = {l: metrics.relative_error(gram_forward(f[l]), targets["gram", l]) for l in style_layers
                  if ("gram", l) in targets}

@@ -243,3 +243,11 @@ def test_project_keeps_the_deep_layers_and_says_nothing_is_pinned():
     _, log = texture.run(image="brick", size=64, iters=3, net="random", **QUIET)
     assert log["pinned_layers"] == {"0": ["relu4_1", "relu5_1"]}
     assert "style:relu4_1" not in log["final_terms"]
+
+
+def test_style_project_reports_the_projected_errors():
+    """--project on the style command: the log's per-layer Gram errors are of the projected
+    channels (relu2_1 at 32 px: 128 channels, 16 x 16 positions, projected to 48), and fall."""
+    _, log = style.run(content="chelsea", style=["brick"], size=32, iters=5, project=48, net="random",
+                       style_layers="relu1_1,relu2_1", **QUIET)
+    assert log["style_error"]["relu2_1"] < log["start_style_error"]["relu2_1"]
