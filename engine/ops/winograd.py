@@ -526,62 +526,76 @@ def _grad_input_transform(gy, mask, v, k):
 
 
 @numba.njit(fastmath={"contract"}, cache=CACHE)
-def _add_block(d, out, tx):
-    """``_add_row`` for one block tx, whose columns may run past out."""
-    m, nt, w = d.shape[0] - 2, d.shape[1], out.shape[0]
-    for q in range(m):
-        c = m * tx + q
-        if c < w:
-            val = d[q + 1, tx]
-            if q == 0 and tx > 0:
-                val += d[m + 1, tx - 1]
-            if q == m - 1 and tx + 1 < nt:
-                val += d[0, tx + 1]
-            out[c] += val
+def _join(dst, src, shift, tw, fix, keep):
+    """dst[t] += src[t + shift] for every t with t + shift inside (one unit-stride pass), left
+    as it was at the tiles t = ty*tw + fix (0 <= fix < tw) when ``fix`` >= 0: the tiles whose
+    neighbour ``shift`` away in the flat tile order lies in another tile row (shift = +-1).
+    keep: scratch of at least len(dst) // tw."""
+    n = dst.shape[0]
+    rows = n // tw if fix >= 0 else 0
+    for i in range(rows):
+        keep[i] = dst[i * tw + fix]
+    if shift >= 0:
+        for t in range(n - shift):
+            dst[t] += src[t + shift]
+    else:
+        for t in range(-shift, n):
+            dst[t] += src[t + shift]
+    for i in range(rows):
+        dst[i * tw + fix] = keep[i]
 
 
 @numba.njit(fastmath={"contract"}, cache=CACHE)
-def _add_row(d, out):
-    """out[m*tx - 1 + s] += d[s, tx] for the tiles tx of one row and s = 0 .. a-1, where that
-    column lies inside out. Tiles overlap by two columns, so this goes block by block: columns
-    m*tx .. m*tx + m-1 get tile tx's own values, the first also the left tile's last and the
-    last also the right tile's first, one add each, the m adds of a block side by side (SIMD).
-    d: (a, T)."""
+def _add_tiles(d, out):
+    """out[m*tx + q] += d[q + 1, tx] for the tiles tx of one row and q = 0 .. m-1, where that
+    column lies inside out: a row of tiles whose overlaps are already summed (``_join``), put
+    back in place, the m adds of a tile side by side (SIMD). d: (a, T), rows 0 and a-1 unread."""
     m, nt, w = d.shape[0] - 2, d.shape[1], out.shape[0]
-    hi = max(1, min(nt - 1, (w - m) // m + 1))   # blocks 1 .. hi-1 lie inside, with both neighbours
+    whole = min(nt, w // m)   # tiles wholly inside out
     if m == 4:
-        d0, d1, d2, d3, d4, d5 = d[0], d[1], d[2], d[3], d[4], d[5]
-        for tx in range(1, hi):
+        d1, d2, d3, d4 = d[1], d[2], d[3], d[4]
+        for tx in range(whole):
             c = 4 * tx
-            out[c] += d1[tx] + d5[tx - 1]
+            out[c] += d1[tx]
             out[c + 1] += d2[tx]
             out[c + 2] += d3[tx]
-            out[c + 3] += d4[tx] + d0[tx + 1]
+            out[c + 3] += d4[tx]
     else:
-        d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
-        for tx in range(1, hi):
+        d1, d2 = d[1], d[2]
+        for tx in range(whole):
             c = 2 * tx
-            out[c] += d1[tx] + d3[tx - 1]
-            out[c + 1] += d2[tx] + d0[tx + 1]
-    _add_block(d, out, 0)
-    for tx in range(hi, nt):
-        _add_block(d, out, tx)
+            out[c] += d1[tx]
+            out[c + 1] += d2[tx]
+    for tx in range(whole, nt):
+        for q in range(m):
+            if m * tx + q < w:
+                out[m * tx + q] += d[q + 1, tx]
 
 
 @parallel_jit
 def _grad_output_transform(mm, top, gx, k):
     """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
-    added into gx at the tile's place (tiles overlap by two rows and columns; added in a fixed
-    order, one channel per thread). mm: (a*a, C, N*P), P = th*tw; gx: (N, C, H, W), any
-    strides; top: as in ``_split`` (tile row 0 starts at gx's row top - 1); k: ``_consts``.
-    B M along i, then B along j, for all P tiles at once (one pass each), then each tile row
-    added into gx's rows (``_add_row``)."""
+    added into gx at the tile's place (tiles overlap by two rows and columns). mm: (a*a, C,
+    N*P), P = th*tw; gx: (N, C, H, W), any strides, its rows from 2*top on zeroed here first
+    (a band's first two rows already hold the band above's tiles: ``winograd_conv_backward``
+    need not zero gx); top: as in ``_split`` (tile row 0 starts at gx's row top - 1); k:
+    ``_consts``. One channel per thread: no two threads write the same element.
+
+    B M along i, then B along j, for all P tiles at once (one pass each): d[r, s] for every
+    tile. Tile tx's column s lands on column m*tx - 1 + s, so column phase q of a tile (column
+    m*tx + q) is its own s = q+1, plus s = a-1 of the tile on its left (q = 0) and s = 0 of the
+    tile on its right (q = m-1); likewise for rows, a tile row (tw tiles) away. Those sums are
+    unit-stride passes over all tiles (``_join``: columns, then rows), after which each of
+    gx's rows is one tile row's d[q + 1, 1..m], added in place (``_add_tiles``). Each element
+    of gx gets at most two row sums (of at most two column values each), added to zero: the
+    same bits whatever the order of the passes and the number of threads."""
     n, c, h, w = gx.shape
     a = 6 if mm.shape[0] == 36 else 4
     m = a - 2
     tw = -(-w // m)
     npt = mm.shape[2] // n
     th = npt // tw
+    zero = k[0]
     for p in numba.prange(n * c):
         b, ci = p // c, p % c
         t0, t1 = b * npt, (b + 1) * npt
@@ -594,17 +608,31 @@ def _grad_output_transform(mm, top, gx, k):
             else:
                 _b2(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
                     mm[3 * a + j, ci, t0:t1], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
-        d = np.empty((a, npt), gx.dtype)       # row r of every tile's B M B^T
+        d = np.empty((a, a, npt), gx.dtype)    # (B M B^T)[r, s]
+        keep = np.empty(th, gx.dtype)
         for r in range(a):
-            e = bm[r]
+            e, o = bm[r], d[r]
             if m == 4:
-                _b4(e[0], e[1], e[2], e[3], e[4], e[5], d[0], d[1], d[2], d[3], d[4], d[5], k)
+                _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
             else:
-                _b2(e[0], e[1], e[2], e[3], d[0], d[1], d[2], d[3])
-            for ty in range(th):                # tiles in a fixed order: the same sums always
-                y = m * ty - 1 + r + top
-                if 0 <= y < h:
-                    _add_row(d[:, ty * tw:(ty + 1) * tw], gx[b, ci, y])
+                _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
+            _join(o[1], o[a - 1], -1, tw, 0, keep)        # column phase 0: the left tile's last
+            _join(o[m], o[0], 1, tw, tw - 1, keep)        # column phase m-1: the right tile's first
+        for s in range(1, m + 1):
+            _join(d[1, s], d[a - 1, s], -tw, tw, -1, keep)  # row phase 0: the tile row above's last
+            _join(d[m, s], d[0, s], tw, tw, -1, keep)       # row phase m-1: the tile row below's first
+        plane = gx[b, ci]
+        for y in range(2 * top, h):
+            plane[y] = zero
+        for ty in range(th):
+            for q in range(m):
+                y = m * ty + q + top
+                if y < h:
+                    _add_tiles(d[q + 1, :, ty * tw:(ty + 1) * tw], plane[y])
+        if top > 0:                             # the row above tile row 0 (a band's first)
+            _add_tiles(d[0, :, :tw], plane[top - 1])
+        if m * th + top < h:                    # the row below the last tile row
+            _add_tiles(d[a - 1, :, (th - 1) * tw:], plane[m * th + top])
 
 
 _CONSTS: dict = {}
@@ -713,7 +741,7 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
     n, cout, h, w = gy.shape
     cin, dtype = u.shape[1] if u.ndim == 4 else u.shape[2], gy.dtype
     a2, tw = (m + 2) ** 2, -(-w // m)
-    gx = np.zeros((n, cin, h, w), dtype)
+    gx = np.empty((n, cin, h, w), dtype)  # zeroed band by band, as the tiles are added
     rows = band_rows(n, max(cout, cin), h, w, m, dtype.itemsize)
     k = _consts(dtype)
     for r0 in range(0, h, rows):

@@ -68,6 +68,28 @@ def test_bands_give_the_whole_maps_conv(algorithm, shape, monkeypatch):
     assert sizes["v"] == (m + 2) ** 2 * 6 * shape[0] * (-(-shape[3] // m) + 1)  # one tile row's V
 
 
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 2, 8, 8), (1, 2, 1, 3)])
+def test_gradient_scatter_writes_every_element(m, shape):
+    """winograd_conv_backward leaves gx unzeroed (np.empty): the scatter writes each of gx's
+    rows first, whatever they held, except a band's first two rows (top = 1), which hold the
+    band above's tiles and are added to; float64 to the same bits as scattering into zeros."""
+    n, c, h, w = shape
+    a, tw = m + 2, -(-w // m)
+    th = -(-(h - 1) // m)  # a band with the row above (top = 1) and no row below
+    mm = np.random.default_rng(5).standard_normal((a * a, c, n * th * tw))
+    k = winograd._consts(np.float64)
+    for top in (0, 1):
+        zeros, junk = np.zeros(shape), np.full(shape, np.nan)
+        junk[:, :, :2 * top] = 0
+        winograd._grad_output_transform(mm, top, zeros, k)
+        winograd._grad_output_transform(mm, top, junk, k)
+        assert np.array_equal(junk, zeros)
+        above = np.ones(shape)
+        winograd._grad_output_transform(mm, top, above, k)
+        np.testing.assert_array_equal(above[:, :, :2 * top], zeros[:, :, :2 * top] + 1)
+
+
 # float32 error of the largest value at a VGG-like layer (64 -> 48 channels, 32x32, ReLU'd
 # input, He-scaled weights); measured: im2col 3e-7, F(2x2) 3e-7, F(4x4) 5e-6 (forward and back)
 F32_BOUND = {"im2col": 2e-6, "f2": 2e-6, "f4": 5e-5}
