@@ -19,7 +19,10 @@ seen half cut from the style image at its own resolution.
 Speckle: the fine-scale energy of the change made to the photo, r = (x - c) minus its 3x3 box
 average, as the mean of r^2 over pixels and channels ("hf"), and of its colour part (r minus its
 mean over R, G, B: "hf_colour"). Rows go to DIR/style.csv as they finish (one "unstyled_photo"
-row per pair: the photo itself, judged).
+row per pair: the photo itself, judged). "photo_colour" rows, a free baseline with no network: the
+photo with its colours moved a fraction t of the way to the seen half's mean and covariance
+(``tasks.style.recoloured``; t, 0.25 .. 1, in the content_weight column), one row per t; its
+frontier is read like a method's.
 
 --summary: per pair and configuration, medians [min-max] over seeds, and the ratio of the style
 distance to Gatys' (the "gatys" rows of the same file: its frontier over content weights,
@@ -100,6 +103,8 @@ CONFIGS.update({
     "pyramid2": dict(pyramid=2),                                # the style Grams of x also 2x2-averaged once
     "pyramid3": dict(pyramid=3),
     "interior": dict(interior=True),                            # the style image's statistics off its border
+    "colour_first0.5": dict(colour_first=0.5),                 # the photo's colours moved halfway to the style's first
+    "colour_first1": dict(colour_first=1.0),
     "project64": dict(project=64),                              # the style statistics of 64 random projections per layer
     "project128": dict(project=128),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
@@ -108,6 +113,7 @@ CONFIGS.update({
     "random_orthogonal": dict(net="random", weight_init="orthogonal"),
     "random_zero_mean_first": dict(net="random", weight_init="zero-mean-first"),
 })
+PHOTO_COLOUR = (0.25, 0.5, 0.75, 1.0)    # fractions of the way to the style's colours (photo_colour rows)
 COLUMNS = ["pair", "config", "content_weight", "seed", "content_err", "style_trained", "content_err_random",
            "style_random", "hf", "hf_colour", "seconds"]
 
@@ -241,6 +247,9 @@ def run(a) -> str:
                 fh.flush()
 
             row("unstyled_photo", "", 0, content, 0)
+            seen_img = image.load_image(seen)
+            for t in PHOTO_COLOUR:   # the free baseline: the photo recoloured toward the seen half, no network
+                row("photo_colour", f"{t:g}", 0, style.recoloured(content, [seen_img], t), 0)
             for config in configs:
                 for cw in sweep:
                     for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo

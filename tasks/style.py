@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
@@ -35,6 +37,7 @@ STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
 # the API's defaults (engine.objectives), so that the command line and Objective.style agree
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = objectives.CONTENT_WEIGHT, objectives.STYLE_WEIGHT, objectives.TV_WEIGHT
 PINNED = "drop" if objectives.STYLE_DROP_PINNED else "keep"
+COLOUR_FIRST = 0.0
 
 
 def _parser():
@@ -73,6 +76,11 @@ def _parser():
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     network.add_project_option(g, "the style images'")
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
+    g.add_argument("--colour-first", type=float, default=COLOUR_FIRST, metavar="T",
+                   help="before the transfer, move the content image's colours a fraction T of the way to the "
+                        "style images' (their mean and covariance, exactly at 1): the content term then holds "
+                        "the recoloured photo, and the style terms add the rest; 0: off "
+                        f"(default: {COLOUR_FIRST:g})")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
     g = ap.add_argument_group("fair judging (the result against a part of the style image it never saw)")
@@ -111,6 +119,9 @@ def run(**kwargs):
         v = getattr(a, name)
         if not (v >= 0 and v < float("inf")):
             raise UserError(f"--{name.replace('_', '-')} must be a number >= 0, got {v!r}")
+    if not (isinstance(a.colour_first, (int, float)) and 0 <= a.colour_first <= 1):
+        raise UserError(f"--colour-first must be a fraction from 0 to 1 (0: off, 1: the style's colours), "
+                        f"got {a.colour_first!r}")
     if a.content_level < 0:
         raise UserError(f"--content-level must be a whole number >= 0, got {a.content_level}")
     network.check_ensemble(a)
@@ -150,7 +161,7 @@ def run(**kwargs):
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
         content, style_imgs = read(size)
-        xc = image.preprocess(content, net.preprocessing)
+        xc = image.preprocess(recoloured(content, style_imgs, a.colour_first), net.preprocessing)
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         drop = a.pinned_layers == "drop"
         pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid,
@@ -220,6 +231,16 @@ def run(**kwargs):
         return out_img
 
     return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
+
+
+def recoloured(content, style_imgs, t: float):
+    """The content image (H, W, 3) with its colours moved a fraction ``t`` toward those of the
+    style images' pixels pooled (``image.colour_transfer``: their mean and covariance at t = 1)."""
+    if not t:
+        return content
+    pooled = np.concatenate([np.asarray(s, np.float32).reshape(-1, 3) for s in style_imgs])[:, None, :]
+    return ((1.0 - t) * np.asarray(content, np.float32)
+            + t * image.colour_transfer(content, pooled)).astype(np.float32)
 
 
 def _held_out_report(out_img, content, seen, held, judges) -> dict:
