@@ -4,7 +4,7 @@
         [--configs default,random_he,ensemble2,...] [--content-weights 30] [--seeds 0,1,2] [--size 128] [--iters 200]
     python -m bench.style_levers --summary DIR/style.csv
     python -m bench.style_levers --frontiers DIR/style.csv
-    python -m bench.style_levers --pairs ... --out DIR --figure FIG.png --figure-cells default@15,gatys@3
+    python -m bench.style_levers --pairs ... --out DIR --figure FIG.png --figure-cells default@120,gatys@3
 
 Each pair is ``content:style`` (files or sample names; ``--content C --style S`` for one). The
 style image is cut in two halves (``engine.judge.split_style`` of the image read at --size, as
@@ -21,7 +21,7 @@ average, as the mean of r^2 over pixels and channels ("hf"), and of its colour p
 mean over R, G, B: "hf_colour"). Rows go to DIR/style.csv as they finish (one "unstyled_photo"
 row per pair: the photo itself, judged). "photo_colour" rows, a free baseline with no network: the
 photo with its colours moved a fraction t of the way to the seen half's mean and covariance
-(``tasks.style.recoloured``; t, 0.25 .. 1, in the content_weight column), one row per t; its
+(``engine.io.image.recolour``; t, 0.25 .. 1, in the content_weight column), one row per t; its
 frontier is read like a method's.
 
 --summary: per pair and configuration, medians [min-max] over seeds, and the ratio of the style
@@ -55,7 +55,7 @@ ALL = ",".join(LAYERS)
 # defaults, and the levers after it change the defaults by what their name says (--content-layer
 # sets their content layer).
 FIVE = dict(style_layers=ALL, content_layer="relu2_2", content_weight=10, pinned_layers="keep", pixel_stats="none",
-            feature_stats="gram", scales="none")
+            feature_stats="gram", scales="none", colour_first=0.0)
 CONFIGS = {
     "five_layers": {},
     "no_relu1_1": dict(style_layers="relu2_1,relu3_1,relu4_1,relu5_1"),
@@ -249,7 +249,7 @@ def run(a) -> str:
             row("unstyled_photo", "", 0, content, 0)
             seen_img = image.load_image(seen)
             for t in PHOTO_COLOUR:   # the free baseline: the photo recoloured toward the seen half, no network
-                row("photo_colour", f"{t:g}", 0, style.recoloured(content, [seen_img], t), 0)
+                row("photo_colour", f"{t:g}", 0, image.recolour(content, [seen_img], t), 0)
             for config in configs:
                 for cw in sweep:
                     for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo
@@ -260,6 +260,8 @@ def run(a) -> str:
                             kw["content_weight"] = cw
                         if a.content_layer and config != "gatys":
                             kw.setdefault("content_layer", a.content_layer)
+                        if a.colour_first is not None and config != "gatys":
+                            kw.setdefault("colour_first", a.colour_first)
                         kw = {k: v for k, v in kw.items() if v is not None}
                         t0 = time.perf_counter()
                         img, _ = style.run(content=content_spec, style=[seen], size=a.size, iters=a.iters, seed=seed,
@@ -356,7 +358,7 @@ def figure(a) -> str:
     seed = int(a.seeds.split(",")[0])
     cells = [c.strip().partition("@") for c in a.figure_cells.split(",") if c.strip()]
     if not cells or any(not (name and cw) for name, _, cw in cells):
-        raise SystemExit("--figure-cells takes CONFIG@ALPHA,... (e.g. default@15,gatys@3)")
+        raise SystemExit("--figure-cells takes CONFIG@ALPHA,... (e.g. default@120,gatys@3)")
     scored = {(r["pair"], r["config"], r["content_weight"], r["seed"]): r
               for r in _rows(os.path.join(a.out, "style.csv"))}
     rows, labels = [], []
@@ -391,10 +393,13 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--judge", choices=("project", "five"), default="project")
+    ap.add_argument("--colour-first", type=float, default=None, metavar="T",
+                    help="the random nets' --colour-first wherever a config does not set one (default: the "
+                         "style command's)")
     ap.add_argument("--content-layer", help="the random nets' content layer wherever a config does not set one "
                                             "(default: the style command's)")
     ap.add_argument("--figure", metavar="PNG", help="draw a grid of the results already in --out and stop")
-    ap.add_argument("--figure-cells", default="default@15,gatys@3", metavar="CONFIG@ALPHA,...",
+    ap.add_argument("--figure-cells", default="default@120,gatys@3", metavar="CONFIG@ALPHA,...",
                     help="the --figure's result columns")
     a = ap.parse_args(argv)
     if a.figure:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
 from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
@@ -37,7 +35,7 @@ STYLE_LAYERS = ",".join(objectives.STYLE_LAYERS)
 # the API's defaults (engine.objectives), so that the command line and Objective.style agree
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = objectives.CONTENT_WEIGHT, objectives.STYLE_WEIGHT, objectives.TV_WEIGHT
 PINNED = "drop" if objectives.STYLE_DROP_PINNED else "keep"
-COLOUR_FIRST = 0.0
+COLOUR_FIRST = objectives.STYLE_COLOUR_FIRST
 
 
 def _parser():
@@ -161,7 +159,7 @@ def run(**kwargs):
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""
         content, style_imgs = read(size)
-        xc = image.preprocess(recoloured(content, style_imgs, a.colour_first), net.preprocessing)
+        xc = image.preprocess(content, net.preprocessing)
         xs = [image.preprocess(s, net.preprocessing) for s in style_imgs]
         drop = a.pinned_layers == "drop"
         pinned = objectives.pinned_layers(style_layers, [xc.shape[2:]] + [x.shape[2:] for x in xs], a.pyramid,
@@ -177,14 +175,15 @@ def run(**kwargs):
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
-                              interior=a.interior, project=a.project)
+                              interior=a.interior, project=a.project, colour_first=a.colour_first)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
-                                                    interior=a.interior, project=a.project)
+                                                    interior=a.interior, project=a.project, colour_first=0.0)
                                     for n in others])
-        x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
+        x0 = (inputs.start_image(a, xc.shape, content=objectives.recoloured_content(net, xc, xs, a.colour_first),
+                                 mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
 
@@ -231,16 +230,6 @@ def run(**kwargs):
         return out_img
 
     return runner.optimize(a, net, runner.Setup(obj, x_start, finish), log)
-
-
-def recoloured(content, style_imgs, t: float):
-    """The content image (H, W, 3) with its colours moved a fraction ``t`` toward those of the
-    style images' pixels pooled (``image.colour_transfer``: their mean and covariance at t = 1)."""
-    if not t:
-        return content
-    pooled = np.concatenate([np.asarray(s, np.float32).reshape(-1, 3) for s in style_imgs])[:, None, :]
-    return ((1.0 - t) * np.asarray(content, np.float32)
-            + t * image.colour_transfer(content, pooled)).astype(np.float32)
 
 
 def _held_out_report(out_img, content, seen, held, judges) -> dict:

@@ -441,6 +441,17 @@ def colour_transfer(img_hwc: np.ndarray, ref_hwc: np.ndarray) -> np.ndarray:
     return np.clip(y, 0.0, 255.0).reshape(np.shape(img_hwc)).astype(np.float32)
 
 
+def recolour(img_hwc: np.ndarray, refs, t: float) -> np.ndarray:
+    """(H, W, 3) -> (H, W, 3) float32: img's colours moved a fraction ``t`` of the way to those of
+    the reference images' pixels pooled (``colour_transfer``: their mean and covariance at t = 1);
+    t = 0 returns img itself."""
+    if not t:
+        return img_hwc
+    pooled = np.concatenate([np.asarray(r, np.float32).reshape(-1, 3) for r in refs])[:, None, :]
+    img = np.asarray(img_hwc, np.float32)
+    return ((1.0 - t) * img + t * colour_transfer(img, pooled)).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- samples
 
 class Sample(NamedTuple):

@@ -122,7 +122,7 @@ def test_content_level_holds_the_averaged_photo(net):
     from engine.ops.pooling import avgpool2_forward
 
     xc, xs = images((1, 3, 32, 32), (1, 3, 32, 32), seed=6)
-    obj = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=2)
+    obj = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=2, colour_first=0)
     content = obj.terms[0]
     assert content.name == "content:relu1_2@2" and content.level == 2 and obj.levels == [0, 2]
     small = avgpool2_forward(avgpool2_forward(xc))
@@ -132,7 +132,7 @@ def test_content_level_holds_the_averaged_photo(net):
     assert obj.last_terms["content:relu1_2@2"] == 0.0
     # the fine grain is free: a checkerboard averages out at level 1 and costs the content term nothing
     board = xc + 5.0 * (np.indices((32, 32)).sum(0) % 2 * 2 - 1)
-    obj1 = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=1)
+    obj1 = Objective.style(net, xc, [xs], style_layers=["relu1_1"], tv_weight=0, content_level=1, colour_first=0)
     obj1.calibrate(xc)
     obj1.value_and_grad(board)
     assert obj1.last_terms["content:relu1_2@1"] == pytest.approx(0.0, abs=1e-20)
@@ -172,6 +172,7 @@ def test_style_defaults_are_one_set_for_the_api_and_the_command_line(net):
     assert api["feature_stats"].default == cli["feature_stats"]
     assert api["pixel_stats"].default == cli["pixel_stats"]
     assert api["content_level"].default == cli["content_level"]
+    assert api["colour_first"].default == cli["colour_first"] == objectives.STYLE_COLOUR_FIRST
     (xc, xs) = images((1, 3, 32, 32), (1, 3, 32, 32))
     weights = {t.name: t.weight for t in Objective.style(net, xc, [xs]).terms}
     assert weights["content:relu1_2"] == objectives.CONTENT_WEIGHT and weights["tv"] == objectives.TV_WEIGHT
@@ -240,3 +241,25 @@ def test_projection_frees_the_layers_that_pin_the_layout(net):
     xs, = images((1, 3, 64, 64), seed=9)
     obj = Objective.texture(net, xs, ["relu1_1", "relu4_1", "relu5_1"], drop_pinned=True, project=32)
     assert [t.name for t in obj.terms] == ["style:relu1_1", "style:relu4_1"]   # relu5_1: 4 x 4 < 32
+
+
+def test_style_colour_first_recolours_the_content_target(net):
+    """colour_first t: the content term holds the photo with its colours moved t of the way to
+    the style's (deprocessed, recoloured in RGB, preprocessed again); t = 0 holds the photo."""
+    from engine.io import image
+    from engine.objectives import recoloured_content
+
+    rng = np.random.default_rng(11)
+    photo = rng.uniform(60, 200, (32, 32, 3)).astype(np.float32)
+    art = np.clip(rng.normal((200, 80, 40), 15, (32, 32, 3)), 0, 255).astype(np.float32)
+    xc, xs = (image.preprocess(v, net.preprocessing, np.float64) for v in (photo, art))
+    want = image.preprocess(image.recolour(photo, [art], 0.5), net.preprocessing, np.float64)
+    np.testing.assert_allclose(recoloured_content(net, xc, [xs], 0.5), want, atol=1e-3)
+    assert recoloured_content(net, xc, [xs], 0) is xc
+    kw = dict(style_layers=["relu1_1"], tv_weight=0, pixel_stats="none")
+    half = Objective.style(net, xc, [xs], colour_first=0.5, **kw).terms[0].target
+    np.testing.assert_allclose(half, net.features(want, ["relu1_2"])["relu1_2"], rtol=1e-5, atol=1e-6)
+    plain = Objective.style(net, xc, [xs], colour_first=0.0, **kw).terms[0].target
+    np.testing.assert_allclose(plain, net.features(xc, ["relu1_2"])["relu1_2"], rtol=1e-12)
+    with pytest.raises(UserError, match="colour-first fraction must be a number from 0 to 1"):
+        Objective.style(net, xc, [xs], colour_first=2.0, **kw)
