@@ -13,7 +13,9 @@ the first seed). Judges: the trained VGG-19 (with --trained) and an independent 
 results.csv holds the runs (the judged columns are filled when the summary is written; the
 ``*_same_crop`` columns are the Gram error against the very crop the method saw, which is what
 Gatys et al. minimise, not a fair score); yardsticks.csv the natural crops, a copy of the
-synthesis crop, shuffled pixels and white noise; the grids and the style frontier plot.
+synthesis crop, shuffled pixels and white noise, and for each style pair the unstyled photo and
+the photo recoloured toward the style half (``RECOLOURED``: a fraction t of the way to its mean
+and covariance, no network); the grids and the style frontier plot.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ GATYS_TEXTURE = {"pinned_layers": "keep", "pixel_stats": "none", "feature_stats"
 GATYS_STYLE = {"content_layer": judging.CONTENT_LAYER, "style_layers": ",".join(judging.STYLE_LAYERS), "tv_weight": 0.0,
                "pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "scales": "none",
                "content_level": 0, "colour_first": 0.0}
+RECOLOURED = (0.25, 0.5, 1.0)   # the recoloured-photo baseline's fractions (style pairs)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -204,6 +207,13 @@ def judge_rows(o, results, out: Path):
             s = judging.style_scores(net, c_img, c_img, split["held_out"])
             unstyled[f"distance_{j}"], unstyled[f"content_error_{j}"] = s["style"], s["content"]
         yard.append(unstyled)
+        for t in RECOLOURED:   # the free baseline: the photo's colours moved toward the style half's
+            recoloured = {"image": common.name_of(content), "style": common.name_of(st), "method": f"recoloured photo t={t:g}"}
+            shifted = image.recolour(c_img, [split["synthesis"]], t)
+            for j, net in js.items():
+                s = judging.style_scores(net, shifted, c_img, split["held_out"])
+                recoloured[f"distance_{j}"], recoloured[f"content_error_{j}"] = s["style"], s["content"]
+            yard.append(recoloured)
         for r in rows:
             spec = by_key[r["key"]]
             if spec["task"] != "style" or spec.get("source") != st or spec["image"] != common.image_arg(content):
@@ -313,9 +323,9 @@ def style_table(sty, yard, js) -> str:
                 same = r.get(f"style_error_{j}_judge_same_crop")
                 lines.append("| " + " | ".join([pair[0], pair[1], r["method"], f"{r['content_weight']:g}",
                                                 _f(r[f"content_error_{j}"]), _f(r[f"distance_{j}"]), _f(same), at]) + " |")
-            u = next((y for y in yard if y.get("style") == pair[1] and y["image"] == pair[0]), None)
-            if u:
-                lines.append("| " + " | ".join([pair[0], pair[1], "*unstyled photo*", "", _f(u[f"content_error_{j}"]),
+            for u in (y for y in yard if y.get("style") == pair[1] and y["image"] == pair[0]):
+                name = "unstyled photo" if u["method"] == "unstyled" else f"{u['method']} (no network)"
+                lines.append("| " + " | ".join([pair[0], pair[1], f"*{name}*", "", _f(u[f"content_error_{j}"]),
                                                 _f(u[f"distance_{j}"]), "", ""]) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -379,7 +389,8 @@ def draw_styles(o, results, out) -> Path:
 
 def frontier_plot(sty, yard, js, path: Path) -> Path:
     """Held-out style distance against content error (log-log), one panel per pair, a line per
-    method over its content weights; the unstyled photo as a dashed line."""
+    method over its content weights; the unstyled photo as a dashed line, the recoloured photo
+    (no network) as a dotted one."""
     import matplotlib.pyplot as plt
 
     j = js[0]
@@ -392,9 +403,12 @@ def frontier_plot(sty, yard, js, path: Path) -> Path:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{k}", label=m)
             for c, s, w in pts:
                 ax.annotate(f"{w:g}", (c, s), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        u = next((y for y in yard if y.get("style") == pair[1] and y["image"] == pair[0]), None)
-        if u:
+        base = [y for y in yard if y.get("style") == pair[1] and y["image"] == pair[0]]
+        for u in (y for y in base if y["method"] == "unstyled"):
             ax.axhline(u[f"distance_{j}"], ls="--", color="grey", label="unstyled photo")
+        pts = sorted((y[f"content_error_{j}"], y[f"distance_{j}"]) for y in base if y["method"] != "unstyled")
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ":", color="grey", label="recoloured photo (no network)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"content error ({j} relu4_2)")

@@ -84,6 +84,8 @@ def test_figure_writes_its_folder(figure, tmp_path, trained):
         assert float(yard["gravel", "nature"]["copy_score"]) < 0.9
         assert float(yard["gravel", "white_noise"]["distance_trained"]) > float(yard["gravel", "nature"]["distance_trained"])
         assert float(yard["chelsea", "unstyled"]["content_error_trained"]) == 0.0
+        shifted = [float(yard["chelsea", f"recoloured photo t={t}"]["content_error_trained"]) for t in ("0.25", "1")]
+        assert 0 < shifted[0] < shifted[1] and "recoloured photo t=0.5 (no network)" in summary
         styles = [r for r in rows if r["task"] == "style"]
         assert sorted((r["net"], float(r["content_weight"])) for r in styles) == [("random", 10.0), ("trained", 10.0)]
         assert all(float(r["content_error_trained"]) > 0 and r["style_error_trained_judge_same_crop"] for r in styles)
