@@ -73,7 +73,6 @@ CONFIGS = {
     "out2x": dict(out_size="2x"),                                   # a synthesis twice the exemplar's side, judged on its top-left crop
     "out2x+periodic": dict(out_size="2x", periodic=True),          # the same, wrapped around: no border
     "one_scale": dict(scales="none"),                               # no half-size stage first
-    "one_scale+project64": dict(scales="none", project=64),
     "project32": dict(project=32),                                 # the statistics of 32 random projections per layer
     "project64": dict(project=64),                                 # ... of 64: relu4_1, relu5_1 kept at 128 px
     "project128": dict(project=128),

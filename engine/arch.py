@@ -124,13 +124,17 @@ def map_shape(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH) -> tuple[int
     return c, h >> pools, w >> pools
 
 
-def pins_layout(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH) -> bool:
+def pins_layout(layer: str, h: int, w: int, arch: str = DEFAULT_ARCH, channels: int = 0,
+                positions: int | None = None) -> bool:
     """Whether ``layer``'s Gram matrix at an h x w input pins the image's layout: its C x M
     feature matrix has fewer positions M than channels C, so G = F F^T (rank <= M) fixes F up
     to a rotation of its M columns, and a synthesis matching it re-renders the source rather
-    than sampling a new texture (relu4_1 at 128 px: 16 x 16 = 256 positions, 512 channels)."""
+    than sampling a new texture (relu4_1 at 128 px: 16 x 16 = 256 positions, 512 channels).
+    ``channels`` K > 0: the statistics are of K projections of the channels (C counts as at most
+    K); ``positions``: the positions that count, when not the whole map (its interior)."""
     c, hh, ww = map_shape(layer, h, w, arch)
-    return hh * ww < c
+    c = min(c, channels) if channels else c
+    return (hh * ww if positions is None else positions) < c
 
 
 def receptive_field(layer: str, pools_before: int = 0, arch: str = DEFAULT_ARCH) -> tuple[int, int, int]:

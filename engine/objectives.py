@@ -40,7 +40,7 @@ from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.project import project, project_forward, projection
 from .ops.relu import relu
 from .ops.tv import tv_loss
-from .arch import interior as interior_window, map_shape, periodic_pad, receptive_field
+from .arch import interior as interior_window, map_shape, periodic_pad, pins_layout, receptive_field
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
@@ -59,7 +59,7 @@ CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 120.0, 1.0, 0.1
 # covariance: ``recoloured_content``), and the content term holds that: judged in a trained VGG-19
 # against held-out halves of four style images (3 seeds), at equal content error 1.9-2.2 times
 # Gatys' style distance, where the photo's own colours held at alpha 15 gave 2.4-6.1 (docs/levers.md,
-# "Colour first"). With it the random net's style terms add little: the same recolouring with no
+# "Held-out pairs: colour first"). With it the random net's style terms add little: the same recolouring with no
 # network judges as near.
 STYLE_COLOUR_FIRST = 0.5
 PIXELS = "pixels"   # the "layer" of a term on the image itself
@@ -424,13 +424,10 @@ def pinned_layers(layers, sizes, levels: int = 1, inside=(), project: int = 0) -
     out = {}
 
     def pins(l, h, w, k):
-        c = map_shape(l, 1, 1)[0]
-        c = min(c, project) if project else c
         if (h, w) not in inside:
-            _, rows, cols = map_shape(l, h >> k, w >> k)
-            return rows * cols < c
+            return pins_layout(l, h >> k, w >> k, channels=project)
         _, _, rows, cols = interior_window(l, h >> k, w >> k)
-        return min(rows, cols) < 1 or rows * cols < c
+        return min(rows, cols) < 1 or pins_layout(l, h >> k, w >> k, channels=project, positions=rows * cols)
 
     for k in range(levels):
         hit = [l for l in layers if any(pins(l, h, w, k) for h, w in (tuple(s) for s in sizes))]

@@ -7,7 +7,11 @@ Minimises alpha * L_content + beta * L_texture + gamma * R(x): content from --co
 of --style-layers, and total variation for smoothness. Every term is first scaled by its Eq. 4 weighting factor, so
 the three weights are ratios of pull on the image, comparable across layers and weight scales.
 Several --style images may be blended with --style-blend (one weight each; normalised).
---original-colors keeps the content's colours (luminance transfer, YIQ).
+By default the content photo's colours are first moved halfway to the style images' (--colour-first
+0.5) and the content term holds that recoloured photo: judged in a trained VGG-19, that is what
+brings a result nearest the style at equal content error (docs/levers.md). --colour-first 0 keeps
+the photo's colours in the objective; --original-colors restores them in the result (luminance
+transfer, YIQ).
 
 Images: a file or a shipped sample: astronaut, coffee, chelsea, brick, grass, gravel, ihc.
 """
