@@ -12,6 +12,7 @@
     stats.py    centred moments and the sliced Wasserstein distance (beside the Gram loss)
     spectrum.py a Fourier-spectrum loss (each channel's DFT magnitude held to the exemplar's)
     fftconv.py  large-filter convolution by FFT (the multi-scale random filter bank)
+    project.py  random projection of a layer's channels (statistics of K combinations of C channels)
 
 Each op takes and returns ``engine.autograd.Tensor``; the array-level ``*_forward`` /
 ``*_backward`` functions it is built from work on NumPy or CuPy arrays alike. Import from the
