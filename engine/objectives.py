@@ -169,7 +169,7 @@ class Objective:
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
-                            (xs.shape[2:],) if drop_pinned else None, interior, projections(net, layers, project))
+                            (xs.shape[2:],) if drop_pinned else None, interior, project)
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
         terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
         return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank, periodic)
@@ -437,19 +437,18 @@ def pinned_layers(layers, sizes, levels: int = 1, inside=(), project: int = 0) -
 
 
 def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: str, drop_at=None,
-                interior: bool = False, proj=None) -> list[Term]:
+                interior: bool = False, project: int = 0) -> list[Term]:
     """The per-layer terms ``stats`` (one of ``FEATURE_STATS``) of ``images`` (blended
     equally), for an image of ``shape`` being optimised; level 0 only for the non-Gram ones.
     ``drop_at``: the exemplars' (h, w) sizes: layers that pin the layout there or at ``shape``
     are left out, per level (counted over their interior positions when ``interior``: the
-    statistics of the exemplars are then taken there, ``_window``). ``proj``: {layer: (K, C)}, the
-    layers whose statistics are of projected channels (``projections``)."""
-    proj = proj or {}
-    k_proj = min((p.shape[0] for p in proj.values()), default=0)
+    statistics of the exemplars are then taken there, ``_window``). ``project`` K > 0: the
+    statistics of K random projections of the channels of each layer with more (``projections``)."""
+    proj = projections(net, layers, project)
     if stats not in FEATURE_STATS:
         raise UserError(f"feature statistics must be one of {', '.join(FEATURE_STATS)}; got {stats!r}")
     drop = pinned_layers(layers, [tuple(shape[2:]), *drop_at], levels, inside=drop_at if interior else (),
-                         project=k_proj) if drop_at else {}
+                         project=project) if drop_at else {}
     terms = _gram_terms(net, images, [1.0 / len(images)] * len(images), layers, weights, shape, levels, drop,
                         interior, proj) if stats.startswith("gram") else []
     if not terms and stats.startswith("gram"):

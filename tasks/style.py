@@ -175,19 +175,20 @@ def run(**kwargs):
             log.setdefault("notes", []).append(note)
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
+        # the photo recoloured once: the content term holds it (colour_first=0 below) and --init content starts there
+        xc = objectives.recoloured_content(net, xc, xs, a.colour_first)
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
-                              interior=a.interior, project=a.project, colour_first=a.colour_first)
+                              interior=a.interior, project=a.project, colour_first=0.0)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
                                                     interior=a.interior, project=a.project, colour_first=0.0)
                                     for n in others])
-        x0 = (inputs.start_image(a, xc.shape, content=objectives.recoloured_content(net, xc, xs, a.colour_first),
-                                 mode=net.preprocessing) if start is None
+        x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))
         return obj, x0
 
