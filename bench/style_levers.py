@@ -46,7 +46,7 @@ from engine.vgg import VGG19
 from tasks.figures.common import name_of
 from tasks.figures.quality import GATYS_STYLE
 
-from .texture_levers import LAYERS, Grams, distance
+from .texture_levers import LAYERS, REFERENCE_OPTIMIZER, Grams, distance
 
 ALL = ",".join(LAYERS)
 # The first configurations start from the five Gram layers at content weight 10 with nothing
@@ -107,6 +107,8 @@ CONFIGS.update({
     "colour_first1": dict(colour_first=1.0),
     "project64": dict(project=64),                              # the style statistics of 64 random projections per layer
     "project128": dict(project=128),
+    "spectrum1": dict(spectrum_weight=1.0),                     # the style's Fourier amplitude spectrum
+    "spectrum10": dict(spectrum_weight=10.0),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),
@@ -265,7 +267,7 @@ def run(a) -> str:
                         kw = {k: v for k, v in kw.items() if v is not None}
                         t0 = time.perf_counter()
                         img, _ = style.run(content=content_spec, style=[seen], size=a.size, iters=a.iters, seed=seed,
-                                           device="cpu", **kw)
+                                           device="cpu", optimizer=REFERENCE_OPTIMIZER, **kw)
                         secs = time.perf_counter() - t0
                         cw_used = kw.get("content_weight", style.CONTENT_WEIGHT)
                         image.save_image(result_path(a.out, name_of(content_spec), name_of(style_spec), config,

@@ -37,6 +37,7 @@ from engine import backend
 from engine.io import image
 from engine.vgg import VGG19
 from tasks.figures.quality import GATYS_TEXTURE
+from tasks.figures.runs import REFERENCE_OPTIMIZER
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 OLD = dict(GATYS_TEXTURE)     # Gram terms alone on relu1_1 .. relu5_1: what Gatys et al. match
@@ -265,7 +266,8 @@ def main(argv=None):
                         kw["out_size"] = f"{2 * src.shape[1]}x{2 * src.shape[0]}"
                     t0 = time.perf_counter()
                     img, _ = texture.run(image=src_path, size=a.size, iters=a.iters, seed=seed,
-                                         device=a.device, scale_iters=a.scale_iters, **kw)
+                                         device=a.device, scale_iters=a.scale_iters,
+                                         optimizer=REFERENCE_OPTIMIZER, **kw)
                     secs = time.perf_counter() - t0
                     if img.shape[:2] != src.shape[:2]:  # a larger synthesis: judged on a piece the exemplar's size
                         image.save_image(os.path.join(a.out, f"{name}_{config}_s{seed}_full.png"), img)

@@ -265,13 +265,13 @@ def _net_checks():
         return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
 
     def style_stats(device):  # blended mean-and-covariance terms, the colour term, content on x averaged once,
-        # the filter bank's blended Gram terms (3, 5 and 7 px here)
+        # the filter bank's blended Gram terms (3, 5 and 7 px here), the blended Fourier spectra
         net = VGG19.random(seed=11, sigma=0.05, device=device, dtype=np.float64)
         rng = np.random.default_rng(32)
         xc, xs1, xs2 = (rng.uniform(-100, 100, (1, 3, s, s)) for s in (16, 16, 24))
         obj = Objective.style(net, xc, [xs1, xs2], blend=[0.6, 0.4], content_layer="relu1_2",
                               style_layers=["relu1_1", "relu2_1"], tv_weight=1.0, feature_stats="gram+moments",
-                              pixel_stats="moments", content_level=1, bank_maps=2)
+                              pixel_stats="moments", content_level=1, bank_maps=2, spectrum_weight=0.5)
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 33, 50.0)
 

@@ -71,7 +71,7 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     (512*s*s) when fc layers are used. extra_nets: further random nets held at the same time
     (the texture task's check net). device: "cpu" or "gpu", whose conv algorithms
     (``conv3x3.choose``) and buffers are counted; optimizer "lbfgs-device" keeps the L-BFGS
-    history on the device. arch: vgg11|vgg13|vgg16|vgg19, whose layer table is walked.
+    history where the network computes (on the GPU: in GPU memory), "lbfgs" on the host. arch: vgg11|vgg13|vgg16|vgg19, whose layer table is walked.
     """
     terms = [("content", t) if isinstance(t, str) else tuple(t) for t in terms]
     layers = [l for _, l in terms if l]
@@ -86,10 +86,10 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     est.parts["targets"] = _targets_bytes(t, n, h, w, terms, item)
     est.parts["Winograd"] = _winograd_bytes(t, n, h, w, top, item, device)
     m, nx = int(history), n * 3 * h * w
-    if on_device:   # engine/optim/device_lbfgs.py: W = [S; Y] and its vectors, float64 on the device
+    if optimizer == "lbfgs-device":   # engine/optim/device_lbfgs.py: W = [S; Y] and its vectors, float64
         from .optim.device_lbfgs import history_bytes
 
-        est.parts["L-BFGS history"] = _F64 * 2 * m * nx
+        est.parts["L-BFGS history"] = _F64 * (2 * m * nx + 7 * m * m)
         est.parts["L-BFGS vectors"] = history_bytes(nx, m) - est.parts["L-BFGS history"]
         return est
     est.parts["L-BFGS history"] = _F64 * (2 * m * nx + 11 * m * m + 8 * m)

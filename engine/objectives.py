@@ -181,7 +181,7 @@ class Objective:
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
               content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
               bank_seed: int = 0, interior: bool = STYLE_INTERIOR, project: int = 0,
-              colour_first: float = STYLE_COLOUR_FIRST) -> "Objective":
+              colour_first: float = STYLE_COLOUR_FIRST, spectrum_weight: float = 0.0) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -201,7 +201,9 @@ class Objective:
         padding (as in ``texture``). ``project``: the style statistics of random projections of the
         channels (as in ``texture``; the content term is not projected). ``colour_first``: the
         content image's colours moved that fraction of the way to the style images' before anything
-        else (``recoloured_content``; start the optimisation from the same image); 0: as given."""
+        else (``recoloured_content``; start the optimisation from the same image); 0: as given.
+        ``spectrum_weight`` > 0: the Fourier-spectrum term toward the style images' power spectra
+        (blended like the Gram matrices), that weight on top of its Eq. 4 factor."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -259,6 +261,7 @@ class Objective:
                 t.target = sum(b * ts[k].target for b, ts in zip(blend, per_style))
                 t.weight = style_weight
                 terms.append(t)
+        terms += _spectrum_terms(net, styles, spectrum_weight, xc.shape, blend)
         if tv_weight:
             # calibrated at the content image, whatever the start: its smoothness is the
             # reference, so gamma means the same from noise as from the content image
@@ -482,15 +485,20 @@ def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
     return [Term("colour:swd", "swd", PIXELS, (sorted_projections(x, dirs, shape[2] * shape[3]), dirs))]
 
 
-def _spectrum_terms(net: VGG19, xs, weight: float, shape) -> list[Term]:
+def _spectrum_terms(net: VGG19, xs, weight: float, shape, blend=None) -> list[Term]:
     """The Fourier-spectrum term (``ops.spectrum``) when ``weight`` > 0: the exemplar's |DFT|
-    per colour channel, resampled to ``shape``'s frequencies."""
+    per colour channel, resampled to ``shape``'s frequencies. ``xs`` a list of images of any
+    sizes: their power spectra mixed by ``blend`` (equal by default)."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) \
             or not (np.isfinite(weight) and weight >= 0):
         raise UserError(f"the spectrum weight must be a number >= 0 (0: off), got {weight!r}")
     if not weight:
         return []
-    return [Term("spectrum", "spectrum", PIXELS, spectrum_target(net.to_device(xs), shape), float(weight))]
+    if not isinstance(xs, (list, tuple)):
+        return [Term("spectrum", "spectrum", PIXELS, spectrum_target(net.to_device(xs), shape), float(weight))]
+    blend = blend or [1 / len(xs)] * len(xs)
+    power = sum(b * spectrum_target(net.to_device(x), shape) ** 2 for b, x in zip(blend, xs))
+    return [Term("spectrum", "spectrum", PIXELS, net.xp.sqrt(power), float(weight))]
 
 
 SWD_PIXEL_DIRECTIONS = 32

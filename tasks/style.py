@@ -77,6 +77,7 @@ def _parser():
     network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     network.add_project_option(g, "the style images'")
+    network.add_spectrum_option(g, "the style images' (power spectra blended like the Gram matrices)", 0.0)
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     g.add_argument("--colour-first", type=float, default=COLOUR_FIRST, metavar="T",
                    help="before the transfer, move the content image's colours a fraction T of the way to the "
@@ -129,6 +130,7 @@ def run(**kwargs):
     network.check_ensemble(a)
     network.check_filter_bank(a)
     network.check_project(a)
+    network.check_spectrum(a)
     if a.content_weight == 0 and a.style_weight == 0:
         raise UserError("--content-weight and --style-weight are both 0: nothing to match (--tv-weight alone "
                         "only smooths the starting image); give one of them a weight > 0")
@@ -181,7 +183,8 @@ def run(**kwargs):
                               a.content_weight, a.style_weight, a.tv_weight, levels=a.pyramid, drop_pinned=drop,
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
-                              interior=a.interior, project=a.project, colour_first=0.0)
+                              interior=a.interior, project=a.project, colour_first=0.0,
+                              spectrum_weight=a.spectrum_weight)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",

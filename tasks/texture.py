@@ -68,10 +68,7 @@ def _parser():
                         "result has no border and tiles seamlessly (about 1.2x the time at 128 px; "
                         f"default: {'on' if PERIODIC else 'off'})")
     network.add_filter_bank_option(g, "half the exemplar")
-    g.add_argument("--spectrum-weight", type=float, default=SPECTRUM, metavar="W",
-                   help="add a term holding the magnitude of each colour channel's Fourier transform to the "
-                        "exemplar's (resampled to the output's size; the phase is free), weighted W like one "
-                        f"layer; for regular textures. 0: off (default: {SPECTRUM:g})")
+    network.add_spectrum_option(g, "the exemplar's", SPECTRUM, "; for regular textures")
     network.add_ensemble_option(g, "the colour, filter-bank and spectrum terms")
     network.add_project_option(g, "the exemplar's")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
@@ -201,9 +198,7 @@ def run(**kwargs):
     exemplar_size = _exemplar_size(a)
     if a.held_out:
         network.check_exemplar_memory(a.image, exemplar_size, a.size)
-    if isinstance(a.spectrum_weight, bool) or not isinstance(a.spectrum_weight, (int, float, np.integer, np.floating)) \
-            or not (np.isfinite(a.spectrum_weight) and a.spectrum_weight >= 0):
-        raise UserError(f"--spectrum-weight must be a number >= 0 (0: off), got {a.spectrum_weight!r}")
+    network.check_spectrum(a)
     network.check_ensemble(a)
     # extra nets: the check net and the ensemble's other nets
     est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)

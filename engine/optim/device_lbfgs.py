@@ -1,4 +1,4 @@
-"""L-BFGS that stays on the device: ``--optimizer lbfgs-device`` (scipy's L-BFGS-B stays the default).
+"""L-BFGS that stays on the device: ``--optimizer lbfgs-device``, the CPU's default.
 
 scipy's L-BFGS-B runs on the host in float64, so every evaluation copies the image and its
 gradient across and pays a host step (about 9 ms per call at 256 px). Here every vector (the
@@ -41,7 +41,8 @@ error in the callback end the run with the last accepted iterate (the best: ever
 lowers the loss) in the same ``Result``. A non-finite gradient shows in g.d at the next
 iteration; the iterate it belongs to has a finite loss and is kept.
 
-Memory on the device: 2 m n float64 for the history, plus about six n-vectors (``history_bytes``).
+Memory on the device: 2 m n float64 for the history, plus about six n-vectors and 7 m^2 for the
+small matrices (``history_bytes``).
 """
 from __future__ import annotations
 
@@ -50,18 +51,21 @@ import time
 import numpy as np
 
 from .. import backend
+from ..parallel import single_threaded_blas
 from .scipy_lbfgsb import NonFiniteError, Result
 
 C1 = 1e-4              # Armijo's sufficient-decrease constant
 MAX_TRIALS = 20        # line-search evaluations per iteration
 C2 = 0.9              # a slope still below C2 * g.d after a full step: the step may grow
 MAX_DOUBLINGS = 10     # growth steps per iteration
+STALL = 5              # iterations in a row below the loss's resolution end a run (``stall``)
 
 
 def history_bytes(n: int, history: int = 10) -> int:
-    """Device bytes the optimiser holds for an n-variable image: W (2m, n) and x, g, d, the trial
-    point, its gradient and a temporary, all float64."""
-    return 8 * n * (2 * history + 6)
+    """Device bytes the optimiser holds for an n-variable image: W (2m, n), its (2m, 2m) Gram
+    matrix and the m x m blocks taken from it, and x, g, d, the trial point, its gradient and a
+    temporary, all float64."""
+    return 8 * (n * (2 * history + 6) + 7 * history * history)
 
 
 def _dot(xp, a, b):
@@ -135,15 +139,18 @@ def _keep_inside(xp, d, x, lo, hi):
 
 
 def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10,
-                 ftol: float = 0.0, gtol: float = 0.0, callback=None) -> Result:
+                 ftol: float = 0.0, gtol: float = 0.0, callback=None, stall: int = STALL) -> Result:
     """Minimise ``objective.value_and_grad`` from ``x0`` (N, 3, H, W) on the objective's device.
 
     Same contract as ``engine.optim.lbfgs``: bounds (lower, upper) broadcastable to x0 or None;
     callback(it, x, loss, terms, elapsed) after every iteration, with x (N, 3, H, W) still on the
     device (``backend.to_host`` it if needed); it may raise StopIteration. ftol: stop when the
     relative loss decrease of an iteration is at most ftol; gtol: stop when the largest
-    projected-gradient component is at most gtol. The returned ``Result.x`` is on the host,
-    float64, like scipy's.
+    projected-gradient component is at most gtol; stall: stop after that many iterations in a
+    row, each lowering the loss by less than the objective dtype's resolution (relative, its
+    machine epsilon: 1.2e-7 in float32), where the line search only finds rounding (0: never).
+    scipy's L-BFGS-B ends such a run too, at the first iteration that finds no decrease. The
+    returned ``Result.x`` is on the host, float64, like scipy's.
     """
     if iters < 1:
         raise ValueError("iters must be at least 1")
@@ -159,6 +166,9 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
         x = xp.clip(x, lo, hi)
     state = {"evals": 0, "it": 0, "x": x, "loss": np.inf, "terms": {}}
     hist = []
+    resolution, stalled = float(np.finfo(dtype).eps), 0
+    if xp is np:
+        single_threaded_blas()   # the GEMVs: the same rounding on any number of threads
 
     def evaluate(xv):
         value, grad = objective.value_and_grad(xv.astype(dtype).reshape(shape))
@@ -234,6 +244,11 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
                 break
             if gtol > 0 and gmax <= gtol:
                 stop = "the projected gradient is at most gtol"
+                break
+            stalled = stalled + 1 if (f_old - f) < resolution * max(abs(f_old), abs(f), 1.0) else 0
+            if stall and stalled >= stall:
+                stop = (f"the loss stopped falling ({stall} iterations in a row each lowered it by less "
+                        f"than {np.dtype(dtype).name}'s resolution)")
                 break
         else:
             stop = f"reached the iteration limit ({iters})"

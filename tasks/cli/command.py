@@ -48,18 +48,19 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.default_out = defaults["out"]
     _network_options(ap, image_task)
-    opt = ap.add_argument_group("optimisation (L-BFGS-B)")
+    opt = ap.add_argument_group("optimisation (L-BFGS)")
     opt.add_argument("--size", type=int, default=defaults["size"],
                      help=f"scale images so the longer side is N px (default: {defaults['size']})")
     opt.add_argument("--iters", type=int, default=defaults["iters"],
-                     help=f"L-BFGS-B iterations (default: {defaults['iters']})")
+                     help=f"L-BFGS iterations (default: {defaults['iters']})")
     opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
     out = ap.add_argument_group("output")
     if image_task:
-        opt.add_argument("--optimizer", choices=tuple(runner.OPTIMIZERS), default="lbfgs",
-                         help="lbfgs: scipy's L-BFGS-B on the host (default); lbfgs-device: L-BFGS that keeps "
-                              "every vector on the device, float32 with float64 sums, bounds by projection, "
-                              "backtracking Armijo line search: only the loss is read back (for the GPU)")
+        opt.add_argument("--optimizer", choices=("auto",) + tuple(runner.OPTIMIZERS), default="auto",
+                         help="lbfgs: scipy's L-BFGS-B on the host; lbfgs-device: L-BFGS that keeps every vector "
+                              "on the device (float64, bounds by projection, backtracking Armijo line search; "
+                              "only the loss and one small vector are read back); auto: lbfgs-device on the CPU, "
+                              "lbfgs on the GPU (default: auto)")
         opt.add_argument("--init", default=defaults["init"], metavar="noise|content|FILE",
                          help=f"starting image: seeded white noise, the content/target image, or a file "
                               f"(default: {defaults['init']})")

@@ -6,6 +6,8 @@ import numbers
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from engine import backend, memory, recipes
 from engine.errors import UserError
 from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
@@ -13,7 +15,7 @@ from engine.objectives import MAX_BANK_MAPS
 from engine.vgg import VGG19
 
 from ..cli.console import say
-from . import inputs
+from . import inputs, runner
 
 MIN_SIZE = 16
 
@@ -123,6 +125,20 @@ def add_project_option(g, what: str) -> None:
                         "more (a fixed random subspace per layer): fewer numbers to match, so a deep layer with "
                         "fewer positions than channels (relu4_1 at 128 px) no longer pins the layout and is kept; "
                         "0: off (default: 0)")
+
+
+def add_spectrum_option(g, what: str, default: float, use: str = "") -> None:
+    """--spectrum-weight W on an argument group; ``what``: whose spectrum the term holds."""
+    g.add_argument("--spectrum-weight", type=float, default=default, metavar="W",
+                   help=f"add a term holding the magnitude of each colour channel's Fourier transform to {what}"
+                        f", resampled to the output's size (the phase is free), weighted W like one layer{use}. "
+                        f"0: off (default: {default:g})")
+
+
+def check_spectrum(a) -> None:
+    w = a.spectrum_weight
+    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (np.isfinite(w) and w >= 0):
+        raise UserError(f"--spectrum-weight must be a number >= 0 (0: off), got {w!r}")
 
 
 def check_project(a) -> None:
@@ -247,7 +263,7 @@ def check_memory(a, shape, terms, extra_nets: int = 0) -> memory.Estimate:
 
 def _estimate(a, shape, terms, extra_nets, history) -> memory.Estimate:
     est = memory.estimate(shape, terms, history=history, pooling=a.pooling or "avg", extra_nets=extra_nets,
-                          device=backend.resolve_device(a.device), optimizer=getattr(a, "optimizer", "lbfgs"),
+                          device=backend.resolve_device(a.device), optimizer=runner.optimizer_name(a),
                           arch=getattr(a, "arch", None) or DEFAULT_ARCH)
     declared = _declared_bytes(_weights_file(a)) if _weights_file(a) else 0
     est.parts["weights"] = max(est.parts["weights"], declared)

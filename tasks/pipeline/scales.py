@@ -23,7 +23,7 @@ from engine.errors import UserError
 from ..cli import signals
 from ..cli.outputs import output_paths, save_outputs
 from ..cli.console import say
-from .runner import OPTIMIZERS
+from .runner import OPTIMIZERS, optimizer_name
 
 
 def add_options(ap, default: str, default_iters: int, default_pyramid: int) -> None:
@@ -80,7 +80,7 @@ def coarse_to_fine(a, net, build, layers, log: dict):
         obj, x0 = build(size, img)
         t0 = time.perf_counter()
         obj.calibrate(x0)
-        method, _ = OPTIMIZERS[getattr(a, "optimizer", "lbfgs")]
+        method, _ = OPTIMIZERS[optimizer_name(a)]
         res = method(obj, x0, (lo, hi), iters=a.scale_iters, history=a.history)
         img = image.deprocess(backend.to_host(res.x).astype(np.float32), net.preprocessing)
         log["scales"].append({"size": size, "shape": list(x0.shape[2:]), "iterations": res.iterations,

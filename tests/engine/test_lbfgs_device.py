@@ -14,12 +14,12 @@ from engine.optim import lbfgs
 class Quadratic:
     """f(x) = 0.5 sum a_i (x_i - c_i)^2 over an (N, 3, H, W) image; counts and can sabotage calls."""
 
-    def __init__(self, shape=(1, 3, 4, 5), dtype=np.float32, nan_at=None, interrupt_at=None, seed=0):
+    def __init__(self, shape=(1, 3, 4, 5), dtype=np.float32, nan_at=None, interrupt_at=None, seed=0, offset=0.0):
         rng = np.random.default_rng(seed)
         self.a = rng.uniform(0.5, 20, shape)        # condition number 40
         self.c = rng.uniform(-2, 2, shape)
         self.net = SimpleNamespace(xp=np, dtype=np.dtype(dtype))
-        self.nan_at, self.interrupt_at = nan_at, interrupt_at
+        self.nan_at, self.interrupt_at, self.offset = nan_at, interrupt_at, offset
         self.evaluations, self.seen = 0, []
         self.last_terms = {}
 
@@ -29,7 +29,7 @@ class Quadratic:
         if self.evaluations == self.interrupt_at:
             raise KeyboardInterrupt
         r = x.astype(np.float64) - self.c
-        value = 0.5 * float(np.sum(self.a * r * r))
+        value = self.offset + 0.5 * float(np.sum(self.a * r * r))
         grad = (self.a * r).astype(x.dtype)
         if self.nan_at is not None and self.evaluations >= self.nan_at:   # a blow-up that stays
             grad[0, 0, 0, 0] = np.nan
@@ -63,6 +63,19 @@ def test_ftol_and_gtol_stop_early():
     assert np.abs(q.a * (res.x - q.c)).max() <= 1e-3 * 1.01
     res = lbfgs_device(Quadratic(), np.zeros(q.a.shape), iters=500, ftol=1e-6)
     assert res.iterations < 500 and "ftol" in res.stop
+
+
+def test_a_run_whose_loss_stops_falling_ends():
+    """A loss of 1e6 + a quadratic: once the quadratic part is below float32's resolution of the
+    whole (1e6 x 1.2e-7 = 0.12), five such iterations end the run, at the optimum."""
+    q = Quadratic(offset=1e6)
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=500)
+    assert "stopped falling" in res.stop and "float32" in res.stop and res.iterations < 100
+    assert res.loss - 1e6 < 1.0 and not res.failed
+    gaps = [a["loss"] - b["loss"] for a, b in zip(res.history, res.history[1:])]
+    assert all(g < 1.2e-7 * 1e6 for g in gaps[-5:]) and not all(g < 1.2e-7 * 1e6 for g in gaps[-6:])
+    off = lbfgs_device(Quadratic(offset=1e6), np.zeros(q.a.shape), iters=500, stall=0)
+    assert "stopped falling" not in off.stop and off.evaluations > res.evaluations
 
 
 def test_a_nan_stops_with_the_last_good_iterate():

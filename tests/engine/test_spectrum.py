@@ -52,3 +52,19 @@ def test_texture_objective_adds_the_term_only_when_weighted():
     assert len(spec) == 1 and spec[0].weight == 2.0 and spec[0].target.shape == (1, 3, 24, 40)
     with pytest.raises(UserError, match="spectrum weight"):
         Objective.texture(net, xs, ["relu1_1"], spectrum_weight=-1.0)
+
+
+def test_style_objective_blends_the_style_images_power_spectra():
+    net = VGG19.random(seed=0, device="cpu")
+    rng = np.random.default_rng(4)
+    xc, xs1 = rng.uniform(-100, 100, (2, 1, 3, 32, 32)).astype(np.float32)
+    xs2 = rng.uniform(-100, 100, (1, 3, 24, 40)).astype(np.float32)
+    kw = dict(content_layer="relu1_2", style_layers=["relu1_1"], colour_first=0.0)
+    assert "spectrum" not in [t.kind for t in Objective.style(net, xc, [xs1], **kw).terms]
+    obj = Objective.style(net, xc, [xs1, xs2], blend=[3, 1], spectrum_weight=4.0, **kw)
+    spec = [t for t in obj.terms if t.kind == "spectrum"]
+    assert len(spec) == 1 and spec[0].weight == 4.0 and spec[0].target.shape == (1, 3, 32, 32)
+    power = 0.75 * spectrum_target(xs1, xc.shape) ** 2 + 0.25 * spectrum_target(xs2, xc.shape) ** 2
+    np.testing.assert_allclose(spec[0].target, np.sqrt(power), rtol=1e-5)
+    with pytest.raises(UserError, match="spectrum weight"):
+        Objective.style(net, xc, [xs1], spectrum_weight=float("nan"), **kw)

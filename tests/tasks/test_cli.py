@@ -137,21 +137,23 @@ def _poison_after(monkeypatch, n, exc=None):
     monkeypatch.setattr(Objective, "value_and_grad", fake)
 
 
-def test_nan_stops_and_keeps_last_good_image(monkeypatch, tmp_path, capsys):
-    _poison_after(monkeypatch, 4)
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-device"])
+def test_nan_stops_and_keeps_last_good_image(monkeypatch, tmp_path, capsys, optimizer):
+    _poison_after(monkeypatch, 25)   # the device L-BFGS's first step grows by doubling: ~12 evaluations
     out = tmp_path / "n.png"
-    code = invert.main(SMALL[:4] + ["--iters", "20", "--layer", "relu2_1", "--out", str(out)])
+    code = invert.main(SMALL[:4] + ["--iters", "50", "--layer", "relu2_1", "--out", str(out), "--optimizer", optimizer])
     err = capsys.readouterr().err
     assert code == 1 and "NaN" in err and "keeping the last good image" in err and "Traceback" not in err
     log = json.loads(out.with_suffix(".json").read_text())
-    assert log["status"] == "failed" and 1 <= log["iterations"] < 20 and np.isfinite(log["final_loss"])
+    assert log["status"] == "failed" and 1 <= log["iterations"] < 50 and np.isfinite(log["final_loss"])
     assert out.exists()
 
 
-def test_interrupt_saves_image_and_log(monkeypatch, tmp_path, capsys):
-    _poison_after(monkeypatch, 5, KeyboardInterrupt())
+@pytest.mark.parametrize("optimizer", ["lbfgs", "lbfgs-device"])
+def test_interrupt_saves_image_and_log(monkeypatch, tmp_path, capsys, optimizer):
+    _poison_after(monkeypatch, 25, KeyboardInterrupt())
     out = tmp_path / "i.png"
-    code = invert.main(SMALL[:4] + ["--iters", "50", "--layer", "relu2_1", "--out", str(out)])
+    code = invert.main(SMALL[:4] + ["--iters", "50", "--layer", "relu2_1", "--out", str(out), "--optimizer", optimizer])
     assert code == 130
     log = json.loads(out.with_suffix(".json").read_text())
     assert log["status"] == "interrupted" and out.exists() and log["iterations"] >= 1

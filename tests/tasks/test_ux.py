@@ -235,7 +235,7 @@ def test_sigkill_leaves_no_empty_result_and_one_out_is_one_run(tmp_path):
     ({"out": b"x.png"}, r"out= must be a file name .* got bytes"),
     ({"layer": None}, r"layer=None: give a value"),
     ({"layer": 5}, r"--layer must be layer names"),
-    ({"optimizer": "adam"}, r"optimizer='adam': use one of lbfgs, lbfgs-device"),
+    ({"optimizer": "adam"}, r"optimizer='adam': use one of auto, lbfgs, lbfgs-device"),
     ({"device": "tpu"}, r"device='tpu': use one of"),
     ({"image": np.zeros((4, 4, 3))}, r"image= must be a file name .* got ndarray"),
     ({"weights": 3}, r"weights= must be a file name .* got int 3"),
