@@ -32,8 +32,8 @@ The method (Nocedal & Wright, Algorithms 7.4 and 3.1, with bounds by projection)
     iteration, as scipy's L-BFGS-B), shrunk by the minimiser of the quadratic through f(x),
     g.d and f(x(t)), kept within [0.1 t, 0.5 t], at most 20 trials. A first trial that passes
     while the slope there is still below 0.9 g.d (Wolfe's curvature condition fails: the step is
-    too short, typically on the first iteration) is doubled while the loss keeps falling, as
-    scipy's More-Thuente search would extrapolate. A failed search drops the history and retries
+    too short, typically on the first iteration) grows while the loss keeps falling, as scipy's
+    More-Thuente search would extrapolate: to the zero of the slope's secant, within 2x to 8x. A failed search drops the history and retries
     once from steepest descent.
 
 Failure keeps what was won, as in engine/optim/scipy_lbfgsb.py: Ctrl-C, a NaN/inf loss or gradient, or an
@@ -58,6 +58,7 @@ C1 = 1e-4              # Armijo's sufficient-decrease constant
 MAX_TRIALS = 20        # line-search evaluations per iteration
 C2 = 0.9              # a slope still below C2 * g.d after a full step: the step may grow
 MAX_DOUBLINGS = 10     # growth steps per iteration
+GROW_MAX = 8.0         # the most one growth step multiplies the step by
 STALL = 5              # iterations in a row below the loss's resolution end a run (``stall``)
 
 
@@ -224,11 +225,12 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
             for _ in range(MAX_DOUBLINGS if first else 0):
                 if not slope < C2 * gd:                          # Wolfe's curvature condition holds
                     break
-                x_2 = _point(xp, x, 2 * t, d, lo, hi, dtype)
+                t_2 = t * _growth(gd, slope)
+                x_2 = _point(xp, x, t_2, d, lo, hi, dtype)
                 f_2, g_2 = evaluate(x_2)
                 if not f_2 < f_t:
                     break
-                t, x_t, f_t, g_t = 2 * t, x_2, f_2, g_2
+                t, x_t, f_t, g_t = t_2, x_2, f_2, g_2
                 pairs.push(x_t - x, g_t - g, replace=True)
                 d_next = _keep_inside(xp, pairs.direction(g_t), x_t, lo, hi)
                 gd_next, slope, gmax = read(g_t, d_next, d, x_t)
@@ -276,6 +278,15 @@ def _point(xp, x, t, d, lo, hi, dtype):
     if lo is not None:
         p = xp.clip(p, lo, hi)
     return p.astype(dtype).astype(xp.float64) if dtype != xp.float64 else p
+
+
+def _growth(gd: float, slope: float) -> float:
+    """How far to grow a step t whose end still slopes down (slope = g(x + t d).d, gd = g(x).d,
+    both < 0): to the zero of the slope's secant, t gd / (gd - slope), kept within [2 t, 8 t]
+    (the slope has hardly changed: the secant's zero is far and unsure)."""
+    if not slope > gd:
+        return GROW_MAX
+    return min(max(gd / (gd - slope), 2.0), GROW_MAX)
 
 
 def _line_search(evaluate, x, f, d, gd, t, point):

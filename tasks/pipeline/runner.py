@@ -80,7 +80,7 @@ def optimize(a, net: VGG19, setup: Setup, log: dict):
     log["optimizer"] = optimizer_name(a)
     method, what = OPTIMIZERS[log["optimizer"]]
     say(f"optimising {x0.shape[2]}x{x0.shape[3]} px for {a.iters} iterations "
-        f"({what}, history {a.history}, tolerances off)")
+        f"({what}, history {a.history}, ending early only if the loss stops falling)")
     try:
         res = method(obj, x0, (lo, hi), iters=a.iters, history=a.history, callback=progress)
     finally:
