@@ -7,8 +7,10 @@ Before timing, the engine's loss and gradient are checked against PyTorch's (sam
 ratio = engine / PyTorch (below 1: the engine is faster). Without torch installed (it is an
 optional bench extra, never needed to run ranvgg) only the engine's own figures are printed.
 Both use the same thread count: NUMBA_NUM_THREADS (and OPENBLAS_NUM_THREADS for the engine's
-GEMMs); set both to 1 for a single-thread comparison. The optimiser line is scipy's L-BFGS-B alone, on a free objective of the same size: what each
-iteration costs on top of its evaluations (about 1.2 evaluations per iteration in practice).
+GEMMs); set both to 1 for a single-thread comparison. The optimiser column is the device's
+default L-BFGS alone (``--optimizer auto``: the device L-BFGS on the CPU, scipy's L-BFGS-B on the
+GPU), on a free objective of the same size: what each iteration costs on top of its
+evaluations (about 1.05-1.2 evaluations per iteration in practice).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import numpy as np
 
 from engine import UserError, backend
+from tasks.pipeline.runner import AUTO, OPTIMIZERS
 from ._common import alternate, optimiser_cost, engine_evaluation, fail, machine, mib, parse_args, peak_bytes, torch_evaluation
 
 
@@ -67,7 +70,7 @@ def main(argv=None) -> None:
                      f"{c['syncs']} host sync(s) per evaluation")
         med = alternate(fns, a.repeat, device)
         peaks = {k: peak_bytes(k, size, a.layer, device) for k in ("engine", "torch") if k in fns}
-        opt = optimiser_cost(size)
+        opt = optimiser_cost(size, method=OPTIMIZERS[AUTO[device]][0])
         for k in fns:
             t = med[k]
             ratio = "" if k == "engine" else f"{med['engine'] / t:.2f}"
