@@ -56,8 +56,13 @@ def machine(device: str) -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    from engine.parallel import blas_kernels
+
+    kernels = blas_kernels() or "unknown"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
     line = (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy {np.__version__}, "
-            f"numba {numba.__version__} ({numba.config.THREADING_LAYER} layer)")
+            f"numba {numba.__version__} ({numba.config.THREADING_LAYER} layer); OpenBLAS kernels {kernels}"
+            + (f" (OPENBLAS_CORETYPE={forced})" if forced else ""))
     if device == "gpu":
         cupy = backend.xp_for("gpu")
         line += f"; GPU {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}"

@@ -138,6 +138,22 @@ def single_threaded_blas() -> list:
     return [p for p, ok in done.items() if ok]
 
 
+def blas_kernels() -> str:
+    """The kernel family each loaded OpenBLAS runs ("Haswell": AVX2, "SkylakeX": AVX-512, ...),
+    comma-separated; "" where none answers. OPENBLAS_CORETYPE overrides OpenBLAS's own choice."""
+    names = []
+    for path in _loaded_blas():
+        lib = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                       "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, symbol, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                names.append(fn().decode())
+                break
+    return ", ".join(dict.fromkeys(names))
+
+
 def _loaded_blas() -> list:
     try:
         with open("/proc/self/maps") as f:

@@ -60,3 +60,17 @@ def test_two_threads_evaluate_at_once_under_workqueue():
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "ok workqueue"
+
+
+def test_blas_kernels_names_the_loaded_openblas_kernels():
+    """bench's machine line says which OpenBLAS kernels ran (an OPENBLAS_CORETYPE set before
+    NumPy loaded picks them)."""
+    import numpy  # noqa: F401  (NumPy's OpenBLAS loaded)
+
+    from engine import parallel
+
+    kernels = parallel.blas_kernels()
+    assert kernels, "NumPy's OpenBLAS did not say which kernels it runs"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        assert forced.lower() in kernels.lower(), (forced, kernels)
