@@ -71,7 +71,8 @@ def estimate(shape, terms, history: int = 10, dtype=np.float32, pooling: str = "
     (512*s*s) when fc layers are used. extra_nets: further random nets held at the same time
     (the texture task's check net). device: "cpu" or "gpu", whose conv algorithms
     (``conv3x3.choose``) and buffers are counted; optimizer "lbfgs-device" keeps the L-BFGS
-    history where the network computes (on the GPU: in GPU memory), "lbfgs" on the host. arch: vgg11|vgg13|vgg16|vgg19, whose layer table is walked.
+    history where the network computes (on the GPU: in GPU memory), "lbfgs" on the host. arch:
+    vgg11|vgg13|vgg16|vgg19, whose layer table is walked.
     """
     terms = [("content", t) if isinstance(t, str) else tuple(t) for t in terms]
     layers = [l for _, l in terms if l]

@@ -33,8 +33,8 @@ The method (Nocedal & Wright, Algorithms 7.4 and 3.1, with bounds by projection)
     g.d and f(x(t)), kept within [0.1 t, 0.5 t], at most 20 trials. A first trial that passes
     while the slope there is still below 0.9 g.d (Wolfe's curvature condition fails: the step is
     too short, typically on the first iteration) grows while the loss keeps falling, as scipy's
-    More-Thuente search would extrapolate: to the zero of the slope's secant, within 2x to 8x. A failed search drops the history and retries
-    once from steepest descent.
+    More-Thuente search would extrapolate: to the zero of the slope's secant, within 2x to 8x.
+    A failed search drops the history and retries once from steepest descent.
 
 Failure keeps what was won, as in engine/optim/scipy_lbfgsb.py: Ctrl-C, a NaN/inf loss or gradient, or an
 error in the callback end the run with the last accepted iterate (the best: every accepted step
@@ -57,7 +57,7 @@ from .scipy_lbfgsb import NonFiniteError, Result
 C1 = 1e-4              # Armijo's sufficient-decrease constant
 MAX_TRIALS = 20        # line-search evaluations per iteration
 C2 = 0.9              # a slope still below C2 * g.d after a full step: the step may grow
-MAX_DOUBLINGS = 10     # growth steps per iteration
+MAX_GROWTHS = 10       # growth steps per iteration
 GROW_MAX = 8.0         # the most one growth step multiplies the step by
 STALL = 5              # iterations in a row below the loss's resolution end a run (``stall``)
 
@@ -222,7 +222,7 @@ def lbfgs_device(objective, x0, bounds=None, iters: int = 500, history: int = 10
             pairs.push(x_t - x, g_t - g)
             d_next = _keep_inside(xp, pairs.direction(g_t), x_t, lo, hi)
             gd_next, slope, gmax = read(g_t, d_next, d if first else None, x_t)
-            for _ in range(MAX_DOUBLINGS if first else 0):
+            for _ in range(MAX_GROWTHS if first else 0):
                 if not slope < C2 * gd:                          # Wolfe's curvature condition holds
                     break
                 t_2 = t * _growth(gd, slope)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine.optim.device_lbfgs import _dot, lbfgs_device
+from engine.optim.device_lbfgs import GROW_MAX, _dot, _growth, lbfgs_device
 from engine.optim import lbfgs
 
 
@@ -49,6 +49,25 @@ def test_reaches_the_bounded_minimum():
     assert [h["iteration"] for h in res.history] == list(range(1, res.iterations + 1))
     losses = [h["loss"] for h in res.history]
     assert all(b <= a for a, b in zip(losses, losses[1:]))      # Armijo: every step goes down
+
+
+def test_a_short_step_grows_to_the_slopes_secant_zero_within_bounds():
+    assert _growth(-1.0, -0.25) == 2.0                       # the slope's zero at 1.33 t: at least 2x
+    assert _growth(-1.0, -0.6) == pytest.approx(2.5)          # the slope's zero at 2.5 t
+    assert _growth(-1.0, -0.95) == GROW_MAX == 8.0            # far and unsure: at most 8x
+    assert _growth(-1.0, -1.0) == _growth(-1.0, -1.5) == GROW_MAX   # no curvature seen
+
+
+def test_the_first_step_reaches_a_far_minimum_in_few_evaluations():
+    """f = 0.5 |x - c|^2 with the minimum 1000 unit steps away along -g. The step grows 1 -> 8
+    -> 64 -> 512, where the slope is below 0.9 of its start (Wolfe's curvature condition): 5
+    evaluations with the first; doubling to the same 512 would take 11."""
+    q = Quadratic(shape=(1, 3, 1, 1))
+    q.a[...] = 1.0
+    q.c[...] = 1000.0 / np.sqrt(3)
+    res = lbfgs_device(q, np.zeros(q.a.shape), iters=1)
+    assert res.iterations == 1 and res.evaluations == 5
+    assert res.loss == pytest.approx(0.5 * (1000 - 512) ** 2, rel=1e-3)
 
 
 def test_dot_sums_in_float64():
