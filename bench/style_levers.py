@@ -22,7 +22,8 @@ mean over R, G, B: "hf_colour"). Rows go to DIR/style.csv as they finish (one "u
 row per pair: the photo itself, judged). "photo_colour" rows, a free baseline with no network: the
 photo with its colours moved a fraction t of the way to the seen half's mean and covariance
 (``engine.io.image.recolour``; t, 0.25 .. 1, in the content_weight column), one row per t; its
-frontier is read like a method's.
+frontier is read like a method's. "photo_histogram" rows, the same with the whole colour
+distribution of the seen half (``engine.metrics.histogram_matched``), t of the way there.
 
 --summary: per pair and configuration, medians [min-max] over seeds, and the ratio of the style
 distance to Gatys' (the "gatys" rows of the same file: its frontier over content weights,
@@ -39,7 +40,7 @@ import time
 
 import numpy as np
 
-from engine import backend
+from engine import backend, metrics
 from engine import judge as judging
 from engine.io import image
 from engine.vgg import VGG19
@@ -252,6 +253,9 @@ def run(a) -> str:
             seen_img = image.load_image(seen)
             for t in PHOTO_COLOUR:   # the free baseline: the photo recoloured toward the seen half, no network
                 row("photo_colour", f"{t:g}", 0, image.recolour(content, [seen_img], t), 0)
+            matched = metrics.histogram_matched(content, [seen_img])
+            for t in PHOTO_COLOUR:   # ... and toward the seen half's whole colour distribution
+                row("photo_histogram", f"{t:g}", 0, ((1 - t) * content + t * matched).astype(np.float32), 0)
             for config in configs:
                 for cw in sweep:
                     for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from engine.io.image import load_image, sample_path
-from engine.metrics import (gram_relative_error, psnr, relative_error, relative_l2,
-                            shuffled_pixels, ssim, white_noise_like)
+from engine.metrics import (gram_relative_error, histogram_matched, psnr, relative_error,
+                            relative_l2, shuffled_pixels, ssim, white_noise_like)
 
 try:  # the reference implementation; a test-only dependency
     from skimage import metrics as skmetrics
@@ -159,3 +159,21 @@ def test_white_noise_like(photo):
     assert abs(n.mean() - 127.5) < 3.0
     np.testing.assert_array_equal(white_noise_like(photo, seed=0), n)
     assert psnr(n, photo) < psnr(_noisy(photo, 10), photo)
+
+
+def test_histogram_matched_takes_the_references_colour_distribution():
+    rng = np.random.default_rng(5)
+    img = rng.uniform(0, 255, (24, 20, 3)).astype(np.float32)
+    # a reference whose channels are correlated and not Gaussian: mean and covariance would not do
+    base = rng.exponential(30.0, (600, 1))
+    ref = np.clip(np.concatenate([base, 0.5 * base + 40, rng.uniform(100, 140, (600, 1))], 1), 0, 255)
+    out = histogram_matched(img, [ref.reshape(20, 30, 3)])
+    assert out.shape == img.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 255
+    qs = np.linspace(0.05, 0.95, 19)
+    for direction in (np.eye(3)[0], np.eye(3)[2], np.array([1.0, -2.0, 0.5]) / np.sqrt(5.25)):
+        got = np.quantile(out.reshape(-1, 3) @ direction, qs)
+        want = np.quantile(ref @ direction, qs)
+        before = np.quantile(img.reshape(-1, 3) @ direction, qs)
+        assert np.abs(got - want).max() < 0.1 * np.abs(before - want).max() + 2.0, (direction, got, want)
+    # the positions keep their order along each channel mostly: the photo's layout stays
+    assert np.corrcoef(out[..., 0].ravel(), img[..., 0].ravel())[0, 1] > 0.5
