@@ -87,15 +87,24 @@ class Term:
     level: int = 0                 # image pyramid level: the net sees x 2x2-averaged ``level`` times
     proj: object = None            # (K, C): the statistics are of K random projections of the channels
 
+    def projected_key(self):
+        """Where ``Objective._forward`` puts this term's layer projected by its ``proj``."""
+        return self.layer, id(self.proj)
+
     def loss(self, feats: dict, x: Tensor, scale: float = None) -> Tensor:
         s = self.weight * self.factor if scale is None else scale
         if self.kind == "content":
             return content_loss(feats[self.layer], self.target, s, self.name)
         if self.kind == "tv":
             return tv_loss(x, s, self.name)
-        f = x if self.layer == PIXELS else feats[self.layer]
-        if self.proj is not None:
-            f = project(f, self.proj, f"{self.name}:projected")
+        if self.layer == PIXELS:
+            f = x
+        elif self.proj is None:
+            f = feats[self.layer]
+        else:  # projected once for all the layer's terms by Objective._forward, else here
+            f = feats.get(self.projected_key())
+            if f is None:
+                f = project(feats[self.layer], self.proj, f"{self.layer}:projected")
         if self.kind == "gram":
             return gram_loss(f, self.target, s, self.name)
         if self.kind == "moments":
@@ -172,7 +181,7 @@ class Objective:
                             (xs.shape[2:],) if drop_pinned else None, interior, project)
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
         terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
-        return cls(net, terms + _spectrum_terms(net, xs, spectrum_weight, shape), bank, periodic)
+        return cls(net, terms + _spectrum_terms(net, [xs], spectrum_weight, shape), bank, periodic)
 
     @classmethod
     def style(cls, net: VGG19, xc, styles, blend=None, content_layer=STYLE_CONTENT_LAYER,
@@ -286,6 +295,10 @@ class Objective:
                     feats[level] = {l: self._central(f, l, level, xt.shape) for l, f in feats[level].items()}
             if level == 0 and self.bank:
                 feats.setdefault(0, {}).update(bank_features(xt, self.bank))
+        for t in self.terms:   # each projected layer once, however many terms read it
+            key = None if t.proj is None else t.projected_key()
+            if key is not None and key not in feats[t.level]:
+                feats[t.level][key] = project(feats[t.level][t.layer], t.proj, f"{t.layer}:projected")
         return xt, feats
 
     def _central(self, f: Tensor, layer: str, level: int, shape) -> Tensor:
@@ -485,19 +498,17 @@ def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
     return [Term("colour:swd", "swd", PIXELS, (sorted_projections(x, dirs, shape[2] * shape[3]), dirs))]
 
 
-def _spectrum_terms(net: VGG19, xs, weight: float, shape, blend=None) -> list[Term]:
-    """The Fourier-spectrum term (``ops.spectrum``) when ``weight`` > 0: the exemplar's |DFT|
-    per colour channel, resampled to ``shape``'s frequencies. ``xs`` a list of images of any
-    sizes: their power spectra mixed by ``blend`` (equal by default)."""
+def _spectrum_terms(net: VGG19, images, weight: float, shape, blend=None) -> list[Term]:
+    """The Fourier-spectrum term (``ops.spectrum``) when ``weight`` > 0: the |DFT| per colour
+    channel of ``images`` (of any sizes, each resampled to ``shape``'s frequencies), their power
+    spectra mixed by ``blend`` (equal by default)."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) \
             or not (np.isfinite(weight) and weight >= 0):
         raise UserError(f"the spectrum weight must be a number >= 0 (0: off), got {weight!r}")
     if not weight:
         return []
-    if not isinstance(xs, (list, tuple)):
-        return [Term("spectrum", "spectrum", PIXELS, spectrum_target(net.to_device(xs), shape), float(weight))]
-    blend = blend or [1 / len(xs)] * len(xs)
-    power = sum(b * spectrum_target(net.to_device(x), shape) ** 2 for b, x in zip(blend, xs))
+    blend = blend or [1 / len(images)] * len(images)
+    power = sum(b * spectrum_target(net.to_device(x), shape) ** 2 for b, x in zip(blend, images))
     return [Term("spectrum", "spectrum", PIXELS, net.xp.sqrt(power), float(weight))]
 
 

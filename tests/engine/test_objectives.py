@@ -263,3 +263,24 @@ def test_style_colour_first_recolours_the_content_target(net):
     np.testing.assert_allclose(plain, net.features(xc, ["relu1_2"])["relu1_2"], rtol=1e-12)
     with pytest.raises(UserError, match="colour-first fraction must be a number from 0 to 1"):
         Objective.style(net, xc, [xs], colour_first=2.0, **kw)
+
+
+def test_a_projected_layer_is_projected_once_per_evaluation(monkeypatch):
+    """Gram and moment terms of one layer read the same projected features: one projection per
+    layer and evaluation, whatever the number of terms (and the same loss as projecting per term)."""
+    from engine import objectives
+
+    net = VGG19.random(seed=0, device="cpu", dtype=np.float64)
+    rng = np.random.default_rng(9)
+    xs, x = rng.uniform(-100, 100, (2, 1, 3, 32, 32))
+    obj = Objective.texture(net, xs, ["relu2_1", "relu3_1"], feature_stats="gram+moments", project=16)
+    assert sum(t.proj is not None for t in obj.terms) == 4
+    value, _ = obj.value_and_grad(x)
+    calls = []
+    real = objectives.project
+    monkeypatch.setattr(objectives, "project", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    again, _ = obj.value_and_grad(x)
+    assert sorted(calls) == ["relu2_1:projected", "relu3_1:projected"] and again == value
+    feats = net.forward(Tensor(x), obj.layers)     # a term alone projects for itself: the same value
+    alone = sum(float(t.loss(feats, Tensor(x)).data) for t in obj.terms)
+    assert alone == pytest.approx(value, rel=1e-12)
