@@ -251,11 +251,12 @@ def run(a) -> str:
 
             row("unstyled_photo", "", 0, content, 0)
             seen_img = image.load_image(seen)
-            for t in PHOTO_COLOUR:   # the free baseline: the photo recoloured toward the seen half, no network
-                row("photo_colour", f"{t:g}", 0, image.recolour(content, [seen_img], t), 0)
-            matched = metrics.histogram_matched(content, [seen_img])
-            for t in PHOTO_COLOUR:   # ... and toward the seen half's whole colour distribution
-                row("photo_histogram", f"{t:g}", 0, ((1 - t) * content + t * matched).astype(np.float32), 0)
+            # the free baselines, no network: the photo in the seen half's colours (their mean and
+            # covariance, or their whole distribution), a fraction t of the way there
+            for name, full in (("photo_colour", image.recolour(content, [seen_img], 1.0)),
+                               ("photo_histogram", metrics.histogram_matched(content, [seen_img]))):
+                for t in PHOTO_COLOUR:
+                    row(name, f"{t:g}", 0, ((1 - t) * content + t * full).astype(np.float32), 0)
             for config in configs:
                 for cw in sweep:
                     for seed in seeds[:1] if config == "gatys" else seeds:   # Gatys starts from the photo

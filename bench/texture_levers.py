@@ -53,7 +53,7 @@ CONFIGS = {
     "pyramid3": dict(pyramid=3),
     "bank16": dict(filter_bank=16),
     "bank32": dict(filter_bank=32),
-    "bank128": dict(filter_bank=128),                              # 8 sizes x 128 maps: 1024, Ustyuzhaninov et al.'s scale at 256 px
+    "bank128": dict(filter_bank=128),                              # 1024 maps: Ustyuzhaninov et al.'s, at 256 px
     "centred+bank16": dict(filter_bank=16, feature_stats="gram+moments"),
     "centred+pyramid3": dict(pyramid=3, feature_stats="gram+moments"),
     "spectrum1": dict(spectrum_weight=1.0),                        # the default + Fourier-spectrum term
