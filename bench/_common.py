@@ -95,6 +95,40 @@ def alternate(fns: dict, repeat: int, device: str = "cpu") -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def alternate_processes(contenders, size: int, layer: str, device: str, repeat: int,
+                        pause: float = 0.2) -> dict:
+    """{contender: median seconds} for "engine" and/or "torch", each in a process of its own
+    (``python -m bench._timer``), one evaluation at a time, the order reversed every other round,
+    with ``pause`` seconds of quiet before each. In one process the contender timed right after
+    PyTorch runs slower than alone (PyTorch's OpenMP threads and its allocations stay in the
+    process; which of them costs the time is not measured): at 256 px the engine took 235 ms there and 210-216 ms in a
+    process of its own, PyTorch the same either way (docs/performance.md, "Each contender in a
+    process of its own"). In their own processes neither sees the other's state."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    procs = {c: subprocess.Popen([sys.executable, "-m", "bench._timer", c, str(size), layer, device], cwd=root,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for c in contenders}
+    try:
+        for c, p in procs.items():
+            if p.stdout.readline().strip() != "ready":
+                raise UserError(f"the {c} timing process failed to start: run `python -m bench._timer {c} "
+                                f"{size} {layer} {device}` to see why")
+        times = {c: [] for c in procs}
+        for r in range(repeat):
+            for c in (list(procs) if r % 2 == 0 else list(procs)[::-1]):
+                time.sleep(pause)
+                procs[c].stdin.write("go\n")
+                procs[c].stdin.flush()
+                times[c].append(float(procs[c].stdout.readline()) / 1e3)
+        return {c: statistics.median(v) for c, v in times.items()}
+    finally:
+        for p in procs.values():
+            if p.stdin:
+                p.stdin.close()
+            p.wait()
+
+
 def peak_bytes(contender: str, size: int, layer: str, device: str = "cpu", runs: int = 3) -> int | None:
     """Peak memory of one evaluation by ``contender`` ("engine" | "torch"), measured in a fresh
     process (``python -m bench._memory``) so that neither allocator's cache hides the other:

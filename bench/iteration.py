@@ -1,9 +1,13 @@
 """One L-BFGS-B evaluation (forward to a layer, content loss, input gradient): this engine
-against PyTorch, alternating in one process; the optimiser's own cost; peak memory.
+against PyTorch, alternating; the optimiser's own cost; peak memory.
 
-    python -m bench.iteration [--device cpu|gpu] [--sizes 128,256,512] [--layer pool5] [--repeat 5]
+    python -m bench.iteration [--device cpu|gpu] [--sizes 128,256,512] [--layer pool5] [--repeat 5] [--in-process]
 
 Before timing, the engine's loss and gradient are checked against PyTorch's (same weights).
+On the CPU each contender is timed in a process of its own, the two alternating one evaluation
+at a time with a pause before each (``bench._common.alternate_processes``): in one process the
+engine timed right after PyTorch ran 10-20% slower than alone. ``--in-process`` times both in
+this process, alternating (the GPU's default: there the work is on the device).
 ratio = engine / PyTorch (below 1: the engine is faster). Without torch installed (it is an
 optional bench extra, never needed to run ranvgg) only the engine's own figures are printed.
 Both use the same thread count: NUMBA_NUM_THREADS (and OPENBLAS_NUM_THREADS for the engine's
@@ -21,7 +25,8 @@ import numpy as np
 
 from engine import UserError, backend
 from tasks.pipeline.runner import AUTO, OPTIMIZERS
-from ._common import alternate, optimiser_cost, engine_evaluation, fail, machine, mib, parse_args, peak_bytes, torch_evaluation
+from ._common import (alternate, alternate_processes, optimiser_cost, engine_evaluation, fail, machine, mib, parse_args,
+                      peak_bytes, torch_evaluation)
 
 
 def check(engine_fn, torch_fn) -> str:
@@ -39,14 +44,19 @@ def check(engine_fn, torch_fn) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.iteration", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--in-process", action="store_true",
+                    help="time both contenders in this process, alternating (default on the GPU; on the CPU each "
+                         "runs in a process of its own)")
     a, sizes, device = parse_args(ap, argv, "128,256,512", 5)
+    in_process = a.in_process or device == "gpu"
     import numba
 
     pinned = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     print(f"machine: {machine(device)}; {numba.config.NUMBA_NUM_THREADS} thread(s) each"
           + (f", on CPUs {pinned}" if pinned is not None else "") + f"; load average {os.getloadavg()[0]:.1f}")
     print(f"one evaluation = forward to {a.layer} + content loss + input gradient, batch 1, float32; "
-          f"medians of {a.repeat}, contenders alternating")
+          f"medians of {a.repeat}, contenders alternating"
+          + (" in this process" if in_process else ", each in a process of its own"))
     head = f"{'size':>5} {'contender':>13} {'time':>11} {'ratio':>6} {'optimiser/it':>13} {'peak':>12} {'ratio':>6}  check"
     print(head)
     print("-" * len(head))
@@ -68,7 +78,13 @@ def main(argv=None) -> None:
                 engine_fn()
             note += (f"; {c['launches']} raw-kernel launches, {c['fused']} fused kernels, "
                      f"{c['syncs']} host sync(s) per evaluation")
-        med = alternate(fns, a.repeat, device)
+        if in_process:
+            med = alternate(fns, a.repeat, device)
+        else:   # the timing processes build their own: only the names stay here
+            names = list(fns)
+            del net, x0, x, engine_fn, torch_fn, fns
+            med = alternate_processes(names, size, a.layer, device, a.repeat)
+            fns = dict.fromkeys(names)
         peaks = {k: peak_bytes(k, size, a.layer, device) for k in ("engine", "torch") if k in fns}
         opt = optimiser_cost(size, method=OPTIMIZERS[AUTO[device]][0])
         for k in fns:

@@ -78,6 +78,9 @@ CONFIGS = {
     "project32": dict(project=32),                                 # the statistics of 32 random projections per layer
     "project64": dict(project=64),                                 # ... of 64: relu4_1, relu5_1 kept at 128 px
     "project128": dict(project=128),
+    "deep2": dict(layer_weights="1,2,4,8,16"),                     # each layer twice the weight of the one before
+    "deep4": dict(layer_weights="1,4,16,64,256"),                  # ... four times
+    "shallow2": dict(layer_weights="16,8,4,2,1"),                  # ... half
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

@@ -105,13 +105,17 @@ def _conv_params(device, cin, cout, seed, bias=True):
 def _op_checks():
     from .ops import border, conv3x3, fc, fftconv, gram, losses, pooling, project, relu, spectrum, stats, tv
 
-    def conv(device):
+    def conv(device):  # 3 channels in: the image layer's algorithm (direct sums on the CPU)
         p = _conv_params(device, 3, 4, 10)
         return scalarized(lambda t: conv3x3.conv3x3(t, p)), _rand(device, (2, 3, 5, 6), 0)
 
     def conv_relu(device):
         p = _conv_params(device, 3, 4, 11)
         return scalarized(lambda t: conv3x3.conv3x3_relu(t, p)), _rand(device, (2, 3, 6, 5), 1)
+
+    def im2col(device):
+        p = _conv_params(device, 3, 4, 12)
+        return scalarized(lambda t: conv3x3.conv3x3_relu(t, p, algorithm="im2col")), _rand(device, (2, 3, 6, 5), 3)
 
     def winograd(m):  # on the GPU this is im2col again: Winograd is CPU only
         def make(device):
@@ -187,6 +191,7 @@ def _op_checks():
     return [
         Check("conv3x3 (bias)", (2, 3, 5, 6), conv),
         Check("conv3x3+relu", (2, 3, 6, 5), conv_relu),
+        Check("conv3x3+relu im2col", (2, 3, 6, 5), im2col),
         Check("conv3x3+relu Winograd F(2x2)", (2, 3, 7, 9), winograd(2)),
         Check("conv3x3+relu Winograd F(4x4)", (2, 3, 7, 9), winograd(4)),
         Check("relu", (2, 3, 4, 5), relu_),

@@ -159,7 +159,7 @@ def _winograd_bytes(t: _Table, n, h, w, top, item, device="cpu") -> int:
                 weights += 2 * (int(algo[1]) + 2) ** 2 * cout * cin
             continue
         for backward, algo in ((False, _choose(cin, cout, h, w)), (True, _choose(cout, cin, h, w))):
-            if algo == "im2col":
+            if algo in ("im2col", "direct"):  # direct: its output, and a row or band per thread
                 continue
             m = int(algo[1])
             if not winograd.keeps_u(cin, cout, m, item, prefixes[name], min(h, w)):  # made at each call
@@ -212,6 +212,8 @@ def _pass_peak(t: _Table, n, h, w, terms, top, item, pooling, device="cpu") -> i
 
                 m = int(_choose(c, cout, h, w, device)[1])
                 peak = max(peak, live + winograd_bytes(n, c, cout, h, w, item, m) + (1 if fused else 2) * out)
+            elif _choose(c, cout, h, w, device) == "direct":  # a zero-padded copy of the input
+                peak = max(peak, live + n * c * (h + 2) * (w + 2) * item + (1 if fused else 2) * out)
             else:  # Winograd: in the shared scratch buffers, the ReLU fused into the output transform
                 peak = max(peak, live + (1 if fused else 2) * out)
             live += out if fused else 2 * out

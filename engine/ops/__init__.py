@@ -3,6 +3,7 @@
     conv3x3.py  3x3 stride-1 pad-1 convolution (im2col gather + GEMM), bias; picks the algorithm
     winograd.py the CPU's Winograd F(2x2) / F(4x4) form of that conv (conv3x3.py dispatches)
     winograd_gpu.py  the GPU's Winograd F(2x2) / F(4x4) form: kernels/winograd.cu around one GEMM
+    direct.py   the CPU's shifted-sum form of that conv, for few channels on one side (the image layer)
     relu.py     ReLU
     pooling.py  2x2 average and max pooling
     fc.py       fully connected (fc6-fc8)

@@ -14,8 +14,9 @@ CPU: the gather is a numba loop; GPU: ``conv3x3_im2col`` in ``kernels/conv3x3.cu
 go to BLAS / cuBLAS through ``xp.matmul``.
 
 On the CPU most layers take Winograd F(4x4) or F(2x2) instead (``winograd.py``: 4x or 2.25x
-fewer multiplies, the weight transforms made once per layer), chosen per call by map size
-(``choose``); ``RANVGG_CONV=im2col|f2|f4|auto`` overrides the choice for every layer.
+fewer multiplies, the weight transforms made once per layer), chosen per call by map size, and
+a layer with few channels on one side (the image layer) direct shifted row sums (``direct.py``)
+(``choose``); ``RANVGG_CONV=im2col|f2|f4|direct|auto`` overrides the choice for every layer.
 """
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ from .. import backend
 from ..parallel import matmul, numba, parallel_jit
 from ..autograd import Tensor, record
 from ..errors import UserError
-from . import winograd, winograd_gpu
+from . import direct, winograd, winograd_gpu
 
-ALGORITHMS = ("auto", "im2col", "f2", "f4")
+ALGORITHMS = ("auto", "im2col", "f2", "f4", "direct")
+# A CPU conv with fewer channels than this on either side runs ``direct``: a Winograd GEMM
+# with K or M that small (3 for the image layer) does little work per transformed tile.
+FEW_CHANNELS = 16
 
 
 class ConvWeights:
@@ -85,24 +89,26 @@ class ConvWeights:
 
 
 def choose(cin: int, cout: int, h: int, w: int, xp=np) -> str:
-    """The conv algorithm for one call: "im2col", "f2" or "f4" on the CPU; on the GPU (``xp`` not
-    NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more ("f4" when
-    RANVGG_CONV=f4), else "im2col".
+    """The conv algorithm for one call: "im2col", "f2", "f4" or "direct" on the CPU; on the GPU
+    (``xp`` not NumPy) "f2" (winograd_gpu.py) for every layer with 16 input channels or more
+    ("f4" when RANVGG_CONV=f4), else "im2col".
 
     Measured on a 2-core EPYC, single-thread CPU time per conv (docs/performance.md): F(4x4) beats
-    im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, and
-    for the 3-channel image layer (K = 3 per Winograd GEMM), im2col wins."""
+    im2col 2-3x from 32x32 maps up; at 16x16 F(2x2) wins (tiles too few for F(4x4)); below, im2col
+    wins. A conv with fewer than FEW_CHANNELS channels in or out (the 3-channel image layer, both
+    ways) runs "direct" (direct.py): 2-4x faster than im2col's or Winograd's there."""
     forced = os.environ.get("RANVGG_CONV", "auto")
     if forced not in ALGORITHMS:
         raise UserError(f"RANVGG_CONV={forced!r} is not a conv algorithm: use one of {', '.join(ALGORITHMS)}")
     if xp is not np:
         # the GPU (winograd_gpu.py): F(2x2) for every layer but the 3-channel image layer;
-        # F(4x4) only when forced, until the GPU proof command has timed it on a device
+        # F(4x4) only when forced, until the GPU proof command has timed it on a device;
+        # "direct" is a CPU algorithm
         return "im2col" if forced == "im2col" or cin < 16 else "f4" if forced == "f4" else "f2"
     if forced != "auto":
         return forced
-    if cin < 16:
-        return "im2col"
+    if min(cin, cout) < FEW_CHANNELS:
+        return "direct"
     side = min(h, w)
     return "f4" if side >= 32 else "f2" if side >= 16 else "im2col"
 
@@ -160,12 +166,16 @@ def _conv(x, w_mat, relu_out=None):
 
 def conv3x3_forward(x, p: ConvWeights, relu: bool = False, algorithm: str | None = None):
     """x (N, Cin, H, W) -> (N, Cout, H, W); ``relu``: rectified (fused into Winograd's output
-    transform). ``algorithm``: "im2col" | "f2" | "f4", default ``choose``'s (on the GPU too:
+    transform). ``algorithm``: "im2col" | "f2" | "f4" | "direct", default ``choose``'s (on the GPU too:
     winograd_gpu.py)."""
     if x.shape[1] != p.cin:
         raise ValueError(f"conv3x3 expects {p.cin} input channels, got {x.shape[1]}")
     xp = backend.array_module(x)
     algorithm = algorithm or choose(p.cin, p.cout, *x.shape[2:], xp=xp)
+    if algorithm == "direct":
+        if xp is np:
+            return direct.conv_forward(x, p.weight, p.bias if p.has_bias else None, relu)
+        algorithm = "im2col"  # a CPU algorithm: the GPU gathers
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
         return winograd.winograd_conv(x, p.winograd_u(m, min(x.shape[2:])), m, p.bias if p.has_bias else None, relu)
@@ -191,6 +201,10 @@ def conv3x3_backward(gy, p: ConvWeights, relu_out=None, algorithm: str | None = 
     (Winograd). ``algorithm`` as in ``conv3x3_forward``."""
     xp = backend.array_module(gy)
     algorithm = algorithm or choose(p.cout, p.cin, *gy.shape[2:], xp=xp)
+    if algorithm == "direct":
+        if xp is np:
+            return direct.conv_backward(gy, p.weight, relu_out)
+        algorithm = "im2col"
     if algorithm != "im2col" and xp is np:
         m = int(algorithm[1])
         return winograd.winograd_conv_backward(gy, p.winograd_u(m, min(gy.shape[2:])), m, mask=relu_out)

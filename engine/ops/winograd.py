@@ -30,6 +30,11 @@ Tiles are cut from a zero-padded copy of the input (one channel's rows padded to
 of tiles), so the transform loops have no bounds checks. Scratch buffers (the padded copy, V, M)
 are kept between calls (``scratch``, one set per thread): they are the size of the largest layer and would
 otherwise be allocated, and page-faulted, on every conv.
+
+The transforms run channel by channel, in parallel runs of channels (``_chunks``). On one image
+of whole tiles in one band (the small maps of the deep layers) the backward's scatter runs
+over a run of channels at once, their tiles laid end to end (``_grad_output_whole``): on a
+16 x 16 map a channel's pass is a few dozen tiles, too short to pay for its calls.
 """
 from __future__ import annotations
 
@@ -124,9 +129,12 @@ def _g_rows(w, g, r0, r1, t):
     co, ci = w.shape[0], w.shape[1]
     w9 = np.empty((9, ci), w.dtype)  # w[o] tap-major: the loops below are unit-stride
     for o in range(co):
-        for c in range(ci):
-            for k in range(9):
-                w9[k, c] = w[o, c, k // 3, k % 3]
+        wo = w[o]
+        for y in range(3):  # one tap at a time, over all channels: unit-stride stores
+            for x in range(3):
+                d = w9[3 * y + x]
+                for c in range(ci):
+                    d[c] = wo[c, y, x]
         for i in range(r0, r1):
             g0, g1, g2 = g[i, 0], g[i, 1], g[i, 2]
             for x in range(3):
@@ -377,6 +385,21 @@ def _phases(x, keep, masked, y0, off, dst, k):
             _edge(row, kr, masked, off, seg, tx, zero)
 
 
+CHUNKS = 64  # runs of channels per parallel transform (``_chunks``)
+
+
+@numba.njit(cache=CACHE)
+def _chunks(total: int):
+    """(runs, step): ``range(total)`` in at most CHUNKS runs of ``step`` for a parallel loop, so
+    that a transform's per-channel scratch is made once per run, not per channel (on small maps
+    making it took as long as the channel's work). Every channel is computed the same way in
+    any run: the runs never show in the result."""
+    if total == 0:
+        return 0, 1
+    step = -(-total // min(total, CHUNKS))
+    return -(-total // step), step
+
+
 @parallel_jit
 def _split(x, top, xs, k):
     """xs[b, c, qy, qx, ty, tx] = x[b, c, m*ty + qy - 1 + top, m*tx + qx - 1], zero outside x.
@@ -398,33 +421,35 @@ def _input_transform(xs, v, k):
     n, c, m, _, ty1, tw1 = xs.shape
     a = m + 2
     npt = (ty1 - 1) * tw1
-    for p in numba.prange(n * c):
-        b, ci = p // c, p % c
+    n_chunks, step = _chunks(n * c)
+    for chunk in numba.prange(n_chunks):  # scratch made once per run of channels
         col = np.empty((a, m, npt + 1), xs.dtype)  # B^T d: along y, still phase-split in x
-        for qx in range(m):  # row r of every tile: phase r % m, shifted by r // m tile rows
-            p0 = xs[b, ci, 0, qx].reshape(ty1 * tw1)
-            p1 = xs[b, ci, 1, qx].reshape(ty1 * tw1)
-            if m == 4:
-                p2 = xs[b, ci, 2, qx].reshape(ty1 * tw1)
-                p3 = xs[b, ci, 3, qx].reshape(ty1 * tw1)
-                _bt4(p0[:npt], p1[:npt], p2[:npt], p3[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
-                     col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt],
-                     col[4, qx, :npt], col[5, qx, :npt], k)
-            else:
-                _bt2(p0[:npt], p1[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
-                     col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt])
-        col[:, :, npt] = 0  # read only by the last junk tile
-        t0, t1 = b * npt, (b + 1) * npt
-        for i in range(a):  # along x: column q of every tile is col[i, q % m] shifted by q // m
-            e = col[i]
-            r = i * a
-            if m == 4:
-                _bt4(e[0, :npt], e[1, :npt], e[2, :npt], e[3, :npt], e[0, 1:], e[1, 1:],
-                     v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
-                     v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
-            else:
-                _bt2(e[0, :npt], e[1, :npt], e[0, 1:], e[1, 1:],
-                     v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1], v[r + 3, ci, t0:t1])
+        for p in range(chunk * step, min((chunk + 1) * step, n * c)):
+            b, ci = p // c, p % c
+            for qx in range(m):  # row r of every tile: phase r % m, shifted by r // m tile rows
+                p0 = xs[b, ci, 0, qx].reshape(ty1 * tw1)
+                p1 = xs[b, ci, 1, qx].reshape(ty1 * tw1)
+                if m == 4:
+                    p2 = xs[b, ci, 2, qx].reshape(ty1 * tw1)
+                    p3 = xs[b, ci, 3, qx].reshape(ty1 * tw1)
+                    _bt4(p0[:npt], p1[:npt], p2[:npt], p3[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
+                         col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt],
+                         col[4, qx, :npt], col[5, qx, :npt], k)
+                else:
+                    _bt2(p0[:npt], p1[:npt], p0[tw1:tw1 + npt], p1[tw1:tw1 + npt],
+                         col[0, qx, :npt], col[1, qx, :npt], col[2, qx, :npt], col[3, qx, :npt])
+            col[:, :, npt] = 0  # read only by the last junk tile
+            t0, t1 = b * npt, (b + 1) * npt
+            for i in range(a):  # along x: column q of every tile is col[i, q % m] shifted by q // m
+                e = col[i]
+                r = i * a
+                if m == 4:
+                    _bt4(e[0, :npt], e[1, :npt], e[2, :npt], e[3, :npt], e[0, 1:], e[1, 1:],
+                         v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                         v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
+                else:
+                    _bt2(e[0, :npt], e[1, :npt], e[0, 1:], e[1, 1:],
+                         v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1], v[r + 3, ci, t0:t1])
 
 
 @numba.njit(fastmath={"contract"}, cache=CACHE)
@@ -468,20 +493,22 @@ def _output_transform(mm, bias, relu, y, k):
     m = a - 2
     th, tw = y.shape[2] // m, y.shape[3] // m
     npt = th * (tw + 1)
-    for p in numba.prange(n * cout):
-        b, co = p // cout, p % cout
-        t0, t1 = b * npt, (b + 1) * npt
+    n_chunks, step = _chunks(n * cout)
+    for chunk in numba.prange(n_chunks):  # scratch made once per run of channels
         rows = np.empty((m, a, npt), mm.dtype)   # A^T M along i
-        for j in range(a):
-            if m == 4:
-                _at4(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
-                     mm[3 * a + j, co, t0:t1], mm[4 * a + j, co, t0:t1], mm[5 * a + j, co, t0:t1],
-                     rows[0, j], rows[1, j], rows[2, j], rows[3, j], k)
-            else:
-                _at2(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
-                     mm[3 * a + j, co, t0:t1], rows[0, j], rows[1, j])
-        for r in range(m):  # ... then along j, written straight into y's rows
-            _at_rows(rows[r], bias[co], relu, r, y[b, co], k)
+        for p in range(chunk * step, min((chunk + 1) * step, n * cout)):
+            b, co = p // cout, p % cout
+            t0, t1 = b * npt, (b + 1) * npt
+            for j in range(a):
+                if m == 4:
+                    _at4(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
+                         mm[3 * a + j, co, t0:t1], mm[4 * a + j, co, t0:t1], mm[5 * a + j, co, t0:t1],
+                         rows[0, j], rows[1, j], rows[2, j], rows[3, j], k)
+                else:
+                    _at2(mm[j, co, t0:t1], mm[a + j, co, t0:t1], mm[2 * a + j, co, t0:t1],
+                         mm[3 * a + j, co, t0:t1], rows[0, j], rows[1, j])
+            for r in range(m):  # ... then along j, written straight into y's rows
+                _at_rows(rows[r], bias[co], relu, r, y[b, co], k)
 
 
 @parallel_jit
@@ -498,31 +525,33 @@ def _grad_input_transform(gy, mask, v, k):
     th, tw = -(-h // m), -(-w // m)
     npt = th * tw
     masked = mask.shape[0] == n
-    for p in numba.prange(n * c):
-        b, ci = p // c, p % c
+    n_chunks, step = _chunks(n * c)
+    for chunk in numba.prange(n_chunks):  # scratch made once per run of channels
         g4 = np.empty((m, m, th, tw), gy.dtype)
-        for qy in range(m):
-            if masked:
-                _phases(gy[b, ci], mask[b, ci], True, qy, 0, g4[qy], k)
-            else:
-                _phases(gy[b, ci], gy[b, ci], False, qy, 0, g4[qy], k)
-        gs = g4.reshape(m, m, npt)
         left = np.empty((a, m, npt), gy.dtype)     # A gs along qy, for each qx
-        for qx in range(m):
-            if m == 4:
-                _a4(gs[0, qx], gs[1, qx], gs[2, qx], gs[3, qx], left[0, qx], left[1, qx],
-                    left[2, qx], left[3, qx], left[4, qx], left[5, qx], k)
-            else:
-                _a2(gs[0, qx], gs[1, qx], left[0, qx], left[1, qx], left[2, qx], left[3, qx])
-        t0, t1 = b * npt, (b + 1) * npt
-        for i in range(a):                         # ... then along qx
-            s, r = left[i], i * a
-            if m == 4:
-                _a4(s[0], s[1], s[2], s[3], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
-                    v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
-            else:
-                _a2(s[0], s[1], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
-                    v[r + 3, ci, t0:t1])
+        for p in range(chunk * step, min((chunk + 1) * step, n * c)):
+            b, ci = p // c, p % c
+            for qy in range(m):
+                if masked:
+                    _phases(gy[b, ci], mask[b, ci], True, qy, 0, g4[qy], k)
+                else:
+                    _phases(gy[b, ci], gy[b, ci], False, qy, 0, g4[qy], k)
+            gs = g4.reshape(m, m, npt)
+            for qx in range(m):
+                if m == 4:
+                    _a4(gs[0, qx], gs[1, qx], gs[2, qx], gs[3, qx], left[0, qx], left[1, qx],
+                        left[2, qx], left[3, qx], left[4, qx], left[5, qx], k)
+                else:
+                    _a2(gs[0, qx], gs[1, qx], left[0, qx], left[1, qx], left[2, qx], left[3, qx])
+            t0, t1 = b * npt, (b + 1) * npt
+            for i in range(a):                         # ... then along qx
+                s, r = left[i], i * a
+                if m == 4:
+                    _a4(s[0], s[1], s[2], s[3], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                        v[r + 3, ci, t0:t1], v[r + 4, ci, t0:t1], v[r + 5, ci, t0:t1], k)
+                else:
+                    _a2(s[0], s[1], v[r, ci, t0:t1], v[r + 1, ci, t0:t1], v[r + 2, ci, t0:t1],
+                        v[r + 3, ci, t0:t1])
 
 
 @numba.njit(fastmath={"contract"}, cache=CACHE)
@@ -596,44 +625,120 @@ def _grad_output_transform(mm, top, gx, k):
     npt = mm.shape[2] // n
     th = npt // tw
     zero = k[0]
-    for p in numba.prange(n * c):
-        b, ci = p // c, p % c
-        t0, t1 = b * npt, (b + 1) * npt
+    n_chunks, step = _chunks(n * c)
+    for chunk in numba.prange(n_chunks):  # scratch made once per run of channels
         bm = np.empty((a, a, npt), gx.dtype)   # (B M)[r, j]
-        for j in range(a):
-            if m == 4:
-                _b4(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
-                    mm[3 * a + j, ci, t0:t1], mm[4 * a + j, ci, t0:t1], mm[5 * a + j, ci, t0:t1],
-                    bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
-            else:
-                _b2(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
-                    mm[3 * a + j, ci, t0:t1], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
         d = np.empty((a, a, npt), gx.dtype)    # (B M B^T)[r, s]
         keep = np.empty(th, gx.dtype)
+        for p in range(chunk * step, min((chunk + 1) * step, n * c)):
+            b, ci = p // c, p % c
+            t0, t1 = b * npt, (b + 1) * npt
+            for j in range(a):
+                if m == 4:
+                    _b4(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
+                        mm[3 * a + j, ci, t0:t1], mm[4 * a + j, ci, t0:t1], mm[5 * a + j, ci, t0:t1],
+                        bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
+                else:
+                    _b2(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
+                        mm[3 * a + j, ci, t0:t1], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
+            for r in range(a):
+                e, o = bm[r], d[r]
+                if m == 4:
+                    _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
+                else:
+                    _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
+                _join(o[1], o[a - 1], -1, tw, 0, keep)        # column phase 0: the left tile's last
+                _join(o[m], o[0], 1, tw, tw - 1, keep)        # column phase m-1: the right tile's first
+            for s in range(1, m + 1):
+                _join(d[1, s], d[a - 1, s], -tw, tw, -1, keep)  # row phase 0: the tile row above's last
+                _join(d[m, s], d[0, s], tw, tw, -1, keep)       # row phase m-1: the tile row below's first
+            plane = gx[b, ci]
+            for y in range(2 * top, h):
+                plane[y] = zero
+            for ty in range(th):
+                for q in range(m):
+                    y = m * ty + q + top
+                    if y < h:
+                        _add_tiles(d[q + 1, :, ty * tw:(ty + 1) * tw], plane[y])
+            if top > 0:                             # the row above tile row 0 (a band's first)
+                _add_tiles(d[0, :, :tw], plane[top - 1])
+            if m * th + top < h:                    # the row below the last tile row
+                _add_tiles(d[a - 1, :, (th - 1) * tw:], plane[m * th + top])
+
+
+
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _join_rows(dst, src, shift, npt):
+    """``_join`` for a row shift (+-tw) over the tiles of several channels laid end to end,
+    ``npt`` each: dst[t] += src[t + shift] where t and t + shift lie in the same channel."""
+    for o in range(0, dst.shape[0], npt):
+        if shift >= 0:
+            for t in range(o, o + npt - shift):
+                dst[t] += src[t + shift]
+        else:
+            for t in range(o - shift, o + npt):
+                dst[t] += src[t + shift]
+
+
+@parallel_jit
+def _grad_output_whole(mm, gx, k):
+    """``_grad_output_transform`` for one image whose map is whole tiles in one band (N = 1,
+    top = 0, H = m*th, W = m*tw), the channels' tiles laid end to end: mm (a*a, C*P), P =
+    th*tw; gx (C, H, W). Each pass runs over a run of channels at once (on a 16 x 16 map a
+    channel's pass is 64 tiles long, and the per-channel calls took most of the time); the
+    row joins stop at each channel's edges (``_join_rows``); each of gx's elements is then one
+    summed value (its tile row's and the neighbours' parts already joined), written as zero
+    plus that value: the same bits as the general path."""
+    c, h, w = gx.shape
+    a = 6 if mm.shape[0] == 36 else 4
+    m = a - 2
+    th, tw = h // m, w // m
+    npt = th * tw
+    zero = k[0]
+    n_chunks, step = _chunks(c)
+    for chunk in numba.prange(n_chunks):
+        c0 = chunk * step
+        c1 = min(c0 + step, c)
+        t0, t1 = c0 * npt, c1 * npt
+        bm = np.empty((a, a, t1 - t0), gx.dtype)   # (B M)[r, j]
+        d = np.empty((a, a, t1 - t0), gx.dtype)    # (B M B^T)[r, s]
+        keep = np.empty((t1 - t0) // tw, gx.dtype)
+        for j in range(a):
+            if m == 4:
+                _b4(mm[j, t0:t1], mm[a + j, t0:t1], mm[2 * a + j, t0:t1], mm[3 * a + j, t0:t1],
+                    mm[4 * a + j, t0:t1], mm[5 * a + j, t0:t1],
+                    bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
+            else:
+                _b2(mm[j, t0:t1], mm[a + j, t0:t1], mm[2 * a + j, t0:t1], mm[3 * a + j, t0:t1],
+                    bm[0, j], bm[1, j], bm[2, j], bm[3, j])
         for r in range(a):
             e, o = bm[r], d[r]
             if m == 4:
                 _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
             else:
                 _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
-            _join(o[1], o[a - 1], -1, tw, 0, keep)        # column phase 0: the left tile's last
-            _join(o[m], o[0], 1, tw, tw - 1, keep)        # column phase m-1: the right tile's first
+            _join(o[1], o[a - 1], -1, tw, 0, keep)        # as in _grad_output_transform
+            _join(o[m], o[0], 1, tw, tw - 1, keep)
         for s in range(1, m + 1):
-            _join(d[1, s], d[a - 1, s], -tw, tw, -1, keep)  # row phase 0: the tile row above's last
-            _join(d[m, s], d[0, s], tw, tw, -1, keep)       # row phase m-1: the tile row below's first
-        plane = gx[b, ci]
-        for y in range(2 * top, h):
-            plane[y] = zero
-        for ty in range(th):
-            for q in range(m):
-                y = m * ty + q + top
-                if y < h:
-                    _add_tiles(d[q + 1, :, ty * tw:(ty + 1) * tw], plane[y])
-        if top > 0:                             # the row above tile row 0 (a band's first)
-            _add_tiles(d[0, :, :tw], plane[top - 1])
-        if m * th + top < h:                    # the row below the last tile row
-            _add_tiles(d[a - 1, :, (th - 1) * tw:], plane[m * th + top])
-
+            _join_rows(d[1, s], d[a - 1, s], -tw, npt)
+            _join_rows(d[m, s], d[0, s], tw, npt)
+        for ci in range(c0, c1):
+            plane = gx[ci]
+            for y in range(h):
+                q, src = y % m, (ci - c0) * npt + (y // m) * tw
+                out = plane[y]
+                if m == 4:
+                    d1, d2, d3, d4 = d[q + 1, 1], d[q + 1, 2], d[q + 1, 3], d[q + 1, 4]
+                    for tx in range(tw):
+                        out[4 * tx] = zero + d1[src + tx]
+                        out[4 * tx + 1] = zero + d2[src + tx]
+                        out[4 * tx + 2] = zero + d3[src + tx]
+                        out[4 * tx + 3] = zero + d4[src + tx]
+                else:
+                    d1, d2 = d[q + 1, 1], d[q + 1, 2]
+                    for tx in range(tw):
+                        out[2 * tx] = zero + d1[src + tx]
+                        out[2 * tx + 1] = zero + d2[src + tx]
 
 _CONSTS: dict = {}
 
@@ -754,7 +859,10 @@ def winograd_conv_backward(gy, u, m: int, mask=None):
             matmul(u.transpose(0, 2, 1), v, out=mm)
         else:
             _made_matmul(u, m, v, mm, backward=True)
-        _grad_output_transform(mm, top, gx[:, :, r0 - top:min(r1 + 1, h)], k)
+        if n == 1 and r1 - r0 == h and h % m == 0 and w % m == 0:  # one band of whole tiles
+            _grad_output_whole(mm.reshape(a2, -1), gx[0], k)
+        else:
+            _grad_output_transform(mm, top, gx[:, :, r0 - top:min(r1 + 1, h)], k)
     return gx
 
 

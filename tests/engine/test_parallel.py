@@ -20,14 +20,18 @@ from engine.ops import conv3x3, pooling
 rng = np.random.default_rng(0)
 x = rng.standard_normal((1, 16, 48, 48)).astype(np.float32)
 p = conv3x3.ConvWeights(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), np.zeros(16, np.float32))
+image = rng.standard_normal((1, 3, 48, 48)).astype(np.float32)
+p3 = conv3x3.ConvWeights(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), np.zeros(16, np.float32))
 
 
 def step():
-    # every numba parallel entry point: the im2col gather, avg and max pooling, both directions
-    y = conv3x3.conv3x3_forward(x, p)
+    # every numba parallel entry point: the convs (the image layer's direct sums, Winograd's
+    # transforms on one image of whole tiles), avg and max pooling, both directions
+    y = conv3x3.conv3x3_forward(x, p) + conv3x3.conv3x3_forward(image, p3, relu=True)
     a = pooling.avgpool2_backward(pooling.avgpool2_forward(y), y.shape)
     m, arg = pooling.maxpool2_forward(y)
-    return conv3x3.conv3x3_backward(a + pooling.maxpool2_backward(m, arg, y.shape), p)
+    g = a + pooling.maxpool2_backward(m, arg, y.shape)
+    return conv3x3.conv3x3_backward(g, p) + conv3x3.conv3x3_backward(g, p3, relu_out=y).sum()
 
 
 ref = step()

@@ -1,5 +1,6 @@
-"""Winograd F(2x2) / F(4x4) conv (engine/ops/winograd.py) against the direct float64 conv, and
-conv3x3's choice between it and im2col. Gradients: tests/engine/test_gradients.py (gradcheck entries
+"""Winograd F(2x2) / F(4x4) conv (engine/ops/winograd.py) and the shifted-sum conv
+(engine/ops/direct.py) against the direct float64 conv, and conv3x3's choice between them and
+im2col. Gradients: tests/engine/test_gradients.py (gradcheck entries
 "conv3x3+relu Winograd F(2x2)/F(4x4)")."""
 import numpy as np
 import pytest
@@ -27,8 +28,9 @@ def _backward_reference(gy, w, mask=None):
     return direct_conv(gy.astype(np.float64), w_bwd, np.zeros(w_bwd.shape[0]))
 
 
-@pytest.mark.parametrize("algorithm", ALGOS)
-@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 5, 7, 9), (1, 4, 1, 1), (2, 2, 3, 13), (1, 6, 12, 5)])
+@pytest.mark.parametrize("algorithm", ALGOS + ["direct"])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 5, 7, 9), (1, 4, 1, 1), (2, 2, 3, 13), (1, 6, 12, 5),
+                                   (1, 3, 37, 21), (1, 5, 16, 8)])
 def test_float64_exact_to_rounding(algorithm, shape):
     """Forward (bias, fused ReLU) and backward (fused ReLU mask) equal the direct conv in
     float64, for sides that are and are not multiples of the tile, batch 1 and 2."""
@@ -92,10 +94,10 @@ def test_gradient_scatter_writes_every_element(m, shape):
 
 # float32 error of the largest value at a VGG-like layer (64 -> 48 channels, 32x32, ReLU'd
 # input, He-scaled weights); measured: im2col 3e-7, F(2x2) 3e-7, F(4x4) 5e-6 (forward and back)
-F32_BOUND = {"im2col": 2e-6, "f2": 2e-6, "f4": 5e-5}
+F32_BOUND = {"im2col": 2e-6, "f2": 2e-6, "f4": 5e-5, "direct": 2e-6}
 
 
-@pytest.mark.parametrize("algorithm", ["im2col"] + ALGOS)
+@pytest.mark.parametrize("algorithm", ["im2col", "direct"] + ALGOS)
 def test_float32_error_bounds(algorithm):
     rng, x, w, b = _case((1, 64, 32, 32), 48, 1, np.float32)
     x = np.maximum(x, 0)
@@ -190,10 +192,14 @@ def test_choice_by_map_size_and_override(monkeypatch):
     assert conv3x3.choose(64, 64, 256, 256) == "f4"
     assert conv3x3.choose(512, 512, 16, 16) == "f2"
     assert conv3x3.choose(512, 512, 8, 8) == "im2col"
-    assert conv3x3.choose(3, 64, 256, 256) == "im2col"  # the image layer: K = 3 per tile GEMM
-    assert conv3x3.choose(64, 3, 256, 256) == "f4"      # ... but its backward has K = 64
+    assert conv3x3.choose(3, 64, 256, 256) == "direct"  # the image layer: K = 3 per tile GEMM
+    assert conv3x3.choose(64, 3, 256, 256) == "direct"  # ... and M = 3 in its backward
+    assert conv3x3.choose(3, 64, 8, 8) == "direct"
     monkeypatch.setenv("RANVGG_CONV", "im2col")
     assert conv3x3.choose(64, 64, 256, 256) == "im2col"
+    monkeypatch.setenv("RANVGG_CONV", "direct")
+    assert conv3x3.choose(64, 64, 256, 256) == "direct"
+    assert conv3x3.choose(64, 64, 256, 256, xp=object()) == "f2"  # a CPU algorithm: the GPU's own
     monkeypatch.setenv("RANVGG_CONV", "f5")
     with pytest.raises(UserError, match="RANVGG_CONV"):
         conv3x3.choose(64, 64, 256, 256)
@@ -266,3 +272,35 @@ def test_written_out_transforms_equal_their_tables(m, dtype):
         np.testing.assert_allclose(d, mat @ s.astype(np.float64), rtol=0, atol=tol * np.abs(s).max() * 10,
                                    err_msg=f"{name} for F({m}x{m})")
         assert d.dtype == dtype
+
+
+@pytest.mark.parametrize("m,side", [(2, 16), (4, 32), (4, 24), (2, 6)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_scatter_over_runs_of_channels_gives_the_per_channel_bits(m, side, dtype):
+    """On one image of whole tiles in one band, the backward's scatter runs over runs of
+    channels at once (``_grad_output_whole``): bit for bit what the per-channel scatter gives,
+    the sign of a zero included; 70 channels make runs of two and a shorter last one."""
+    a, t = m + 2, side // m
+    rng = np.random.default_rng(side)
+    mm = rng.standard_normal((a * a, 70, t * t)).astype(dtype)
+    mm[:, 3] = -0.0
+    k = winograd._consts(dtype)
+    one = np.full((1, 70, side, side), np.nan, dtype)
+    winograd._grad_output_transform(mm, 0, one, k)
+    whole = np.full((70, side, side), np.nan, dtype)
+    winograd._grad_output_whole(mm.reshape(a * a, -1), whole, k)
+    assert whole.tobytes() == one[0].tobytes()
+
+
+def test_one_image_of_whole_tiles_takes_the_runs_of_channels(monkeypatch):
+    """The conv's backward sends one image of whole tiles to ``_grad_output_whole`` and
+    anything else (a batch, a side that is not whole tiles) to the per-channel scatter."""
+    calls = []
+    real = winograd._grad_output_whole
+    monkeypatch.setattr(winograd, "_grad_output_whole", lambda *a: calls.append(1) or real(*a))
+    _, x, w, b = _case((1, 8, 16, 16), 8, 2, np.float32)
+    p = conv3x3.ConvWeights(w, b)
+    for shape, expect in (((1, 8, 16, 16), 1), ((2, 8, 16, 16), 0), ((1, 8, 16, 15), 0)):
+        calls.clear()
+        conv3x3.conv3x3_backward(np.ones(shape, np.float32), p, algorithm="f4")
+        assert len(calls) == expect, shape

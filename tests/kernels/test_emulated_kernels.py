@@ -11,6 +11,7 @@ Three layers:
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import pytest
@@ -209,9 +210,11 @@ def both_branches(fn, *args):
 def test_engine_conv3x3(shape, dtype):
     x = rand(shape, dtype)
     p = conv3x3.ConvWeights(rand((4, shape[1], 3, 3), dtype, seed=1), rand(4, dtype, seed=2))
-    # the same GEMM runs in both branches, so only the gather differs: exact equality
-    for ref, out in [both_branches(conv3x3.conv3x3_forward, x, p),
-                     both_branches(conv3x3.conv3x3_backward, rand((shape[0], 4, *shape[2:]), dtype), p)]:
+    # im2col on both (the CPU's own choice for so few channels is the direct sums): the same
+    # GEMM runs in both branches, so only the gather differs: exact equality
+    fwd = functools.partial(conv3x3.conv3x3_forward, algorithm="im2col")
+    bwd = functools.partial(conv3x3.conv3x3_backward, algorithm="im2col")
+    for ref, out in [both_branches(fwd, x, p), both_branches(bwd, rand((shape[0], 4, *shape[2:]), dtype), p)]:
         np.testing.assert_array_equal(out, ref)
 
 
@@ -484,14 +487,15 @@ def small_grid():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_engine_im2col_on_a_grid_that_wraps(dtype):
-    """conv1_1's algorithm (3 input channels: im2col) through the engine's launch on a cut-down
-    grid: rows (2*3*9 = 54 > 3) and positions (5*7 = 35 > 8) both wrap, forward and backward
-    (the ReLU mask fused into the gather); the GEMM is the same, so the results are equal."""
+    """conv1_1's algorithm on the GPU (3 input channels: im2col) through the engine's launch on a
+    cut-down grid: rows (2*3*9 = 54 > 3) and positions (5*7 = 35 > 8) both wrap, forward and
+    backward (the ReLU mask fused into the gather); against the CPU's im2col (its own choice
+    there is the direct sums), the GEMM is the same, so the results are equal."""
     x = rand((2, 3, 5, 7), dtype)
     p = conv3x3.ConvWeights(rand((4, 3, 3, 3), dtype, seed=1), rand(4, dtype, seed=2))
     gy = rand((2, 4, 5, 7), dtype, seed=3)
-    ref_y = conv3x3.conv3x3_forward(x, p, relu=True)
-    ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y)
+    ref_y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="im2col")
+    ref_gx = conv3x3.conv3x3_backward(gy, p, relu_out=ref_y, algorithm="im2col")
     with engine_gpu_branch(), small_grid(), recorded_launches() as launches:
         y = conv3x3.conv3x3_forward(x, p, relu=True)
         gx = conv3x3.conv3x3_backward(gy, p, relu_out=y)
