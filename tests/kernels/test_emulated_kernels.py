@@ -218,6 +218,23 @@ def test_engine_conv3x3(shape, dtype):
         np.testing.assert_array_equal(out, ref)
 
 
+def test_the_direct_algorithm_asked_of_the_gpu_gathers_with_im2col():
+    """"direct" is a CPU algorithm: asked on the GPU branch (RANVGG_CONV=direct, or by name) the
+    conv launches the im2col kernels, forward and backward, with the same results."""
+    x = rand((1, 3, 5, 7), np.float32)
+    p = conv3x3.ConvWeights(rand((4, 3, 3, 3), np.float32, seed=1), rand(4, np.float32, seed=2))
+    gy = rand((1, 4, 5, 7), np.float32, seed=3)
+    with engine_gpu_branch(), recorded_launches() as launches:
+        y = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="direct")
+        gx = conv3x3.conv3x3_backward(gy, p, relu_out=y, algorithm="direct")
+        y_ref = conv3x3.conv3x3_forward(x, p, relu=True, algorithm="im2col")
+        gx_ref = conv3x3.conv3x3_backward(gy, p, relu_out=y_ref, algorithm="im2col")
+    names = [e for e, *_ in launches if e.startswith("conv3x3")]
+    assert names == ["conv3x3_im2col", "conv3x3_im2col_relu_bwd"] * 2
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(gx, gx_ref)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_engine_relu(dtype):
     x = rand((2, 3, 5, 7), dtype)
