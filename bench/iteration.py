@@ -6,7 +6,7 @@ against PyTorch, alternating; the optimiser's own cost; peak memory.
 Before timing, the engine's loss and gradient are checked against PyTorch's (same weights).
 On the CPU each contender is timed in a process of its own, the two alternating one evaluation
 at a time with a pause before each (``bench._common.alternate_processes``): in one process the
-engine timed right after PyTorch ran 10-20% slower than alone. ``--in-process`` times both in
+engine ran 8-10% slower than in a process of its own. ``--in-process`` times both in
 this process, alternating (the GPU's default: there the work is on the device).
 ratio = engine / PyTorch (below 1: the engine is faster). Without torch installed (it is an
 optional bench extra, never needed to run ranvgg) only the engine's own figures are printed.
