@@ -120,14 +120,11 @@ def conv_forward(x, weight, bias=None, relu: bool = False):
     return y
 
 
-_NO_MASK = np.zeros((0, 0, 0, 0), np.float32)
-
-
 def conv_backward(gy, weight, mask=None):
     """The input gradient of ``conv_forward``: gy (N, Cout, H, W) (times (mask > 0) when given:
     the ReLU's backward, fused) -> gx (N, Cin, H, W), a new array of gy's dtype."""
     n, cout, h, w = gy.shape
     gx = np.empty((n, weight.shape[1], h, w), gy.dtype)
-    mask = _NO_MASK.astype(gy.dtype) if mask is None else np.ascontiguousarray(mask, gy.dtype)
+    mask = np.zeros((0, 0, 0, 0), gy.dtype) if mask is None else np.ascontiguousarray(mask, gy.dtype)
     _backward(np.ascontiguousarray(gy), mask, np.ascontiguousarray(weight, gy.dtype), gx)
     return gx

@@ -601,6 +601,29 @@ def _add_tiles(d, out):
                 out[m * tx + q] += d[q + 1, tx]
 
 
+@numba.njit(fastmath={"contract"}, cache=CACHE)
+def _bmbt(mm, bm, d, keep, tw, k):
+    """d = B M B^T for every tile of mm (a*a, T) (T tiles, rows of tw), the overlapping columns
+    of neighbouring tiles already joined (``_join``): d[r, s] of each tile, s = 1 .. m holding
+    the sums. bm, d: (a, a, T) scratch; keep: at least T // tw."""
+    a = bm.shape[0]
+    m = a - 2
+    for j in range(a):
+        if m == 4:
+            _b4(mm[j], mm[a + j], mm[2 * a + j], mm[3 * a + j], mm[4 * a + j], mm[5 * a + j],
+                bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
+        else:
+            _b2(mm[j], mm[a + j], mm[2 * a + j], mm[3 * a + j], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
+    for r in range(a):
+        e, o = bm[r], d[r]
+        if m == 4:
+            _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
+        else:
+            _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
+        _join(o[1], o[a - 1], -1, tw, 0, keep)        # column phase 0: the left tile's last
+        _join(o[m], o[0], 1, tw, tw - 1, keep)        # column phase m-1: the right tile's first
+
+
 @parallel_jit
 def _grad_output_transform(mm, top, gx, k):
     """The adjoint of ``_split`` + ``_input_transform``: every tile's B M B^T, (m+2) x (m+2),
@@ -632,23 +655,7 @@ def _grad_output_transform(mm, top, gx, k):
         keep = np.empty(th, gx.dtype)
         for p in range(chunk * step, min((chunk + 1) * step, n * c)):
             b, ci = p // c, p % c
-            t0, t1 = b * npt, (b + 1) * npt
-            for j in range(a):
-                if m == 4:
-                    _b4(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
-                        mm[3 * a + j, ci, t0:t1], mm[4 * a + j, ci, t0:t1], mm[5 * a + j, ci, t0:t1],
-                        bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
-                else:
-                    _b2(mm[j, ci, t0:t1], mm[a + j, ci, t0:t1], mm[2 * a + j, ci, t0:t1],
-                        mm[3 * a + j, ci, t0:t1], bm[0, j], bm[1, j], bm[2, j], bm[3, j])
-            for r in range(a):
-                e, o = bm[r], d[r]
-                if m == 4:
-                    _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
-                else:
-                    _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
-                _join(o[1], o[a - 1], -1, tw, 0, keep)        # column phase 0: the left tile's last
-                _join(o[m], o[0], 1, tw, tw - 1, keep)        # column phase m-1: the right tile's first
+            _bmbt(mm[:, ci, b * npt:(b + 1) * npt], bm, d, keep, tw, k)
             for s in range(1, m + 1):
                 _join(d[1, s], d[a - 1, s], -tw, tw, -1, keep)  # row phase 0: the tile row above's last
                 _join(d[m, s], d[0, s], tw, tw, -1, keep)       # row phase m-1: the tile row below's first
@@ -703,22 +710,7 @@ def _grad_output_whole(mm, gx, k):
         bm = np.empty((a, a, t1 - t0), gx.dtype)   # (B M)[r, j]
         d = np.empty((a, a, t1 - t0), gx.dtype)    # (B M B^T)[r, s]
         keep = np.empty((t1 - t0) // tw, gx.dtype)
-        for j in range(a):
-            if m == 4:
-                _b4(mm[j, t0:t1], mm[a + j, t0:t1], mm[2 * a + j, t0:t1], mm[3 * a + j, t0:t1],
-                    mm[4 * a + j, t0:t1], mm[5 * a + j, t0:t1],
-                    bm[0, j], bm[1, j], bm[2, j], bm[3, j], bm[4, j], bm[5, j], k)
-            else:
-                _b2(mm[j, t0:t1], mm[a + j, t0:t1], mm[2 * a + j, t0:t1], mm[3 * a + j, t0:t1],
-                    bm[0, j], bm[1, j], bm[2, j], bm[3, j])
-        for r in range(a):
-            e, o = bm[r], d[r]
-            if m == 4:
-                _b4(e[0], e[1], e[2], e[3], e[4], e[5], o[0], o[1], o[2], o[3], o[4], o[5], k)
-            else:
-                _b2(e[0], e[1], e[2], e[3], o[0], o[1], o[2], o[3])
-            _join(o[1], o[a - 1], -1, tw, 0, keep)        # as in _grad_output_transform
-            _join(o[m], o[0], 1, tw, tw - 1, keep)
+        _bmbt(mm[:, t0:t1], bm, d, keep, tw, k)
         for s in range(1, m + 1):
             _join_rows(d[1, s], d[a - 1, s], -tw, npt)
             _join_rows(d[m, s], d[0, s], tw, npt)
