@@ -95,6 +95,20 @@ def alternate(fns: dict, repeat: int, device: str = "cpu") -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def ask_rounds(workers, rounds: int, pause: float = 0.0) -> dict:
+    """{name: [ms, ...]} from timing workers [(name, Popen)], each of which answers a line on its
+    stdin with one evaluation's milliseconds: ``rounds`` rounds, every worker once a round, the
+    order reversed every other round, ``pause`` seconds of quiet before each."""
+    times = {name: [] for name, _ in workers}
+    for r in range(rounds):
+        for name, p in (workers if r % 2 == 0 else workers[::-1]):
+            time.sleep(pause)
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            times[name].append(float(p.stdout.readline()))
+    return times
+
+
 def alternate_processes(contenders, size: int, layer: str, device: str, repeat: int,
                         pause: float = 0.2) -> dict:
     """{contender: median seconds} for "engine" and/or "torch", each in a process of its own
@@ -114,14 +128,8 @@ def alternate_processes(contenders, size: int, layer: str, device: str, repeat: 
             if p.stdout.readline().strip() != "ready":
                 raise UserError(f"the {c} timing process failed to start: run `python -m bench._timer {c} "
                                 f"{size} {layer} {device}` to see why")
-        times = {c: [] for c in procs}
-        for r in range(repeat):
-            for c in (list(procs) if r % 2 == 0 else list(procs)[::-1]):
-                time.sleep(pause)
-                procs[c].stdin.write("go\n")
-                procs[c].stdin.flush()
-                times[c].append(float(procs[c].stdout.readline()) / 1e3)
-        return {c: statistics.median(v) for c, v in times.items()}
+        times = ask_rounds(list(procs.items()), repeat, pause)
+        return {c: statistics.median(v) / 1e3 for c, v in times.items()}
     finally:
         for p in procs.values():
             if p.stdin:

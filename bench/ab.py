@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import sys
 
+from ._common import ask_rounds
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a worker: this source, run with its checkout first on sys.path; one line per evaluation asked
 WORKER = """
@@ -42,14 +44,7 @@ def compare(base: str, size: int, rounds: int, workers: int, layer: str = "pool5
         for p in procs:
             if p.stdout.readline().strip() != "ready":
                 raise SystemExit("a worker failed to start: run its checkout's tests first")
-        times = {"base": [], "this": []}
-        for r in range(rounds):
-            order = list(zip(sides, procs))
-            for (name, _), p in (order if r % 2 == 0 else order[::-1]):
-                p.stdin.write("go\n")
-                p.stdin.flush()
-                times[name].append(float(p.stdout.readline()))
-        return times
+        return ask_rounds([(name, p) for (name, _), p in zip(sides, procs)], rounds)
     finally:
         for p in procs:
             if p.stdin:
