@@ -110,6 +110,9 @@ CONFIGS.update({
     "project128": dict(project=128),
     "spectrum1": dict(spectrum_weight=1.0),                     # the style's Fourier amplitude spectrum
     "spectrum10": dict(spectrum_weight=10.0),
+    "balanced": dict(feature_stats="gram+balanced"),          # mean and covariance each relative to its target
+    "content_level1": dict(content_level=1),                   # the content term on the photo 2x2-averaged once
+    "content_level2": dict(content_level=2),                   # ... twice: the fine scales left to the style terms
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),

@@ -155,6 +155,12 @@ def _op_checks():
         mu0, c0 = stats.moments(_rand(device, (1, 4, 3, 5), 30))
         return scalar_fn(lambda t: stats.moments_loss(t, mu0, c0, 0.7)), _rand(device, (2, 4, 3, 5), 31)
 
+    def balanced_moments_loss(device):  # each part relative to its target
+        mu0, c0 = stats.moments(_rand(device, (1, 4, 3, 5), 30))
+        ab = stats.balanced_scales(mu0, c0)
+        return (scalar_fn(lambda t: stats.moments_loss(t, mu0, c0, 0.7, scales=ab)),
+                _rand(device, (2, 4, 3, 5), 31))
+
     def swd_loss(device):  # a target of another size (15 positions resampled from 20)
         d = stats.directions(4, 6, 0, xp=backend.xp_for(device), dtype=np.float64)
         t = stats.sorted_projections(_rand(device, (1, 4, 4, 5), 32), d, 15)
@@ -203,6 +209,7 @@ def _op_checks():
         Check("gram loss", (2, 4, 3, 5), gram_loss),
         Check("FFT convolution (large filters)", (2, 3, 9, 11), fft_conv),
         Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
+        Check("moments loss, balanced", (2, 4, 3, 5), balanced_moments_loss),
         Check("sliced Wasserstein loss", (2, 4, 3, 5), swd_loss),
         Check("Fourier spectrum loss", (2, 3, 5, 6), spectrum_loss),
         Check("total variation", (2, 3, 5, 6), tv_),
@@ -288,7 +295,8 @@ def _net_checks():
         more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
                                  feature_stats="swd", bank_maps=3,  # the filter bank: 3 and 5 px here
                                  spectrum_weight=0.5)
-        obj.terms += more.terms
+        balanced = Objective.texture(net, xs, ["relu1_1"], shape=(1, 3, 16, 16), feature_stats="gram+balanced")
+        obj.terms += more.terms + balanced.terms
         obj.bank = more.bank
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 29, 50.0)

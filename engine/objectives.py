@@ -32,7 +32,7 @@ from .errors import UserError
 from .io import image
 from .ops.gram import gram_forward
 from .ops.losses import content_loss, gram_loss
-from .ops.stats import directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
+from .ops.stats import balanced_scales, directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
 from .ops.border import crop, wrap_pad
 from .ops.fftconv import fftconv
 from .ops.spectrum import spectrum_loss, spectrum_target
@@ -66,7 +66,7 @@ PIXELS = "pixels"   # the "layer" of a term on the image itself
 # distribution terms a texture or style objective can add: on the pixels (colour) and on every
 # style layer beside its Gram matrix (docs/levers.md)
 PIXEL_STATS = ("none", "moments", "swd")
-FEATURE_STATS = ("gram", "gram+moments", "gram+swd", "moments", "swd")
+FEATURE_STATS = ("gram", "gram+moments", "gram+balanced", "gram+swd", "moments", "swd")
 STYLE_DROP_PINNED, STYLE_PIXEL_STATS, STYLE_FEATURE_STATS = True, "moments", "gram+moments"
 STYLE_CONTENT_LEVEL = 0
 STYLE_INTERIOR = False
@@ -108,7 +108,7 @@ class Term:
         if self.kind == "gram":
             return gram_loss(f, self.target, s, self.name)
         if self.kind == "moments":
-            return moments_loss(f, *self.target, s, self.name)
+            return moments_loss(f, self.target[0], self.target[1], s, self.name, scales=self.target[2])
         if self.kind == "spectrum":
             return spectrum_loss(f, self.target, s, self.name)
         return sliced_wasserstein_loss(f, *self.target, s, self.name)
@@ -251,8 +251,9 @@ class Objective:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                             f"(fewer positions than channels): use a larger size or shallower layers")
         terms += grams
-        if feature_stats.endswith("moments"):
-            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior, proj.get(l)),
+        if feature_stats.endswith(("moments", "balanced")):
+            terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior, proj.get(l),
+                                                                         feature_stats.endswith("balanced")),
                            style_weight, proj=proj.get(l)) for l in kept]
         if feature_stats.endswith("swd"):
             terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l),
@@ -472,9 +473,10 @@ def _stat_terms(net: VGG19, images, layers, weights, shape, levels: int, stats: 
                         f"(fewer positions than channels): use a larger size or shallower layers")
     keep = [(l, w) for l, w in zip(layers, weights) if l not in drop.get(0, ())]
     layers, weights = [l for l, _ in keep], [w for _, w in keep]
-    if stats.endswith("moments"):
+    if stats.endswith(("moments", "balanced")):
         terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, images, l, interior=interior,
-                                                                     proj=proj.get(l)), w, proj=proj.get(l))
+                                                                     proj=proj.get(l), balanced=stats.endswith("balanced")),
+                       w, proj=proj.get(l))
                   for l, w in zip(layers, weights)]
     if stats.endswith("swd"):
         m = {l: _positions(shape[2], shape[3], l) for l in layers}
@@ -493,7 +495,7 @@ def _pixel_terms(net: VGG19, images, stats: str, shape) -> list[Term]:
     x = _pooled([net.to_device(img) for img in images])
     if stats == "moments":
         mu, cov = moments(x)
-        return [Term("colour:moments", "moments", PIXELS, (mu.mean(0, keepdims=True), cov.mean(0, keepdims=True)))]
+        return [Term("colour:moments", "moments", PIXELS, (mu.mean(0, keepdims=True), cov.mean(0, keepdims=True), None))]
     dirs = directions(3, SWD_PIXEL_DIRECTIONS, seed=0, xp=net.xp, dtype=x.dtype)
     return [Term("colour:swd", "swd", PIXELS, (sorted_projections(x, dirs, shape[2] * shape[3]), dirs))]
 
@@ -565,15 +567,17 @@ def _window(f, layer: str, hw, interior: bool, arch: str):
     return f[:, :, top:top + rows, left:left + cols]
 
 
-def _moment_targets(net: VGG19, images, layer, blend=None, interior: bool = False, proj=None):
-    """(mean, covariance) of ``layer``'s features (projected by ``proj`` when given), each (1, ...):
-    the images' blended by ``blend`` (equal when None)."""
+def _moment_targets(net: VGG19, images, layer, blend=None, interior: bool = False, proj=None, balanced: bool = False):
+    """(mean, covariance, scales) of ``layer``'s features (projected by ``proj`` when given), each
+    (1, ...): the images' blended by ``blend`` (equal when None); scales: ``moments_loss``'s,
+    None for its default, each part relative to its target when ``balanced``."""
     feats = [_projected(_window(net.features(img, [layer])[layer], layer, img.shape[2:], interior, net.arch), proj)
              for img in images]
     mus, covs = zip(*(moments(f) for f in feats))
     blend = [1.0 / len(images)] * len(images) if blend is None else blend
-    return (sum(b * m.mean(0, keepdims=True) for b, m in zip(blend, mus)),
-            sum(b * c.mean(0, keepdims=True) for b, c in zip(blend, covs)))
+    mu = sum(b * m.mean(0, keepdims=True) for b, m in zip(blend, mus))
+    cov = sum(b * c.mean(0, keepdims=True) for b, c in zip(blend, covs))
+    return mu, cov, balanced_scales(mu, cov) if balanced else None
 
 
 def _swd_target(net: VGG19, images, layer, positions, interior: bool = False, proj=None):

@@ -72,7 +72,9 @@ def _parser():
                         f"or the sliced Wasserstein distance (default: {objectives.STYLE_PIXEL_STATS})")
     g.add_argument("--feature-stats", choices=objectives.FEATURE_STATS, default=objectives.STYLE_FEATURE_STATS,
                    help="the statistics matched per style layer: Gram matrices, and/or mean and covariance, or a "
-                        f"sliced Wasserstein distance of the features (default: {objectives.STYLE_FEATURE_STATS})")
+                        "sliced Wasserstein distance of the features; gram+balanced weighs the mean and the "
+                        "covariance each relative to the style's (docs/levers.md) "
+                        f"(default: {objectives.STYLE_FEATURE_STATS})")
     network.add_filter_bank_option(g, "half the smallest image; each term toward the style's")
     network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")

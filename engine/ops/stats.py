@@ -36,22 +36,39 @@ def moments(f):
     return mu, fc @ fc.transpose(0, 2, 1) / fm.shape[2]
 
 
-def moments_loss(f: Tensor, target_mean, target_cov, weight: float = 1.0, name=None) -> Tensor:
-    """f: (N, C, h, w); targets (1 or N, C) and (1 or N, C, C). Returns a 0-d tensor."""
+def moments_loss(f: Tensor, target_mean, target_cov, weight: float = 1.0, name=None, scales=None) -> Tensor:
+    """f: (N, C, h, w); targets (1 or N, C) and (1 or N, C, C). Returns a 0-d tensor:
+    a ||mu - target_mean||^2 + b ||S - target_cov||^2, with (a, b) = ``scales``, by default
+    (1 / C, 1 / (2 C^2)); ``balanced_scales`` gives each part relative to its target."""
     fm = features_matrix(f.data)
     c, m = fm.shape[1], fm.shape[2]
     mu = fm.mean(axis=2)
     fc = fm - mu[:, :, None]
     dmu = mu - target_mean
     ds = fc @ fc.transpose(0, 2, 1) / m - target_cov
-    value = ((dmu * dmu).sum() / c + (ds * ds).sum() / (2.0 * c * c)) * weight
+    if scales is None:  # written out, so that the default keeps its float32 rounding
+        value = ((dmu * dmu).sum() / c + (ds * ds).sum() / (2.0 * c * c)) * weight
+        ga, gb = 2.0 / (c * m), 2.0 / (c * c * m)
+    else:
+        a, b = scales
+        value = (a * (dmu * dmu).sum() + b * (ds * ds).sum()) * weight
+        ga, gb = 2.0 * a / m, 4.0 * b / m
 
     def backward(g):
         s = g * weight
-        grad = (2.0 / (c * m)) * dmu[:, :, None] + (2.0 / (c * c * m)) * (ds @ fc)
+        grad = ga * dmu[:, :, None] + gb * (ds @ fc)
         return (grad * s).reshape(f.shape),
 
     return record(value, (f,), backward, name)
+
+
+def balanced_scales(target_mean, target_cov) -> tuple:
+    """(a, b) for ``moments_loss`` that weigh the mean and the covariance each relative to its
+    target (1 / ||mean||^2, 1 / ||cov||^2): the two parts then count alike at any scale of the
+    features, where the default lets the mean's, a second power of the features, swamp the
+    covariance's, a fourth power, by orders of magnitude at the deeper layers of a random net."""
+    sq = lambda t: float(backend.to_host((t * t).sum()))
+    return 1.0 / max(sq(target_mean), 1e-30), 1.0 / max(sq(target_cov), 1e-30)
 
 
 def directions(channels: int, count: int, seed: int, xp=np, dtype=np.float32):

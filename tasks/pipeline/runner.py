@@ -127,9 +127,9 @@ def check_signal(obj: Objective, a) -> None:
             continue
         if t.layer == PIXELS:  # pixel statistics need no network
             continue
-        # content/gram: one array; moments: (mean, cov); sliced Wasserstein: (sorted projections,
-        # directions), whose directions are not the net's signal
-        parts = (t.target if t.kind == "moments" else t.target[:1]) if isinstance(t.target, tuple) else (t.target,)
+        # content/gram: one array; moments: (mean, cov, scales); sliced Wasserstein: (sorted
+        # projections, directions), whose directions are not the net's signal
+        parts = (t.target[:2] if t.kind == "moments" else t.target[:1]) if isinstance(t.target, tuple) else (t.target,)
         arrays = [backend.to_host(p) for p in parts if p is not None]
         peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
         if not (np.isfinite(peak) and peak >= SIGNAL_FLOOR):

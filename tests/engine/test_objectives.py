@@ -102,7 +102,8 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
     assert [t.name for t in obj.terms] == ["content:relu1_2", "style:relu1_1", "style:relu2_1",
                                            "moments:relu1_1", "moments:relu2_1"]
     (mu1, c1), (mu2, c2) = (moments(net.features(s, ["relu2_1"])["relu2_1"]) for s in (s1, s2))
-    mu, cov = obj.terms[4].target
+    mu, cov, scales = obj.terms[4].target
+    assert scales is None  # gram+moments: the default weighing of mean and covariance
     np.testing.assert_allclose(mu, 0.75 * mu1 + 0.25 * mu2, rtol=1e-12)
     np.testing.assert_allclose(cov, 0.75 * c1 + 0.25 * c2, rtol=1e-12)
     # moments alone, and a layer that pins the layout (pool4: 2x2 positions at 32 px) left out of both kinds

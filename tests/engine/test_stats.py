@@ -22,6 +22,28 @@ def test_moments_loss_zero_at_target_and_positive_elsewhere():
     assert float(stats.moments_loss(Tensor(f + 0.1), mu, cov).data) > 0
 
 
+def test_balanced_moments_loss_counts_mean_and_covariance_alike_at_any_scale():
+    rng = np.random.default_rng(3)
+    t = rng.standard_normal((1, 4, 5, 6)) + 2.0
+    f = rng.standard_normal((1, 4, 5, 6)) + 1.5
+    mu, cov = stats.moments(t)
+    a, b = stats.balanced_scales(mu, cov)
+    assert (a, b) == pytest.approx((1 / (mu ** 2).sum(), 1 / (cov ** 2).sum()))
+    fmu, fcov = stats.moments(f)
+    want = ((fmu - mu) ** 2).sum() * a + ((fcov - cov) ** 2).sum() * b
+    assert float(stats.moments_loss(Tensor(f), mu, cov, scales=(a, b)).data) == pytest.approx(want)
+
+    def both(k):  # features and target scaled by k: the balanced value stays, the default's does not
+        mu_k, cov_k = stats.moments(t * k)
+        ab = stats.balanced_scales(mu_k, cov_k)
+        return (float(stats.moments_loss(Tensor(f * k), mu_k, cov_k, scales=ab).data),
+                float(stats.moments_loss(Tensor(f * k), mu_k, cov_k).data))
+
+    (bal1, def1), (bal2, def2) = both(1.0), both(1e-3)
+    assert bal2 == pytest.approx(bal1, rel=1e-9)
+    assert def2 < 1e-5 * def1
+
+
 def test_swd_is_zero_for_a_permutation_of_the_target_positions():
     rng = np.random.default_rng(2)
     f = rng.standard_normal((1, 4, 3, 5))
