@@ -100,6 +100,8 @@ CONFIGS.update({
     "content_relu4_2_default": dict(content_layer="relu4_2"),  # Gatys' content layer, in the random net
     "tv0": dict(tv_weight=0),                                   # total variation off (as Gatys), or stronger
     "tv1": dict(tv_weight=1),
+    "tv3": dict(tv_weight=3),
+    "tv10": dict(tv_weight=10),
     "shallow2": dict(style_layers="relu1_1,relu2_1"),          # the two shallowest style layers only
     "pyramid2": dict(pyramid=2),                                # the style Grams of x also 2x2-averaged once
     "pyramid3": dict(pyramid=3),

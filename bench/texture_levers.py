@@ -52,6 +52,7 @@ CONFIGS = {
     "gram_only": dict(feature_stats="gram"),
     "balanced": dict(feature_stats="gram+balanced"),              # mean and covariance each relative to its target                       # the default without the centred statistics
     "swd": dict(feature_stats="gram+swd"),
+    "pyramid2": dict(pyramid=2),
     "pyramid3": dict(pyramid=3),
     "bank16": dict(filter_bank=16),
     "bank32": dict(filter_bank=32),
