@@ -77,6 +77,8 @@ CONFIGS = {
     "interior+periodic": dict(interior=True, periodic=True),
     "out2x": dict(out_size="2x"),                                   # a synthesis twice the exemplar's side, judged on its top-left crop
     "out2x+periodic": dict(out_size="2x", periodic=True),          # the same, wrapped around: no border
+    "half": dict(scales="half"),                                   # one coarse stage at half the size
+    "halves": dict(scales="halves"),                               # halved down to 64 px (256 px: 64, 128)
     "one_scale": dict(scales="none"),                               # no half-size stage first
     "project32": dict(project=32),                                 # the statistics of 32 random projections per layer
     "project64": dict(project=64),                                 # ... of 64: relu4_1, relu5_1 kept at 128 px

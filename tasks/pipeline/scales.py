@@ -33,10 +33,26 @@ def add_options(ap, default: str, default_iters: int, default_pyramid: int) -> N
                         f"pyramid: coarse structure as well as fine grain); 1: off (default: {default_pyramid})")
     g.add_argument("--scales", default=default, metavar="N1,N2,...|none",
                    help="optimise first at these smaller sizes (longer side, px, increasing), each result "
-                        "upsampled to start the next, then at --size; 'half' is --size/2, 'none' "
-                        f"optimises only at --size (default: {default})")
+                        "upsampled to start the next, then at --size; 'half' is --size/2, 'halves' is "
+                        "--size/2, /4, ... down to 64 px or less (256: 64,128), 'none' optimises only "
+                        f"at --size (default: {default})")
     g.add_argument("--scale-iters", type=int, default=default_iters, metavar="N",
                    help=f"L-BFGS-B iterations at each coarse size (default: {default_iters})")
+
+
+HALVES_DOWN_TO = 64    # px: the coarsest stage of 'halves' (a 128 px synthesis's one stage)
+
+
+def halves(size: int) -> list[int]:
+    """The coarse sizes of --scales halves, increasing: size/2, size/4, ... halved until one is at
+    most 64 px (128 px: [64]; 256 px: [64, 128]), none under 16 px."""
+    out, n = [], size // 2
+    while n >= 16:
+        out.insert(0, n)
+        if n <= HALVES_DOWN_TO:
+            break
+        n //= 2
+    return out
 
 
 def sizes(a, layers=()) -> list[int]:
@@ -51,11 +67,13 @@ def sizes(a, layers=()) -> list[int]:
         return []
     if str(spec).strip().lower() == "half":
         out = [a.size // 2] if a.size // 2 >= 16 else []
+    elif str(spec).strip().lower() == "halves":
+        out = halves(a.size)
     else:
         try:
             out = [int(v) for v in str(spec).split(",")] if isinstance(spec, str) else [int(v) for v in spec]
         except (TypeError, ValueError):
-            raise UserError(f"--scales must be comma-separated sizes in px (e.g. 64), 'half' or 'none'; "
+            raise UserError(f"--scales must be comma-separated sizes in px (e.g. 64), 'half', 'halves' or 'none'; "
                             f"got {spec!r}") from None
     if any(n < 16 for n in out) or any(b <= c for c, b in zip(out, out[1:])) or (out and out[-1] >= a.size):
         raise UserError(f"--scales {spec}: give increasing sizes between 16 and --size ({a.size}) exclusive, "

@@ -6,6 +6,7 @@ from engine import UserError
 from engine.io import image
 from engine.objectives import Objective
 from tasks import style, texture
+from tasks.pipeline import scales
 
 QUIET = {"device": "cpu", "print_every": 0}
 L4 = "relu1_1,relu2_1,relu3_1,relu4_1"  # relu5_1 would need 16 px at every pyramid level
@@ -21,6 +22,20 @@ def test_coarse_stage_runs_first_and_starts_the_fine_one(tmp_path):
     # the fine stage starts from the upsampled coarse result, not from white noise: its Gram
     # error at the start is far below white noise's
     assert log["start_gram_error"]["total"] < log["baselines"]["white_noise"]["gram_error"]["total"] / 10
+
+
+@pytest.mark.parametrize("size, want", [(24, []), (32, [16]), (64, [32]), (128, [64]), (200, [50, 100]),
+                                         (256, [64, 128]), (512, [64, 128, 256])])
+def test_halves_halve_down_to_64_px_and_match_half_up_to_128(size, want):
+    assert scales.halves(size) == want
+    if size <= 128:
+        assert want == ([size // 2] if size // 2 >= 16 else [])
+
+
+def test_texture_with_halves(tmp_path):
+    _, log = texture.run(image="brick", size=48, iters=2, scales="halves", scale_iters=2, layers=L4,
+                         out=str(tmp_path / "t.png"), **QUIET)
+    assert [s["size"] for s in log["scales"]] == [24] and log["status"] == "done"
 
 
 def test_style_with_half_scale(tmp_path):
