@@ -63,11 +63,12 @@ def sizes(a, layers=()) -> list[int]:
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v!r}")
     spec = a.scales
-    if spec is None or str(spec).strip().lower() in ("", "none"):
+    word = "" if spec is None else str(spec).strip().lower()
+    if word in ("", "none"):
         return []
-    if str(spec).strip().lower() == "half":
+    if word == "half":
         out = [a.size // 2] if a.size // 2 >= 16 else []
-    elif str(spec).strip().lower() == "halves":
+    elif word == "halves":
         out = halves(a.size)
     else:
         try:
