@@ -86,6 +86,14 @@ CONFIGS = {
     "deep2": dict(layer_weights="1,2,4,8,16"),                     # each layer twice the weight of the one before
     "deep4": dict(layer_weights="1,4,16,64,256"),                  # ... four times
     "shallow2": dict(layer_weights="16,8,4,2,1"),                  # ... half
+    # long-range correlations: each kept layer's maps against themselves moved d px across and down
+    "shift4": dict(shifts="4"),
+    "shift8": dict(shifts="8"),
+    "shift4_8": dict(shifts="4,8"),
+    "shift16": dict(shifts="16"),
+    "shift32": dict(shifts="32"),
+    "shift8_32": dict(shifts="8,32"),
+    "shift16_32": dict(shifts="16,32"),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 

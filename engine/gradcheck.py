@@ -147,6 +147,10 @@ def _op_checks():
         g0 = gram.gram_forward(_rand(device, (1, 4, 3, 5), 15))
         return scalar_fn(lambda t: losses.gram_loss(t, g0, 0.7)), _rand(device, (2, 4, 3, 5), 8)
 
+    def shifted_gram_loss(device):  # 1 row down, 2 columns across: a non-square overlap, a non-symmetric Gram
+        g0 = gram.shifted_gram_forward(_rand(device, (1, 4, 3, 5), 41), (1, 2))
+        return scalar_fn(lambda t: losses.shifted_gram_loss(t, g0, (1, 2), 0.7)), _rand(device, (2, 4, 3, 5), 42)
+
     def fft_conv(device):  # a 5 px filter on a 9 x 11 image: "valid" output, no wrap-around
         w = _rand(device, (4, 3, 5, 5), 34)
         return scalarized(lambda t: fftconv.fftconv(t, w)), _rand(device, (2, 3, 9, 11), 35)
@@ -207,6 +211,7 @@ def _op_checks():
         Check("gram", (2, 4, 3, 5), gram_),
         Check("content loss", (2, 4, 3, 5), content),
         Check("gram loss", (2, 4, 3, 5), gram_loss),
+        Check("shifted Gram loss (long-range correlations)", (2, 4, 3, 5), shifted_gram_loss),
         Check("FFT convolution (large filters)", (2, 3, 9, 11), fft_conv),
         Check("moments loss (mean, covariance)", (2, 4, 3, 5), moments_loss),
         Check("moments loss, balanced", (2, 4, 3, 5), balanced_moments_loss),
@@ -268,11 +273,14 @@ def _net_checks():
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 25, 50.0)
 
-    def pyramid(device):  # Gram terms on x 2x2-averaged once and twice: the graph runs through the averaging
+    def pyramid(device):  # Gram terms on x 2x2-averaged once and twice: the graph runs through the averaging;
+        # and the long-range terms at 4 and 8 px of two style images of two sizes, blended
         net = VGG19.random(seed=7, sigma=0.05, device=device, dtype=np.float64)
-        xc, xs = np.random.default_rng(26).uniform(-100, 100, (2, 1, 3, 32, 32))
-        obj = Objective.style(net, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
-                              tv_weight=1.0, levels=3)
+        rng = np.random.default_rng(26)
+        xc, xs = rng.uniform(-100, 100, (2, 1, 3, 32, 32))
+        obj = Objective.style(net, xc, [xs, rng.uniform(-100, 100, (1, 3, 40, 40))], blend=[0.6, 0.4],
+                              content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"], tv_weight=1.0, levels=3,
+                              shifts=(4, 8))
         obj.calibrate(xc)
         return obj.value_and_grad, _rand(device, (1, 3, 32, 32), 27, 50.0)
 
@@ -295,7 +303,8 @@ def _net_checks():
         more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), pixel_stats="moments",
                                  feature_stats="swd", bank_maps=3,  # the filter bank: 3 and 5 px here
                                  spectrum_weight=0.5)
-        balanced = Objective.texture(net, xs, ["relu1_1"], shape=(1, 3, 16, 16), feature_stats="gram+balanced")
+        balanced = Objective.texture(net, xs, ["relu1_1"], shape=(1, 3, 16, 16), feature_stats="gram+balanced",
+                                     shifts=(2, 4))  # long-range terms at 2 and 4 px, from an exemplar of another size
         obj.terms += more.terms + balanced.terms
         obj.bank = more.bank
         obj.calibrate(_rand(device, (1, 3, 16, 16), 29, 50.0))
@@ -306,7 +315,7 @@ def _net_checks():
         net = VGG19.random(seed=14, sigma=0.05, device=device, dtype=np.float64)
         xs = np.random.default_rng(36).uniform(-100, 100, (1, 3, 24, 28))
         obj = Objective.texture(net, xs, ["relu1_1", "relu2_1"], shape=(1, 3, 16, 16), levels=2,
-                                feature_stats="gram+moments", interior=True, periodic=True)
+                                feature_stats="gram+moments", interior=True, periodic=True, shifts=(2,))
         obj.calibrate(_rand(device, (1, 3, 16, 16), 37, 50.0))
         return obj.value_and_grad, _rand(device, (1, 3, 16, 16), 37, 50.0)
 
@@ -316,7 +325,8 @@ def _net_checks():
         rng = np.random.default_rng(38)
         xs, xc = rng.uniform(-100, 100, (1, 3, 24, 28)), rng.uniform(-100, 100, (1, 3, 16, 16))
         obj = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), feature_stats="gram+moments", project=16)
-        more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), feature_stats="swd", project=16)
+        more = Objective.texture(net, xs, ["relu2_1"], shape=(1, 3, 16, 16), feature_stats="swd", project=16,
+                                 shifts=(4,))   # a long-range term of the projected channels (2 positions)
         style = Objective.style(net, xc, [xs], content_layer="relu1_2", style_layers=["relu1_1", "relu2_1"],
                                 tv_weight=0.0, pixel_stats="none", project=80)
         obj.terms += more.terms + style.terms
@@ -351,7 +361,7 @@ def _net_checks():
         Check("network with fc (to fc8)", (1, 3, 32, 32), network_fc, eps=1e-7),
         Check("vgg11 network (to pool5)", (1, 3, 32, 32), vgg11, eps=1e-7),
         Check("style objective (Eq. 9)", (1, 3, 16, 16), style, eps=1e-5),  # 1e-7: round-off ~1e-6
-        Check("style with a 3-level image pyramid", (1, 3, 32, 32), pyramid, eps=1e-7),
+        Check("style with a 3-level image pyramid and long-range terms", (1, 3, 32, 32), pyramid, eps=1e-7),
         Check("style with centred statistics, colour, coarse content, filter bank", (1, 3, 16, 16), style_stats,
               eps=1e-7),
         Check("texture with colour, distribution and spectrum terms", (1, 3, 16, 16), texture_stats, eps=1e-7),

@@ -30,8 +30,8 @@ from . import backend
 from .autograd import Tensor, add, backward
 from .errors import UserError
 from .io import image
-from .ops.gram import gram_forward
-from .ops.losses import content_loss, gram_loss
+from .ops.gram import gram_forward, shifted_gram_forward
+from .ops.losses import content_loss, gram_loss, shifted_gram_loss
 from .ops.stats import balanced_scales, directions, moments, moments_loss, sliced_wasserstein_loss, sorted_projections
 from .ops.border import crop, wrap_pad
 from .ops.fftconv import fftconv
@@ -40,7 +40,7 @@ from .ops.pooling import avgpool2, avgpool2_forward
 from .ops.project import project, project_forward, projection
 from .ops.relu import relu
 from .ops.tv import tv_loss
-from .arch import interior as interior_window, map_shape, periodic_pad, pins_layout, receptive_field
+from .arch import DEFAULT_ARCH, interior as interior_window, map_shape, periodic_pad, pins_layout, receptive_field
 from .vgg import VGG19
 
 # Style transfer defaults: the one set, used by Objective.style and by ranvgg style (the command
@@ -74,7 +74,7 @@ STYLE_INTERIOR = False
 
 @dataclass
 class Term:
-    """One weighted loss term. ``kind``: "content" | "gram" | "moments" | "swd" | "spectrum" | "tv".
+    """One weighted loss term. ``kind``: "content" | "gram" | "shifted" | "moments" | "swd" | "spectrum" | "tv".
 
     ``layer`` PIXELS: the term reads the image itself (its colour distribution)."""
 
@@ -107,6 +107,8 @@ class Term:
                 f = project(feats[self.layer], self.proj, f"{self.layer}:projected")
         if self.kind == "gram":
             return gram_loss(f, self.target, s, self.name)
+        if self.kind == "shifted":   # target: (shifted Gram, (dy, dx) positions)
+            return shifted_gram_loss(f, self.target[0], self.target[1], s, self.name)
         if self.kind == "moments":
             return moments_loss(f, self.target[0], self.target[1], s, self.name, scales=self.target[2])
         if self.kind == "spectrum":
@@ -153,7 +155,7 @@ class Objective:
     def texture(cls, net: VGG19, xs, layers, weights=None, levels: int = 1, shape=None,
                 pixel_stats: str = "none", feature_stats: str = "gram", drop_pinned: bool = False,
                 bank_maps: int = 0, bank_seed: int = 0, spectrum_weight: float = 0.0,
-                interior: bool = False, periodic: bool = False, project: int = 0) -> "Objective":
+                interior: bool = False, periodic: bool = False, project: int = 0, shifts=()) -> "Objective":
         """Eq. 5-8: match the Gram matrices of ``layers`` of ``xs``.
 
         ``shape``: the (N, 3, H, W) of the image synthesised (default: ``xs``'s); per-position
@@ -173,12 +175,17 @@ class Objective:
         texture. ``periodic``: the synthesis is a periodic image (the net sees it wrapped around;
         it tiles, and has no border either). ``project`` K > 0: every layer's statistics are of K
         random projections of its channels where it has more (``projections``), and a layer pins
-        the layout only if it has fewer positions than K."""
+        the layout only if it has fewer positions than K. ``shifts``: distances in px (each a whole
+        number >= 1): every layer kept at full size also matches its maps' correlations with
+        themselves moved that far across and down (``shift_terms``: long-range structure)."""
         layers = net.check_layers(layers)
         weights = _weights(weights, len(layers), "layer")
         shape = tuple(xs.shape) if shape is None else tuple(shape)
         terms = _stat_terms(net, [xs], layers, weights, shape, levels, feature_stats,
                             (xs.shape[2:],) if drop_pinned else None, interior, project)
+        kept = {t.layer for t in terms if t.level == 0}
+        terms += shift_terms(net, [xs], [(l, w) for l, w in zip(layers, weights) if l in kept], shape, shifts,
+                             interior, projections(net, layers, project))
         bank = filter_bank(min(*xs.shape[2:], *shape[2:]), bank_maps, bank_seed, net.xp, net.dtype) if bank_maps else {}
         terms += _pixel_terms(net, [xs], pixel_stats, shape) + _bank_terms(net, xs, bank, shape)
         return cls(net, terms + _spectrum_terms(net, [xs], spectrum_weight, shape), bank, periodic)
@@ -190,7 +197,7 @@ class Objective:
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
               content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
               bank_seed: int = 0, interior: bool = STYLE_INTERIOR, project: int = 0,
-              colour_first: float = STYLE_COLOUR_FIRST, spectrum_weight: float = 0.0) -> "Objective":
+              colour_first: float = STYLE_COLOUR_FIRST, spectrum_weight: float = 0.0, shifts=()) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -212,7 +219,8 @@ class Objective:
         content image's colours moved that fraction of the way to the style images' before anything
         else (``recoloured_content``; start the optimisation from the same image); 0: as given.
         ``spectrum_weight`` > 0: the Fourier-spectrum term toward the style images' power spectra
-        (blended like the Gram matrices), that weight on top of its Eq. 4 factor."""
+        (blended like the Gram matrices), that weight on top of its Eq. 4 factor. ``shifts``: the style
+        layers' long-range correlations at those distances in px too (``shift_terms``, as in ``texture``)."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
         if hasattr(styles, "shape"):  # one image given bare
@@ -250,7 +258,8 @@ class Objective:
         if not kept:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                             f"(fewer positions than channels): use a larger size or shallower layers")
-        terms += grams
+        terms += grams + shift_terms(net, styles, [(l, style_weight) for l in kept], xc.shape, shifts, interior,
+                                     proj, blend)
         if feature_stats.endswith(("moments", "balanced")):
             terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior, proj.get(l),
                                                                          feature_stats.endswith("balanced")),
@@ -428,6 +437,71 @@ def _gram_terms(net: VGG19, images, blend, layers, weights, shape, levels: int, 
         grams = _gram_targets(net, small, blend, [l for l, _ in keep], (h, w), interior, proj)
         terms += [Term(f"style:{l}" + (f"@{k}" if k else ""), "gram", l, grams[l], wt, level=k, proj=proj.get(l))
                   for l, wt in keep]
+    return terms
+
+
+def check_shifts(shifts) -> tuple:
+    """``shifts`` (px) as a sorted tuple of distinct whole numbers >= 1; a UserError otherwise."""
+    try:
+        out = tuple(sorted({int(d) for d in shifts}))
+        if any(isinstance(d, bool) or float(d) != int(d) for d in shifts):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"shifts must be whole numbers of pixels, got {shifts!r}") from None
+    if out and out[0] < 1:
+        raise UserError(f"shifts must be whole numbers of pixels >= 1, got {list(shifts)}")
+    return out
+
+
+def shift_steps(layers, sizes, shifts, arch: str = DEFAULT_ARCH) -> dict:
+    """{layer: [(d px, d / stride positions)]}: the distances of ``shifts`` each of ``layers`` takes,
+    those its stride divides and at most half its map's side at every (h, w) of ``sizes`` (the
+    output's, the exemplars'). Layers that take none are left out."""
+    out = {}
+    for l in layers:
+        step = receptive_field(l, 0, arch)[0]
+        side = min(min(map_shape(l, h, w, arch)[1:]) for h, w in sizes)
+        took = [(d, d // step) for d in check_shifts(shifts) if d % step == 0 and 1 <= d // step <= side // 2]
+        if took:
+            out[l] = took
+    return out
+
+
+def shift_terms(net: VGG19, images, layers, shape, shifts, interior: bool = False, proj=None,
+                blend=None) -> list[Term]:
+    """Long-range correlation terms (Berger & Memisevic, ICLR 2017): for each (layer, weight) of
+    ``layers`` and each distance d of ``shifts`` (px), the Gram matrix of the layer's maps with the
+    maps moved d px across, and another moved d px down (``ops.gram.shifted_gram_forward``), of
+    ``images`` blended by ``blend`` (equally when None), rescaled to the overlap of an output of
+    ``shape``. A Gram term says which features occur together at one place; these say which occur
+    d px apart: the arrangement, at distances the layer's own window does not reach. d counts in
+    the layer's steps (``shift_steps``: the distances its stride divides, up to half its map's side
+    at the output's and every exemplar's size); a UserError when no layer takes any.
+    ``proj``: {layer: (K, C)}, as for the Gram terms."""
+    shifts, proj = check_shifts(shifts), proj or {}
+    if not shifts:
+        return []
+    blend = [1.0 / len(images)] * len(images) if blend is None else blend
+    steps = shift_steps([l for l, _ in layers], [tuple(shape[2:])] + [tuple(x.shape[2:]) for x in images], shifts,
+                        net.arch)
+    terms = []
+    for l, wt in layers:
+        if l not in steps:
+            continue
+        maps = [_projected(_window(net.features(img, [l])[l], l, img.shape[2:], interior, net.arch), proj.get(l))
+                for img in images]
+        _, oh, ow = map_shape(l, shape[2], shape[3], net.arch)
+        for px, d in ((px, d) for px, d in steps[l] if all(d <= min(f.shape[2:]) // 2 for f in maps)):  # interior
+            for shift in ((0, d), (d, 0)):
+                m_out = (oh - shift[0]) * (ow - shift[1])
+                g = sum(shifted_gram_forward(f, shift).mean(axis=0, keepdims=True)
+                        * (b * m_out / ((f.shape[2] - shift[0]) * (f.shape[3] - shift[1]))) for f, b in zip(maps, blend))
+                way = "across" if shift[0] == 0 else "down"
+                terms.append(Term(f"shift:{l}:{px}px {way}", "shifted", l, (g, shift), wt, proj=proj.get(l)))
+    if not terms:
+        raise UserError(f"no layer of {', '.join(l for l, _ in layers) or 'none'} takes a shift of "
+                        f"{', '.join(map(str, shifts))} px at this size: a layer takes the multiples of its "
+                        f"stride up to half its map's side; use shorter shifts")
     return terms
 
 

@@ -79,6 +79,7 @@ def _parser():
     network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
     network.add_project_option(g, "the style images'")
+    network.add_shifts_option(g, "the style images' (blended like the Gram matrices)")
     network.add_spectrum_option(g, "the style images' (power spectra blended like the Gram matrices)", 0.0)
     g.add_argument("--original-colors", action="store_true", help="keep the content image's colours")
     g.add_argument("--colour-first", type=float, default=COLOUR_FIRST, metavar="T",
@@ -138,11 +139,14 @@ def run(**kwargs):
                         "only smooths the starting image); give one of them a weight > 0")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
-    terms = [("content", content_layer)] + [("gram", l) for l in style_layers] + ([("tv", None)] if a.tv_weight else [])
+    grams = [("gram", l) for l in style_layers] * (1 + 2 * len(network.shifts(a)))   # a long-range term: a Gram's target
+    terms = [("content", content_layer)] + grams + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])
     log = command.new_log("style", a)
     every_layer = [content_layer, *style_layers]
     scales.sizes(a, every_layer)  # a bad --scales fails before the network is built
+    if a.shifts:  # a distance no style layer takes at the last stage fails before the first
+        network.shifts(a, a.size, style_layers, [inputs.planned_shape(a.content, a.size, every_layer)[2:]])
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
     others = network.ensemble(a, log)
@@ -179,6 +183,8 @@ def run(**kwargs):
             log.setdefault("notes", []).append(note)
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
+        kept = [l for l in style_layers if not (drop and l in pinned.get(0, ()))]
+        shifts = network.shifts(a, size, kept, [xc.shape[2:]] + [x.shape[2:] for x in xs])
         # the photo recoloured once: the content term holds it (colour_first=0 below) and --init content starts there
         xc = objectives.recoloured_content(net, xc, xs, a.colour_first)
         obj = Objective.style(net, xc, xs, blend, content_layer, style_layers,
@@ -186,12 +192,13 @@ def run(**kwargs):
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
                               interior=a.interior, project=a.project, colour_first=0.0,
-                              spectrum_weight=a.spectrum_weight)
+                              spectrum_weight=a.spectrum_weight, shifts=shifts)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
-                                                    interior=a.interior, project=a.project, colour_first=0.0)
+                                                    interior=a.interior, project=a.project, colour_first=0.0,
+                                                    shifts=shifts)
                                     for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))

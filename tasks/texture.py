@@ -71,6 +71,7 @@ def _parser():
     network.add_spectrum_option(g, "the exemplar's", SPECTRUM, "; for regular textures")
     network.add_ensemble_option(g, "the colour, filter-bank and spectrum terms")
     network.add_project_option(g, "the exemplar's")
+    network.add_shifts_option(g, "the exemplar's")
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         "sliced Wasserstein distance of the features; gram+balanced weighs the mean and the "
@@ -203,7 +204,9 @@ def run(**kwargs):
     network.check_spectrum(a)
     network.check_ensemble(a)
     # extra nets: the check net and the ensemble's other nets
-    est = command.preflight(a, a.image, [("gram", l) for l in layers], extra_nets=a.ensemble, layers=layers)
+    # each long-range term holds a target of a Gram matrix's size: counted as one more Gram term
+    grams = [("gram", l) for l in layers] * (1 + 2 * len(network.shifts(a)))
+    est = command.preflight(a, a.image, grams, extra_nets=a.ensemble, layers=layers)
     log = command.new_log("texture", a)
     split = None
     if a.held_out:  # read and cut before the network is built: a too small exemplar fails first
@@ -221,6 +224,9 @@ def run(**kwargs):
 
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
     _check_sizes(a, layers)
+    if a.shifts:  # a distance no layer takes at the last stage fails before the first
+        hw = (a.size, a.size) if a.held_out else inputs.planned_shape(a.image, a.size, layers)[2:]
+        network.shifts(a, a.size, layers, [out_shape(a.out_size, a.size, a.size, hw), hw])
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
     others = network.ensemble(a, log)
@@ -245,16 +251,19 @@ def run(**kwargs):
             log.setdefault("notes", []).append(note)
             log["pinned_layers"] = {str(k): ls for k, ls in pinned.items()}
             say(note)
+        kept = [l for l in layers if not (drop and l in pinned.get(0, ()))]
+        shifts = network.shifts(a, size, kept, [shape[2:], x_src.shape[2:]])
         obj = Objective.texture(net, x_src, layers, weights, levels=a.pyramid, shape=shape, pixel_stats=a.pixel_stats,
                                 feature_stats=a.feature_stats, drop_pinned=drop, bank_maps=a.filter_bank,
                                 bank_seed=a.seed, spectrum_weight=a.spectrum_weight, interior=a.interior,
-                                periodic=a.periodic, project=a.project)
+                                periodic=a.periodic, project=a.project, shifts=shifts)
         if a.periodic:  # the border, in px, the net sees around the periodic image at this stage
             log.setdefault("periodic_pad_px", {})[str(size)] = obj.pad
         if others:  # the other nets' per-layer terms; the pixel, bank and spectrum terms once
             obj = Ensemble([obj] + [Objective.texture(n, x_src, layers, weights, levels=a.pyramid, shape=shape,
                                                       feature_stats=a.feature_stats, drop_pinned=drop,
-                                                      interior=a.interior, periodic=a.periodic, project=a.project)
+                                                      interior=a.interior, periodic=a.periodic, project=a.project,
+                                                      shifts=shifts)
                                     for n in others])
         return obj, x0
 

@@ -10,6 +10,13 @@ Texture / Gram (Eq. 5-7), G = F F^T:
   derivation: dE = w / (4 N^2 M^2) * 2 <G - G0, dG>, dG = dF F^T + F dF^T, and G - G0 is
   symmetric, so <G - G0, dG> = 2 <(G - G0) F, dF>; the constant is 4 / 4 = 1 (not 1/4).
 
+Long-range / shifted Gram (Berger & Memisevic 2017; ``gram.shifted_gram_forward``), G_s = A B^T
+over the M_s positions where the maps and the maps moved by (dy, dx) overlap:
+    E = w / (4 N^2 M_s^2) * ||G_s - G0||^2
+    dE/dA = w / (2 N^2 M_s^2) * (G_s - G0) B      dE/dB = w / (2 N^2 M_s^2) * (G_s - G0)^T A
+  derivation: dG_s = dA B^T + A dB^T, and <D, dA B^T> = <D B, dA>, <D, A dB^T> = <D^T A, dB>;
+  D = G_s - G0 is not symmetric, so the two halves do not fold into one as in the Gram's.
+
 ``w`` is the layer's weighting factor (w_l, mu_l of Eq. 4) times any user weight. Applying it
 here, at the top of the chain, keeps the back-propagated numbers of order one even when the
 raw loss of a deep random layer is 1e-12. Over a batch the per-image terms are summed. The value
@@ -22,7 +29,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor, record
 from ..parallel import matmul
-from .gram import features_matrix, gram_forward
+from .gram import features_matrix, gram_forward, shifted_gram_backward, shifted_gram_forward
 
 
 def content_loss(f: Tensor, target, weight: float = 1.0, name=None) -> Tensor:
@@ -59,3 +66,17 @@ def gram_loss(f: Tensor, target_gram, weight: float = 1.0, name=None) -> Tensor:
         return (matmul(dg, fm) * (g * (weight / (c * c * m * m)))).reshape(f.shape),
 
     return record(value, (f,), backward, name)
+
+
+def shifted_gram_loss(f: Tensor, target, shift, weight: float = 1.0, name=None) -> Tensor:
+    """f: (N, C, h, w); target: (N or 1, C, C), the shifted Gram of the exemplar rescaled to f's
+    overlap; shift: (dy, dx) positions, each >= 0, dy < h and dx < w. Returns a 0-d tensor."""
+    _, c, h, w = f.shape
+    m = (h - shift[0]) * (w - shift[1])
+    dg = shifted_gram_forward(f.data, shift) - target
+    k = weight / (c * c * m * m)
+    if backend.array_module(dg) is np:
+        value = (dg * dg).sum() * (k / 4.0)
+    else:  # one fused kernel, summed in float64
+        value = backend.fused("ranvgg_sum_squares")(dg, k / 4.0)
+    return record(value, (f,), lambda g: (shifted_gram_backward(dg * (g * k / 2.0), f.data, shift),), name)

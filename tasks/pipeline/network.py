@@ -11,7 +11,7 @@ import numpy as np
 from engine import backend, memory, recipes
 from engine.errors import UserError
 from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
-from engine.objectives import MAX_BANK_MAPS
+from engine.objectives import MAX_BANK_MAPS, check_shifts, shift_steps
 from engine.vgg import VGG19
 
 from ..cli.console import say
@@ -133,6 +133,46 @@ def add_spectrum_option(g, what: str, default: float, use: str = "") -> None:
                    help=f"add a term holding the magnitude of each colour channel's Fourier transform to {what}"
                         f", resampled to the output's size (the phase is free), weighted W like one layer{use}. "
                         f"0: off (default: {default:g})")
+
+
+def add_shifts_option(g, what: str) -> None:
+    """--shifts PX,... on an argument group; ``what``: whose correlations the terms hold."""
+    g.add_argument("--shifts", default=None, metavar="PX,...",
+                   help="also match each kept layer's maps correlated with themselves moved PX px across and PX "
+                        f"px down, to {what} (long-range structure: rows of bricks, lines of text; Berger & "
+                        "Memisevic 2017). A layer takes the distances its stride divides, up to half its map's "
+                        "side; a coarse stage scales them with its size (default: none)")
+
+
+def shifts(a, size: int | None = None, layers=(), sizes=()) -> tuple:
+    """--shifts as whole px (a UserError names a bad one), scaled to a stage of longer side ``size``
+    (of --size's): a coarse stage sees the texture smaller, so the same structure lies nearer.
+    With ``layers`` and ``sizes`` (the (h, w) of the output and the exemplars at that stage): only
+    the distances one of the layers takes (``engine.objectives.shift_steps``); at the last stage a
+    distance none takes is a UserError, at a coarse one it is left out."""
+    spec = a.shifts
+    if spec is None or spec == "" or spec == ():
+        return ()
+    try:
+        px = [float(v) for v in spec.split(",")] if isinstance(spec, str) else [float(v) for v in spec]
+        if not all(np.isfinite(v) and v == int(v) for v in px):
+            raise ValueError
+        px = check_shifts([int(v) for v in px])
+    except (TypeError, ValueError, UserError):
+        raise UserError(f"--shifts must be comma-separated whole numbers of px >= 1 (e.g. 16,32), got {spec!r}") from None
+    last = size is None or size == a.size
+    if not last:
+        px = tuple(sorted({d for d in (round(v * size / a.size) for v in px) if d >= 1}))
+    if not layers:
+        return px
+    steps = shift_steps(layers, sizes, px)
+    taken = {d for took in steps.values() for d, _ in took}
+    if last and len(taken) < len(px):
+        h, w = sizes[0]
+        raise UserError(f"--shifts {','.join(str(d) for d in px if d not in taken)}: no layer of {', '.join(layers)} "
+                        f"takes that distance at {w}x{h} px (a layer takes the multiples of its stride up to half "
+                        "its map's side); use shorter shifts or a larger size")
+    return tuple(d for d in px if d in taken)
 
 
 def check_spectrum(a) -> None:

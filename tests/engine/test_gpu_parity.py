@@ -107,6 +107,12 @@ def case_gram_loss(a):
     return with_grad(lambda f: losses.gram_loss(f, a["target_gram"], weight=3.0), a["f"])
 
 
+def case_shifted_gram_loss(a):
+    """the long-range term: 1 row down, 2 columns across (a non-symmetric Gram, its own backward)."""
+    target = gram.shifted_gram_forward(a["target"], (1, 2))
+    return with_grad(lambda f: losses.shifted_gram_loss(f, target, (1, 2), weight=3.0), a["f"])
+
+
 def case_tv(a):
     value, g = tv.tv_forward_backward(a["x"])
     return (value, g, *with_grad(lambda x: tv.tv_loss(x, weight=0.5), a["x"]))

@@ -285,3 +285,42 @@ def test_a_projected_layer_is_projected_once_per_evaluation(monkeypatch):
     feats = net.forward(Tensor(x), obj.layers)     # a term alone projects for itself: the same value
     alone = sum(float(t.loss(feats, Tensor(x)).data) for t in obj.terms)
     assert alone == pytest.approx(value, rel=1e-12)
+
+
+def test_shift_terms_take_the_distances_each_layer_can_hold():
+    """A layer takes the multiples of its stride up to half its map's side, across and down; the
+    exemplar scores zero against itself, and a shift no layer can hold is a one-line error."""
+    from engine.objectives import shift_terms
+    net = VGG19.random(seed=0, device="cpu", dtype=np.float64)
+    xs = np.random.default_rng(9).uniform(-100, 100, (1, 3, 32, 32))
+    obj = Objective.texture(net, xs, ["relu1_1", "relu2_1", "relu3_1"], shifts=(2, 8, 16))
+    names = [t.name for t in obj.terms if t.kind == "shifted"]
+    # relu1_1 (stride 1, 32 positions): 2, 8, 16 px; relu2_1 (stride 2, 16): 2, 8, 16 px (1, 4, 8
+    # positions); relu3_1 (stride 4, 8): 8 px only (2 is not a multiple of 4; 16 px is 4 positions
+    # of 8: kept; half the side)
+    assert names == [f"shift:{l}:{d}px {w}" for l, ds in (("relu1_1", (2, 8, 16)), ("relu2_1", (2, 8, 16)),
+                                                          ("relu3_1", (8, 16))) for d in ds for w in ("across", "down")]
+    obj.calibrate(xs)
+    obj.value_and_grad(xs)
+    assert all(obj.last_terms[n] < 1e-20 for n in names)
+    with pytest.raises(UserError, match="no layer of relu3_1 takes a shift of 2 px"):
+        shift_terms(net, [xs], [("relu3_1", 1.0)], xs.shape, (2,))
+    with pytest.raises(UserError, match="shifts must be whole numbers of pixels >= 1"):
+        Objective.texture(net, xs, ["relu1_1"], shifts=(0,))
+
+
+def test_shift_targets_are_size_free():
+    """A texture's per-position long-range statistics do not depend on how much of it is seen: the
+    target from a periodic exemplar of 4x the area, rescaled to the output's overlap, is within a few
+    per cent of the one from the output's own size (4x apart without the rescaling)."""
+    from engine.objectives import shift_terms
+    net = VGG19.random(seed=0, device="cpu", dtype=np.float64)
+    tile = np.random.default_rng(10).uniform(-100, 100, (1, 3, 8, 8))
+    big = np.tile(tile, (1, 1, 16, 16))      # 128 x 128 px, period 8
+    small = big[:, :, :64, :64]
+    a = shift_terms(net, [big], [("relu1_1", 1.0)], small.shape, (8,), interior=True)
+    b = shift_terms(net, [small], [("relu1_1", 1.0)], small.shape, (8,), interior=True)
+    assert len(a) == len(b) == 2
+    for ta, tb in zip(a, b):
+        err = np.linalg.norm(ta.target[0] - tb.target[0]) / np.linalg.norm(tb.target[0])
+        assert err < 0.03, err

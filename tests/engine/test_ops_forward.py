@@ -93,3 +93,19 @@ def test_loss_constants():
     g0 = (F0 @ F0.T)[None]
     v = float(losses.gram_loss(Tensor(f), g0, 3.0).data)
     assert np.isclose(v, 3.0 / (4 * n * n * m * m) * ((F @ F.T - F0 @ F0.T) ** 2).sum())
+
+
+def test_shifted_gram_against_its_definition():
+    """G_s[i, j] = sum over the overlap of F_i(y, x) F_j(y + dy, x + dx); (0, 0) is the Gram matrix."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 4, 6))
+    dy, dx = 1, 3
+    ref = np.zeros((2, 3, 3))
+    for y in range(4 - dy):
+        for xx in range(6 - dx):
+            ref += np.einsum("ni,nj->nij", x[:, :, y, xx], x[:, :, y + dy, xx + dx])
+    np.testing.assert_allclose(gram.shifted_gram_forward(x, (dy, dx)), ref)
+    np.testing.assert_allclose(gram.shifted_gram_forward(x, (0, 0)), gram.gram_forward(x))
+    g0 = rng.standard_normal((1, 3, 3))
+    v = float(losses.shifted_gram_loss(Tensor(x), g0, (dy, dx), 3.0).data)
+    assert np.isclose(v, 3.0 / (4 * 9 * 9 ** 2) * ((ref - g0) ** 2).sum())   # C = 3, M_s = 3 x 3

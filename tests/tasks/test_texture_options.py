@@ -281,3 +281,48 @@ def test_style_colour_first_holds_the_recoloured_photo():
     for bad in (-0.1, 1.5):
         with pytest.raises(UserError, match="--colour-first must be a fraction from 0 to 1"):
             style.run(colour_first=bad, **kw)
+
+
+def test_shifts_add_long_range_terms_scaled_at_the_coarse_stage():
+    """--shifts 8: across and down at every kept layer that can hold it; the 32 px stage before
+    the 64 px one sees the texture at half the size, so its terms are at 4 px."""
+    _, log = texture.run(image="brick", size=64, iters=2, scale_iters=2, shifts="8", **QUIET)
+    shifted = sorted(k for k in log["weighting_factors"] if k.startswith("shift:"))
+    assert shifted == sorted(f"shift:{l}:8px {w}" for l in ("relu1_1", "relu2_1", "relu3_1")
+                             for w in ("across", "down"))
+    from argparse import Namespace
+    from tasks.pipeline import network
+    assert network.shifts(Namespace(shifts="8,32,1", size=64), 32) == (4, 16)   # 1 px at half size: gone
+    assert network.shifts(Namespace(shifts=None, size=64)) == ()
+
+
+@pytest.mark.parametrize("spec", ["x", "8,-1", "0", "2.5"])
+def test_bad_shifts_are_one_line_errors(spec):
+    with pytest.raises(UserError, match=r"--shifts must be comma-separated whole numbers of px >= 1"):
+        texture.run(image="brick", size=32, iters=1, shifts=spec, **QUIET)
+
+
+def test_style_shifts_blend_the_style_images_long_range_statistics():
+    """--shifts on the style command: a term per kept style layer, distance and direction, toward
+    the style images' blend; at the blend 1, 0 the target is the first image's alone."""
+    from engine.objectives import shift_terms
+    _, log = style.run(content="chelsea", style=["brick", "gravel"], style_blend="0.7,0.3", size=32, iters=3,
+                       shifts="4", net="random", style_layers="relu1_1,relu2_1", **QUIET)
+    assert sorted(k for k in log["weighting_factors"] if k.startswith("shift:")) == sorted(
+        f"shift:{l}:4px {w}" for l in ("relu1_1", "relu2_1") for w in ("across", "down"))
+    net = VGG19.random(seed=0, device="cpu")
+    a, b = np.random.default_rng(5).uniform(-100, 100, (2, 1, 3, 24, 24)).astype(np.float32)
+    one = shift_terms(net, [a, b], [("relu1_1", 1.0)], a.shape, (4,), blend=[1.0, 0.0])
+    alone = shift_terms(net, [a], [("relu1_1", 1.0)], a.shape, (4,))
+    np.testing.assert_allclose(one[0].target[0], alone[0].target[0], rtol=1e-6)
+
+
+def test_a_shift_no_layer_takes_fails_before_the_first_stage(monkeypatch):
+    """--shifts 500 at 64 px: a one-line error naming the distance, before any network is built."""
+    from tasks.pipeline import network
+    monkeypatch.setattr(network, "make_net", lambda *a, **k: pytest.fail("the network was built"))
+    with pytest.raises(UserError, match=r"--shifts 500: no layer of relu1_1, relu2_1 takes that distance at 64x64 px"):
+        texture.run(image="brick", size=64, iters=1, shifts="8,500", layers="relu1_1,relu2_1", **QUIET)
+    with pytest.raises(UserError, match=r"--shifts 500: no layer of relu1_1, relu2_1 takes that distance"):
+        style.run(content="chelsea", style=["brick"], size=64, iters=1, shifts="500",
+                  style_layers="relu1_1,relu2_1", **QUIET)
