@@ -36,30 +36,42 @@ def gram(f: Tensor, name=None) -> Tensor:
     return record(gram_forward(f.data), (f,), lambda gg: (gram_backward(gg, f.data),), name)
 
 
-def _overlap(f, shift):
-    """(A, B): f's maps over the positions where f and f moved by ``shift`` = (dy, dx) overlap,
-    each (N, C, M_s), contiguous."""
+def overlap(f, shift):
+    """(A, B, mask): f's maps read flat, (N, C, M - s) each with s = dy w + dx, so that column p
+    of B is the position (dy, dx) after column p of A. Column p is a pair of the overlap unless it
+    lies in the last dx columns of a row (its partner wrapped onto the next row): ``mask`` (1, 1,
+    M - s) is 0 there and 1 elsewhere, and A is returned multiplied by it (a copy); for dx = 0
+    nothing wraps, mask is None and A, B are views of f."""
     dy, dx = shift
-    _, _, h, w = f.shape
-    return features_matrix(f[:, :, :h - dy, :w - dx].copy()), features_matrix(f[:, :, dy:, dx:].copy())
+    n, c, h, w = f.shape
+    fm, s = features_matrix(f), dy * w + dx
+    a, b = fm[:, :, :h * w - s], fm[:, :, s:]
+    if not dx:
+        return a, b, None
+    xp = backend.array_module(f)
+    mask = ((xp.arange(h * w - s) % w) < w - dx).astype(f.dtype)[None, None]
+    return a * mask, b, mask
 
 
 def shifted_gram_forward(f, shift):
     """(N, C, h, w) -> (N, C, C): A B^T (see the module docstring)."""
-    a, b = _overlap(f, shift)
+    a, b, _ = overlap(f, shift)
     return matmul(a, b.transpose(0, 2, 1))
 
 
-def shifted_gram_backward(gg, f, shift):
-    """dF for an upstream gradient gG (N, C, C) of ``shifted_gram_forward(f, shift)``."""
-    dy, dx = shift
-    n, c, h, w = f.shape
-    a, b = _overlap(f, shift)
+def shifted_gram_backward(gg, f, shift, parts=None):
+    """dF for an upstream gradient gG (N, C, C) of ``shifted_gram_forward(f, shift)``; ``parts``:
+    ``overlap(f, shift)`` when the caller has it already."""
+    a, b, mask = overlap(f, shift) if parts is None else parts
+    n, c, m = a.shape
     xp = backend.array_module(f)
-    df = xp.zeros_like(f)
-    df[:, :, :h - dy, :w - dx] += matmul(gg, b).reshape(n, c, h - dy, w - dx)
-    df[:, :, dy:, dx:] += matmul(gg.transpose(0, 2, 1), a).reshape(n, c, h - dy, w - dx)
-    return df
+    df = xp.empty((n, c, f.shape[2] * f.shape[3]), f.dtype)
+    df[:, :, m:] = 0
+    df[:, :, :m] = matmul(gg, b)
+    if mask is not None:
+        df[:, :, :m] *= mask
+    df[:, :, -m:] += matmul(gg.transpose(0, 2, 1), a)
+    return df.reshape(f.shape)
 
 
 def shifted_gram(f: Tensor, shift, name=None) -> Tensor:

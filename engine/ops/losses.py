@@ -29,7 +29,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor, record
 from ..parallel import matmul
-from .gram import features_matrix, gram_forward, shifted_gram_backward, shifted_gram_forward
+from .gram import features_matrix, gram_forward, overlap, shifted_gram_backward
 
 
 def content_loss(f: Tensor, target, weight: float = 1.0, name=None) -> Tensor:
@@ -73,10 +73,11 @@ def shifted_gram_loss(f: Tensor, target, shift, weight: float = 1.0, name=None) 
     overlap; shift: (dy, dx) positions, each >= 0, dy < h and dx < w. Returns a 0-d tensor."""
     _, c, h, w = f.shape
     m = (h - shift[0]) * (w - shift[1])
-    dg = shifted_gram_forward(f.data, shift) - target
+    parts = overlap(f.data, shift)         # kept for the backward: the masked copy is made once
+    dg = matmul(parts[0], parts[1].transpose(0, 2, 1)) - target
     k = weight / (c * c * m * m)
     if backend.array_module(dg) is np:
         value = (dg * dg).sum() * (k / 4.0)
     else:  # one fused kernel, summed in float64
         value = backend.fused("ranvgg_sum_squares")(dg, k / 4.0)
-    return record(value, (f,), lambda g: (shifted_gram_backward(dg * (g * k / 2.0), f.data, shift),), name)
+    return record(value, (f,), lambda g: (shifted_gram_backward(dg * (g * k / 2.0), f.data, shift, parts),), name)
