@@ -115,7 +115,8 @@ CONFIGS.update({
     "balanced": dict(feature_stats="gram+balanced"),          # mean and covariance each relative to its target
     "content_level1": dict(content_level=1),                   # the content term on the photo 2x2-averaged once
     "content_level2": dict(content_level=2),                   # ... twice: the fine scales left to the style terms
-    "shift8_32": dict(shifts="8,32"),                           # long-range correlations of the style layers
+    "shift4": dict(shifts="4"),                                 # long-range correlations of the style layers
+    "shift8_32": dict(shifts="8,32"),
     "shift16": dict(shifts="16"),
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),

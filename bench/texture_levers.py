@@ -87,7 +87,8 @@ CONFIGS = {
     "deep4": dict(layer_weights="1,4,16,64,256"),                  # ... four times
     "shallow2": dict(layer_weights="16,8,4,2,1"),                  # ... half
     # long-range correlations: each kept layer's maps against themselves moved d px across and down
-    "shift4": dict(shifts="4"),
+    "no_shifts": dict(shifts="none"),                              # the default without them
+    "shift4": dict(shifts="4"),                                    # = the default
     "shift8": dict(shifts="8"),
     "shift4_8": dict(shifts="4,8"),
     "shift16": dict(shifts="16"),

@@ -39,6 +39,9 @@ LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
 PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, SPECTRUM = "drop", "moments", "gram+moments", True, 0.0
 INTERIOR, PERIODIC = False, False
+# long-range terms 4 px apart: nearer held-out crops on brick, gravel, grass and the printed page
+# (3 seeds, 128 px and 256 px), level on three, farther on the moon (docs/levers.md, "Long-range correlations")
+SHIFTS, SHIFTS_WHY = "4", "; docs/levers.md"
 
 
 def _parser():
@@ -71,7 +74,7 @@ def _parser():
     network.add_spectrum_option(g, "the exemplar's", SPECTRUM, "; for regular textures")
     network.add_ensemble_option(g, "the colour, filter-bank and spectrum terms")
     network.add_project_option(g, "the exemplar's")
-    network.add_shifts_option(g, "the exemplar's")
+    network.add_shifts_option(g, "the exemplar's", SHIFTS, SHIFTS_WHY)
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         "sliced Wasserstein distance of the features; gram+balanced weighs the mean and the "

@@ -135,13 +135,15 @@ def add_spectrum_option(g, what: str, default: float, use: str = "") -> None:
                         f"0: off (default: {default:g})")
 
 
-def add_shifts_option(g, what: str) -> None:
-    """--shifts PX,... on an argument group; ``what``: whose correlations the terms hold."""
-    g.add_argument("--shifts", default=None, metavar="PX,...",
+def add_shifts_option(g, what: str, default: str | None = None, why: str = "") -> None:
+    """--shifts PX,... on an argument group; ``what``: whose correlations the terms hold; ``why``:
+    a word on the default."""
+    g.add_argument("--shifts", default=default, metavar="PX,...|none",
                    help="also match each kept layer's maps correlated with themselves moved PX px across and PX "
-                        f"px down, to {what} (long-range structure: rows of bricks, lines of text; Berger & "
-                        "Memisevic 2017). A layer takes the distances its stride divides, up to half its map's "
-                        "side; a coarse stage scales them with its size (default: none)")
+                        f"px down, to {what} (the arrangement of the texture's parts beyond one position's "
+                        "window; Berger & Memisevic 2017). A layer takes the distances its stride divides, up to "
+                        "half its map's side; a coarse stage scales them with its size; none: off "
+                        f"(default: {default or 'none'}{why})")
 
 
 def shifts(a, size: int | None = None, layers=(), sizes=()) -> tuple:
@@ -151,7 +153,7 @@ def shifts(a, size: int | None = None, layers=(), sizes=()) -> tuple:
     the distances one of the layers takes (``engine.objectives.shift_steps``); at the last stage a
     distance none takes is a UserError, at a coarse one it is left out."""
     spec = a.shifts
-    if spec is None or spec == "" or spec == ():
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none")) or spec == ():
         return ()
     try:
         px = [float(v) for v in spec.split(",")] if isinstance(spec, str) else [float(v) for v in spec]

@@ -50,7 +50,10 @@ def test_texture_gram_error_far_below_white_noise(tmp_path):
     colour = {"colour:moments"} if texture.PIXEL == "moments" else {"colour:swd"} if texture.PIXEL == "swd" else set()
     used = [l for l in texture.LAYERS.split(",") if l not in pinned]
     centred = {f"moments:{l}" for l in used} if "moments" in texture.FEATURES else set()
-    assert set(log["weighting_factors"]) == {f"style:{l}" for l in used} | centred | colour
+    # the default long-range terms: 4 px across and down at each kept layer whose stride divides 4
+    ds = [int(d) for d in texture.SHIFTS.split(",")] if texture.SHIFTS else []
+    shifted = {f"shift:{l}:{d}px {w}" for l in used for d in ds for w in ("across", "down")}
+    assert set(log["weighting_factors"]) == {f"style:{l}" for l in used} | centred | colour | shifted
 
 
 def test_style_lowers_content_and_style_terms(tmp_path):
