@@ -39,8 +39,8 @@ LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
 PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, SPECTRUM = "drop", "moments", "gram+moments", True, 0.0
 INTERIOR, PERIODIC = False, False
-# long-range terms 4 px apart: nearer held-out crops on brick, gravel, grass and the printed page
-# (3 seeds, 128 px and 256 px), level on three, farther on the moon (docs/levers.md, "Long-range correlations")
+# long-range terms 4 px apart: nearer held-out crops on brick, gravel and grass (3 seeds, 128 and 256 px)
+# and the printed page, level on three, farther on the moon (docs/levers.md, "Long-range correlations")
 SHIFTS, SHIFTS_WHY = "4", "; docs/levers.md"
 
 

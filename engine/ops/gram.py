@@ -72,7 +72,3 @@ def shifted_gram_backward(gg, f, shift, parts=None):
         df[:, :, :m] *= mask
     df[:, :, -m:] += matmul(gg.transpose(0, 2, 1), a)
     return df.reshape(f.shape)
-
-
-def shifted_gram(f: Tensor, shift, name=None) -> Tensor:
-    return record(shifted_gram_forward(f.data, shift), (f,), lambda gg: (shifted_gram_backward(gg, f.data, shift),), name)

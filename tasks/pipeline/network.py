@@ -161,7 +161,7 @@ def shifts(a, size: int | None = None, layers=(), sizes=()) -> tuple:
             raise ValueError
         px = check_shifts([int(v) for v in px])
     except (TypeError, ValueError, UserError):
-        raise UserError(f"--shifts must be comma-separated whole numbers of px >= 1 (e.g. 16,32), got {spec!r}") from None
+        raise UserError(f"--shifts must be comma-separated whole numbers of px >= 1 (e.g. 4,8), got {spec!r}") from None
     last = size is None or size == a.size
     if not last:
         px = tuple(sorted({d for d in (round(v * size / a.size) for v in px) if d >= 1}))
