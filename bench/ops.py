@@ -96,6 +96,23 @@ def gram_bwd_einsum(gg, f):
     return backend.array_module(f).einsum("ncd,ndm->ncm", gg + gg.transpose(0, 2, 1), fm).reshape(f.shape)
 
 
+def shifted_gram_slices(f, d):
+    """A B^T of f's maps against themselves moved d columns across, from sliced copies."""
+    a, b = f[..., :, :-d], f[..., :, d:]
+    n, c = f.shape[:2]
+    return backend.array_module(f).einsum("ncm,ndm->ncd", a.reshape(n, c, -1), b.reshape(n, c, -1))
+
+
+def shifted_gram_bwd_slices(gg, f, d):
+    xp = backend.array_module(f)
+    n, c, h, w = f.shape
+    a, b = f[..., :, :-d].reshape(n, c, -1), f[..., :, d:].reshape(n, c, -1)
+    g = xp.zeros_like(f)
+    g[..., :, :-d] += xp.einsum("ncd,ndm->ncm", gg, b).reshape(n, c, h, w - d)
+    g[..., :, d:] += xp.einsum("ndc,ndm->ncm", gg, a).reshape(n, c, h, w - d)
+    return g
+
+
 # ----------------------------------------------------------------------------- the cases
 
 
@@ -196,6 +213,10 @@ CASES = [
     map_case("gram", 64, "einsum",
              lambda a: gram.gram_forward(a["x"]), lambda a: gram.gram_backward(a["gg"], a["x"]),
              lambda a: gram_einsum(a["x"]), lambda a: gram_bwd_einsum(a["gg"], a["x"])),
+    map_case("shifted gram (4 across)", 64, "sliced copies + einsum",
+             lambda a: gram.shifted_gram_forward(a["x"], (0, 4)),
+             lambda a: gram.shifted_gram_backward(a["gg"], a["x"], (0, 4)),
+             lambda a: shifted_gram_slices(a["x"], 4), lambda a: shifted_gram_bwd_slices(a["gg"], a["x"], 4)),
 ]
 
 
