@@ -1,7 +1,7 @@
 """Texture levers on held-out crops: each option of python -m tasks.texture judged fairly.
 
     python -m bench.texture_levers --images moon.png,stars.png --weights vgg19.npz --out DIR \
-        [--configs default,old,...] [--seeds 0,1,2] [--size 128] [--iters 200] [--device cpu]
+        [--configs default,old,...] [--seeds 0,1,2] [--size 128] [--iters 200] [--scale-iters N] [--device cpu]
 
 Each exemplar is cut into disjoint 128 px crops: the first is what the synthesis sees, the
 others are held out. A result is scored by the per-position Gram distance (sum over relu1_1 ..
@@ -95,6 +95,10 @@ CONFIGS = {
     "shift32": dict(shifts="32"),
     "shift8_32": dict(shifts="8,32"),
     "shift16_32": dict(shifts="16,32"),
+    # the coarse stages' budget (--scale-iters; a config's value wins over the command line's)
+    "scale_iters100": dict(scale_iters=100),
+    "scale_iters300": dict(scale_iters=300),                       # = the default
+    "scale_iters1000": dict(scale_iters=1000),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
 }
 
@@ -234,7 +238,7 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--scale-iters", type=int, default=100)
+    ap.add_argument("--scale-iters", type=int, default=None, help="iterations at each coarse stage (default: the texture command's)")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
     if a.summary:
@@ -282,10 +286,11 @@ def main(argv=None):
                     kw = {k: v for k, v in kw.items() if v is not None}
                     if kw.get("out_size") == "2x":
                         kw["out_size"] = f"{2 * src.shape[1]}x{2 * src.shape[0]}"
+                    if a.scale_iters is not None:
+                        kw.setdefault("scale_iters", a.scale_iters)
                     t0 = time.perf_counter()
                     img, _ = texture.run(image=src_path, size=a.size, iters=a.iters, seed=seed,
-                                         device=a.device, scale_iters=a.scale_iters,
-                                         optimizer=REFERENCE_OPTIMIZER, **kw)
+                                         device=a.device, optimizer=REFERENCE_OPTIMIZER, **kw)
                     secs = time.perf_counter() - t0
                     if img.shape[:2] != src.shape[:2]:  # a larger synthesis: judged on a piece the exemplar's size
                         image.save_image(os.path.join(a.out, f"{name}_{config}_s{seed}_full.png"), img)
