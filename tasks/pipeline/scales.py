@@ -37,7 +37,7 @@ def add_options(ap, default: str, default_iters: int, default_pyramid: int) -> N
                         "--size/2, /4, ... down to 64 px or less (256: 64,128), 'none' optimises only "
                         f"at --size (default: {default})")
     g.add_argument("--scale-iters", type=int, default=default_iters, metavar="N",
-                   help=f"L-BFGS-B iterations at each coarse size (default: {default_iters})")
+                   help=f"L-BFGS iterations at each coarse size (a stage also ends once its loss stops falling; default: {default_iters})")
 
 
 HALVES_DOWN_TO = 64    # px: the coarsest stage of 'halves' (a 128 px synthesis's one stage)
