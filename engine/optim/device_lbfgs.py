@@ -8,8 +8,10 @@ so the same code runs on NumPy, where it is tested against scipy.
 
 The history is kept in compact form (Byrd, Nocedal & Schnabel 1994, eq. 2.6): the m newest
 pairs as the rows of one (2m, n) array W = [S; Y], so a direction costs two GEMVs (W g and
-c W) and one small (2m, 2m) Gram matrix W W^T, with an m x m triangular algebra in between,
-instead of 4m dot products and 4m vector updates of the two-loop recursion:
+c W) and an m x m triangular algebra on the small (2m, 2m) Gram matrix W W^T, instead of 4m dot
+products and 4m vector updates of the two-loop recursion. The Gram matrix is kept, and a new
+pair updates only its two rows and columns (W times the pair: 4 m n multiply-adds, where the
+whole product would take 4 m^2 n: at m = 100, 2 GFLOP an iteration at 128 px):
 
     H g = gamma g + S top - gamma Y u,   u = R^-1 (S^T g),
     top = R^-T ((D + gamma Y^T Y) u - gamma Y^T g),
@@ -82,10 +84,12 @@ class _Pairs:
     def __init__(self, xp, m: int, n: int):
         self.xp, self.m = xp, m
         self.w = xp.zeros((2 * m, n), dtype=xp.float64)
+        self.gram = xp.zeros((2 * m, 2 * m), dtype=xp.float64)   # W W^T, updated as pairs come
         self.reset()
 
     def reset(self):
         self.w[...] = 0
+        self.gram[...] = 0
         self.count = 0                               # pairs pushed since the last reset
         self.gamma = self.xp.ones((), dtype=self.xp.float64)
         self._gamma_before = self.gamma
@@ -102,6 +106,10 @@ class _Pairs:
         ok = sy > 1e-10 * yy
         self.w[slot] = xp.where(ok, s, 0.0)
         self.w[self.m + slot] = xp.where(ok, y, 0.0)
+        rows = [slot, self.m + slot]
+        new = self.w @ self.w[rows].T                    # (2m, 2): every stored vector against s and y
+        self.gram[:, rows] = new
+        self.gram[rows, :] = new.T
         self._gamma_before = self.gamma
         self.gamma = xp.where(ok, sy / xp.where(ok, yy, 1.0), self.gamma)
         self.count += 1
@@ -114,7 +122,7 @@ class _Pairs:
         k = min(self.count, m)
         order = np.array([(self.count - k + i) % m for i in range(k)])   # slots, oldest first
         p = self.w @ g                                   # GEMV: (S g; Y g)
-        gram = self.w @ self.w.T                         # (2m, 2m): S Y^T and Y Y^T in its blocks
+        gram = self.gram                                 # (2m, 2m): S Y^T and Y Y^T in its blocks
         a, b = p[order], p[m + order]
         sy = gram[order][:, m + order]                   # sy[i, j] = s_i . y_j, chronological
         yy = gram[m + order][:, m + order]

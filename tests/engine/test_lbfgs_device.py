@@ -207,3 +207,25 @@ def test_scipy_and_device_agree_on_the_quadratic():
     b = lbfgs_device(Quadratic(dtype=np.float64), np.zeros(q.a.shape), iters=40)
     np.testing.assert_allclose(b.x, q.c, atol=1e-5)
     np.testing.assert_allclose(a.x, q.c, atol=1e-5)
+
+
+def test_the_kept_gram_matrix_is_that_of_the_stored_pairs():
+    """The (2m, 2m) Gram matrix is updated a pair at a time, not recomputed: after pairs that fill
+    the history and wrap around, one that fails the curvature test (stored as zeros) and one
+    stored over the newest (a step that grew), it equals W W^T, and the direction equals the one
+    from W W^T computed afresh."""
+    from engine.optim.device_lbfgs import _Pairs
+
+    rng = np.random.default_rng(0)
+    n, m = 50, 4
+    pairs = _Pairs(np, m, n)
+    for k in range(11):
+        s = rng.standard_normal(n)
+        y = -s if k == 6 else s + 0.3 * rng.standard_normal(n)     # k = 6: negative curvature
+        pairs.push(s, y, replace=(k == 9))
+        np.testing.assert_allclose(pairs.gram, pairs.w @ pairs.w.T, rtol=1e-12, atol=1e-12)
+    assert not pairs.w[6 % m].any()                                   # the rejected pair is zeros
+    g = rng.standard_normal(n)
+    d = pairs.direction(g)
+    pairs.gram = pairs.w @ pairs.w.T
+    np.testing.assert_allclose(d, pairs.direction(g), rtol=1e-12)
