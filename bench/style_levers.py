@@ -118,6 +118,8 @@ CONFIGS.update({
     "shift4": dict(shifts="4"),                                 # long-range correlations of the style layers
     "shift8_32": dict(shifts="8,32"),
     "shift16": dict(shifts="16"),
+    "maxpool": dict(pooling="max"),                             # 2x2 max pooling in the random net
+    "history100": dict(history=100),                            # L-BFGS memory of 100 steps
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),

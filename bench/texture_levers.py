@@ -1,7 +1,8 @@
 """Texture levers on held-out crops: each option of python -m tasks.texture judged fairly.
 
     python -m bench.texture_levers --images moon.png,stars.png --weights vgg19.npz --out DIR \
-        [--configs default,old,...] [--seeds 0,1,2] [--size 128] [--iters 200] [--scale-iters N] [--device cpu]
+        [--configs default,old,...] [--seeds 0,1,2] [--size 128] [--iters 200] [--scale-iters N] [--history N]
+        [--device cpu]
 
 Each exemplar is cut into disjoint 128 px crops: the first is what the synthesis sees, the
 others are held out. A result is scored by the per-position Gram distance (sum over relu1_1 ..
@@ -99,7 +100,18 @@ CONFIGS = {
     "scale_iters100": dict(scale_iters=100),
     "scale_iters300": dict(scale_iters=300),                       # = the default
     "scale_iters1000": dict(scale_iters=1000),
+    # deeper statistics below the layers that pin the layout (at 128 px: relu3_4's positions see 48 px, relu3_1's 24)
+    "plus_relu3_4": dict(layers="relu1_1,relu2_1,relu3_1,relu3_4,relu4_1,relu5_1"),
+    "plus_relu4_4": dict(layers="relu1_1,relu2_1,relu3_1,relu4_1,relu4_4,relu5_1"),
+    "all_relu": dict(layers="relu1_1,relu1_2,relu2_1,relu2_2,relu3_1,relu3_2,relu3_3,relu3_4,relu4_1,relu5_1"),
+    "maxpool": dict(pooling="max"),                                 # 2x2 max pooling in the random net
+    # the L-BFGS memory (--history; a config's value wins over the command line's)
+    "history10": dict(history=10),
+    "history30": dict(history=30),
+    "history100": dict(history=100),                               # = the default
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
+    "gatys_history10": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=10),
+    "gatys_history100": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=100),
 }
 
 
@@ -239,6 +251,7 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--scale-iters", type=int, default=None, help="iterations at each coarse stage (default: the texture command's)")
+    ap.add_argument("--history", type=int, default=None, help="L-BFGS memory in steps (default: the texture command's)")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
     if a.summary:
@@ -288,6 +301,8 @@ def main(argv=None):
                         kw["out_size"] = f"{2 * src.shape[1]}x{2 * src.shape[0]}"
                     if a.scale_iters is not None:
                         kw.setdefault("scale_iters", a.scale_iters)
+                    if a.history is not None:
+                        kw.setdefault("history", a.history)
                     t0 = time.perf_counter()
                     img, _ = texture.run(image=src_path, size=a.size, iters=a.iters, seed=seed,
                                          device=a.device, optimizer=REFERENCE_OPTIMIZER, **kw)

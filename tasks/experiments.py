@@ -203,10 +203,12 @@ def _check_memory(o, more_images=()) -> None:
     the largest of the figure's image and ``more_images`` (quality's style pairs)."""
     import types
 
+    from . import texture
     from .pipeline import inputs, network
 
     deepest = [l for l in (o.layers or ["pool5"]) if l not in FC_LAYERS] or ["pool5"]
-    a = types.SimpleNamespace(device=o.device, history=10, pooling="avg", net="random", weights=None)
+    history = max(command.HISTORY, texture.DEFAULTS["history"])   # the largest L-BFGS memory of the sweep's tasks
+    a = types.SimpleNamespace(device=o.device, history=history, pooling="avg", net="random", weights=None)
     shape = max((inputs.planned_shape(img, o.size) for img in [o.image, *more_images] if img),
                 key=lambda s: s[2] * s[3])
     try:

@@ -27,6 +27,7 @@ from . import console, outputs, signals
 from ..pipeline import inputs, network, runner
 
 EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+HISTORY = 10  # L-BFGS memory of a task that does not set its own
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argparse.ArgumentParser:
-    """The shared options; ``defaults`` holds the task's own (size, iters, init, out).
+    """The shared options; ``defaults`` holds the task's own (size, iters, init, out; history, if
+    not HISTORY).
 
     --out has no default value: on the command line a free numbered name is claimed
     (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked.
@@ -53,7 +55,8 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
                      help=f"scale images so the longer side is N px (default: {defaults['size']})")
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS iterations (default: {defaults['iters']})")
-    opt.add_argument("--history", type=int, default=10, help="L-BFGS memory, in steps (default: 10)")
+    history = defaults.get("history", HISTORY)
+    opt.add_argument("--history", type=int, default=history, help=f"L-BFGS memory, in steps (default: {history})")
     out = ap.add_argument_group("output")
     if image_task:
         opt.add_argument("--optimizer", choices=("auto",) + tuple(runner.OPTIMIZERS), default="auto",

@@ -64,3 +64,26 @@ def test_coarse_budget_is_the_commands_unless_the_command_line_or_a_config_says(
     texture_levers.main(base + ["--out", str(tmp_path / "a"), "--configs", "default"])
     texture_levers.main(base + ["--out", str(tmp_path / "b"), "--configs", "default,scale_iters100", "--scale-iters", "7"])
     assert seen == [None, 7, 100]   # None: texture.run takes the command's SCALE_ITERS
+
+
+def test_lbfgs_memory_is_the_commands_unless_the_command_line_or_a_config_says(tmp_path, monkeypatch):
+    """--history left out: the texture command's own memory; given, it reaches the run; a config's
+    history (history10 ...) wins over the command line's."""
+    from engine.vgg import VGG19
+    from tasks import texture
+
+    weights = tmp_path / "w.npz"
+    VGG19.random(seed=3).save(str(weights))
+    src = tmp_path / "tex.png"
+    image.save_image(str(src), np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32))
+    seen = []
+
+    def run(**kw):
+        seen.append(kw.get("history"))
+        return np.zeros((32, 32, 3), np.float32), {}
+
+    monkeypatch.setattr(texture, "run", run)
+    base = ["--images", str(src), "--weights", str(weights), "--seeds", "0", "--size", "32", "--iters", "1"]
+    texture_levers.main(base + ["--out", str(tmp_path / "a"), "--configs", "default"])
+    texture_levers.main(base + ["--out", str(tmp_path / "b"), "--configs", "default,history10", "--history", "7"])
+    assert seen == [None, 7, 10]   # None: texture.run takes the command's own

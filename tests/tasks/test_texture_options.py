@@ -326,3 +326,24 @@ def test_a_shift_no_layer_takes_fails_before_the_first_stage(monkeypatch):
     with pytest.raises(UserError, match=r"--shifts 500: no layer of relu1_1, relu2_1 takes that distance"):
         style.run(content="chelsea", style=["brick"], size=64, iters=1, shifts="500",
                   style_layers="relu1_1,relu2_1", **QUIET)
+
+
+def test_texture_keeps_a_longer_lbfgs_memory_at_every_stage(monkeypatch):
+    """The texture command's L-BFGS memory is 100 steps (the other commands': 10), at the coarse
+    stage and the last one alike, unless --history says otherwise."""
+    from tasks.pipeline import runner
+    from tasks.cli import command
+
+    seen = []
+    for name, (method, what) in list(runner.OPTIMIZERS.items()):
+        def spy(*args, _method=method, **kw):
+            seen.append(kw["history"])
+            return _method(*args, **kw)
+        monkeypatch.setitem(runner.OPTIMIZERS, name, (spy, what))
+    texture.run(image="brick", size=32, iters=2, scale_iters=2, layers="relu1_1", **QUIET)
+    assert seen == [100, 100]                       # the 16 px stage, then the 32 px one
+    seen.clear()
+    texture.run(image="brick", size=32, iters=2, scale_iters=2, layers="relu1_1", history=7, **QUIET)
+    assert seen == [7, 7]
+    assert style.PARSER.parse_args([]).history == command.HISTORY == 10
+    assert texture.PARSER.parse_args([]).history == 100
