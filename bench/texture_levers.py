@@ -109,6 +109,7 @@ CONFIGS = {
     "history10": dict(history=10),
     "history30": dict(history=30),
     "history100": dict(history=100),                               # = the default
+    "history300": dict(history=300),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
     "gatys_history10": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=10),
     "gatys_history100": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=100),
