@@ -1,5 +1,6 @@
 """bench.texture_levers --diversity: the copy score between seeds' results and between held-out crops."""
 import numpy as np
+import pytest
 
 from bench import texture_levers
 from engine.io import image
@@ -43,9 +44,14 @@ def test_out2x_synthesises_twice_the_side_and_judges_its_top_left_piece(tmp_path
     assert [r["config"] for r in rows if r["config"] == "out2x"] == ["out2x"]
 
 
-def test_coarse_budget_is_the_commands_unless_the_command_line_or_a_config_says(tmp_path, monkeypatch):
-    """--scale-iters left out: the texture command's own default reaches the run; given, it does;
-    a config's scale_iters (scale_iters100 ...) wins over the command line's."""
+@pytest.mark.parametrize("key, option, config, value", [
+    ("scale_iters", "--scale-iters", "scale_iters100", 100),   # the coarse stages' budget
+    ("history", "--history", "history10", 10),                 # the L-BFGS memory
+])
+def test_an_option_is_the_commands_unless_the_command_line_or_a_config_says(tmp_path, monkeypatch, key, option,
+                                                                              config, value):
+    """Left out: the texture command's own default reaches the run (texture.run gets nothing);
+    given, it does; a config's value (scale_iters100, history10 ...) wins over the command line's."""
     from engine.vgg import VGG19
     from tasks import texture
 
@@ -56,34 +62,11 @@ def test_coarse_budget_is_the_commands_unless_the_command_line_or_a_config_says(
     seen = []
 
     def run(**kw):
-        seen.append(kw.get("scale_iters"))
+        seen.append(kw.get(key))
         return np.zeros((32, 32, 3), np.float32), {}
 
     monkeypatch.setattr(texture, "run", run)
     base = ["--images", str(src), "--weights", str(weights), "--seeds", "0", "--size", "32", "--iters", "1"]
     texture_levers.main(base + ["--out", str(tmp_path / "a"), "--configs", "default"])
-    texture_levers.main(base + ["--out", str(tmp_path / "b"), "--configs", "default,scale_iters100", "--scale-iters", "7"])
-    assert seen == [None, 7, 100]   # None: texture.run takes the command's SCALE_ITERS
-
-
-def test_lbfgs_memory_is_the_commands_unless_the_command_line_or_a_config_says(tmp_path, monkeypatch):
-    """--history left out: the texture command's own memory; given, it reaches the run; a config's
-    history (history10 ...) wins over the command line's."""
-    from engine.vgg import VGG19
-    from tasks import texture
-
-    weights = tmp_path / "w.npz"
-    VGG19.random(seed=3).save(str(weights))
-    src = tmp_path / "tex.png"
-    image.save_image(str(src), np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32))
-    seen = []
-
-    def run(**kw):
-        seen.append(kw.get("history"))
-        return np.zeros((32, 32, 3), np.float32), {}
-
-    monkeypatch.setattr(texture, "run", run)
-    base = ["--images", str(src), "--weights", str(weights), "--seeds", "0", "--size", "32", "--iters", "1"]
-    texture_levers.main(base + ["--out", str(tmp_path / "a"), "--configs", "default"])
-    texture_levers.main(base + ["--out", str(tmp_path / "b"), "--configs", "default,history10", "--history", "7"])
-    assert seen == [None, 7, 10]   # None: texture.run takes the command's own
+    texture_levers.main(base + ["--out", str(tmp_path / "b"), "--configs", f"default,{config}", option, "7"])
+    assert seen == [None, 7, value]
