@@ -102,7 +102,6 @@ CONFIGS = {
     "scale_iters1000": dict(scale_iters=1000),
     # deeper statistics below the layers that pin the layout (at 128 px: relu3_4's positions see 48 px, relu3_1's 24)
     "plus_relu3_4": dict(layers="relu1_1,relu2_1,relu3_1,relu3_4,relu4_1,relu5_1"),
-    "plus_relu4_4": dict(layers="relu1_1,relu2_1,relu3_1,relu4_1,relu4_4,relu5_1"),
     "all_relu": dict(layers="relu1_1,relu1_2,relu2_1,relu2_2,relu3_1,relu3_2,relu3_3,relu3_4,relu4_1,relu5_1"),
     "maxpool": dict(pooling="max"),                                 # 2x2 max pooling in the random net
     # the L-BFGS memory (--history; a config's value wins over the command line's)
