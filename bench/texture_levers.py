@@ -109,6 +109,8 @@ CONFIGS = {
     "history30": dict(history=30),
     "history100": dict(history=100),                               # = the default
     "history300": dict(history=300),
+    "out2x_history100": dict(out_size="2x", history=100),          # a 256 px synthesis from a 128 px exemplar
+    "out2x_history300": dict(out_size="2x", history=300),
     "gatys": dict(OLD, weights="TRAINED", pooling="avg", net=None),
     "gatys_history10": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=10),
     "gatys_history100": dict(OLD, weights="TRAINED", pooling="avg", net=None, history=100),

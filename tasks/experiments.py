@@ -207,7 +207,8 @@ def _check_memory(o, more_images=()) -> None:
     from .pipeline import inputs, network
 
     deepest = [l for l in (o.layers or ["pool5"]) if l not in FC_LAYERS] or ["pool5"]
-    history = max(command.HISTORY, texture.DEFAULTS["history"])   # the largest L-BFGS memory of the sweep's tasks
+    # the largest L-BFGS memory the sweep's tasks need (a texture takes more only where it fits)
+    history = max(command.HISTORY, texture.HISTORY)
     a = types.SimpleNamespace(device=o.device, history=history, pooling="avg", net="random", weights=None)
     shape = max((inputs.planned_shape(img, o.size) for img in [o.image, *more_images] if img),
                 key=lambda s: s[2] * s[3])

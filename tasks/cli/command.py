@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argparse.ArgumentParser:
     """The shared options; ``defaults`` holds the task's own (size, iters, init, out; history, if
-    not HISTORY).
+    not HISTORY: None for one the task chooses per run, described by history_shown).
 
     --out has no default value: on the command line a free numbered name is claimed
     (``defaults["out"]``, then STEM-2, ...); in the Python API no file is written unless asked.
@@ -55,8 +55,9 @@ def parser(prog: str, doc: str, defaults: dict, image_task: bool = True) -> argp
                      help=f"scale images so the longer side is N px (default: {defaults['size']})")
     opt.add_argument("--iters", type=int, default=defaults["iters"],
                      help=f"L-BFGS iterations (default: {defaults['iters']})")
-    history = defaults.get("history", HISTORY)
-    opt.add_argument("--history", type=int, default=history, help=f"L-BFGS memory, in steps (default: {history})")
+    history = defaults.get("history", HISTORY)   # None: the task chooses it per run (tasks.texture)
+    shown = defaults.get("history_shown", history)
+    opt.add_argument("--history", type=int, default=history, help=f"L-BFGS memory, in steps (default: {shown})")
     out = ap.add_argument_group("output")
     if image_task:
         opt.add_argument("--optimizer", choices=("auto",) + tuple(runner.OPTIMIZERS), default="auto",
@@ -163,6 +164,8 @@ def validate(a) -> None:
     """Nonsense numbers are a UserError, before anything is computed."""
     for name, low in (("size", 1), ("iters", 1), ("history", 1)):
         v = getattr(a, name)
+        if v is None and name == "history":   # a task that chooses it per run (its default is None)
+            continue
         if not isinstance(v, (int, np.integer)) or v < low:
             raise UserError(f"--{name} must be a whole number >= {low}, got {v!r}")
     for name in ("save_every", "print_every"):

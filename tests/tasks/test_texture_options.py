@@ -328,11 +328,9 @@ def test_a_shift_no_layer_takes_fails_before_the_first_stage(monkeypatch):
                   style_layers="relu1_1,relu2_1", **QUIET)
 
 
-def test_texture_keeps_a_longer_lbfgs_memory_at_every_stage(monkeypatch):
-    """The texture command's L-BFGS memory is 100 steps (the other commands': 10), at the coarse
-    stage and the last one alike, unless --history says otherwise."""
+def spy_history(monkeypatch) -> list:
+    """The L-BFGS memory each optimisation of a run is given, in order."""
     from tasks.pipeline import runner
-    from tasks.cli import command
 
     seen = []
     for name, (method, what) in list(runner.OPTIMIZERS.items()):
@@ -340,10 +338,55 @@ def test_texture_keeps_a_longer_lbfgs_memory_at_every_stage(monkeypatch):
             seen.append(kw["history"])
             return _method(*args, **kw)
         monkeypatch.setitem(runner.OPTIMIZERS, name, (spy, what))
-    texture.run(image="brick", size=32, iters=2, scale_iters=2, layers="relu1_1", **QUIET)
+    return seen
+
+
+def test_texture_keeps_a_longer_lbfgs_memory_at_every_stage(monkeypatch):
+    """The texture command's L-BFGS memory is 100 steps (the other commands': 10), at the coarse
+    stage and the last one alike, unless --history says otherwise."""
+    from tasks.cli import command
+
+    seen = spy_history(monkeypatch)
+    _, log = texture.run(image="brick", size=32, iters=2, scale_iters=2, layers="relu1_1", **QUIET)
     assert seen == [100, 100]                       # the 16 px stage, then the 32 px one
+    assert log["args"]["history"] == 100
     seen.clear()
     texture.run(image="brick", size=32, iters=2, scale_iters=2, layers="relu1_1", history=7, **QUIET)
     assert seen == [7, 7]
     assert style.PARSER.parse_args([]).history == command.HISTORY == 10
-    assert texture.PARSER.parse_args([]).history == 100
+    assert texture.PARSER.parse_args([]).history is None    # chosen per run
+    assert "300 for a synthesis 256 px or larger" in " ".join(texture.PARSER.format_help().split())
+
+
+def test_a_large_synthesis_gets_the_larger_memory_where_it_fits(monkeypatch):
+    """A synthesis 256 px or more on its longer side (here --out-size from a 32 px exemplar)
+    gets 300 steps at every stage; where 300 do not fit in memory it gets 100, and the log says
+    so; a --history given is kept whatever the size."""
+    from engine.errors import UserError
+    from tasks.pipeline import network
+
+    seen = spy_history(monkeypatch)
+    run = dict(image="brick", size=32, out_size="256x64", iters=1, scale_iters=1, layers="relu1_1", **QUIET)
+    _, log = texture.run(**run)
+    assert seen == [300, 300] and log["args"]["history"] == 300 and not log.get("notes")
+    seen.clear()
+    texture.run(**{**run, "out_size": "255x64"})
+    assert seen == [100, 100]
+    seen.clear()
+    texture.run(**run, history=40)
+    assert seen == [40, 40]
+
+    check = network.check_memory
+    asked = []
+
+    def short(a, *args, **kw):   # the free memory holds 100 steps, not 300
+        asked.append(a.history)
+        if a.history > 100:
+            raise UserError("this run needs more memory than is free")
+        return check(a, *args, **kw)
+
+    monkeypatch.setattr(network, "check_memory", short)
+    seen.clear()
+    _, log = texture.run(**run)
+    assert asked[0] == 300 and seen == [100, 100] and log["args"]["history"] == 100
+    assert any("L-BFGS memory of 100 steps" in n and "256x64 px" in n for n in log["notes"])
