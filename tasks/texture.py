@@ -37,13 +37,14 @@ from .cli.console import quiet_by_default, say
 # arrangement the coarse stages settle is the part the trained judge finds farthest ("The coarse stages' budget")
 SCALES, SCALE_ITERS, PYRAMID = "halves", 300, 1
 # an L-BFGS memory of 100 steps (the other tasks: 10): nearer the held-out crops at 256 px on every texture
-# measured (12 runs of 15, none farther), level at 128 px, 1.04x the time; 300 steps for a synthesis of
-# 256 px or more: nearer than 100 there on 10 runs of 15, farther on 1, mixed at 128 px, 1.13x the time
-# (docs/levers.md, "The L-BFGS memory"); 100 when 300 does not fit in memory
+# measured (12 runs of 15, none farther), level at 128 px, 1.04x the time; 300 steps when the exemplar and
+# the synthesis are both 256 px or more: nearer than 100 there on 10 runs of 15, farther on 1, 1.13x the
+# time; mixed at 128 px and for a 256 px synthesis from a 128 px exemplar (docs/levers.md, "The L-BFGS
+# memory"); 100 when 300 does not fit in memory
 HISTORY, LARGE_HISTORY, LARGE_SIDE = 100, 300, 256
 DEFAULTS = {"size": 128, "iters": 200, "init": "noise", "out": "out/texture.png", "history": None,
-            "history_shown": f"{HISTORY}; {LARGE_HISTORY} for a synthesis {LARGE_SIDE} px or larger on its "
-                             f"longer side, when that fits in memory"}
+            "history_shown": f"{HISTORY}; {LARGE_HISTORY} when the exemplar at --size and the synthesis are "
+                             f"both {LARGE_SIDE} px or larger on their longer side, if that fits in memory"}
 LAYERS = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"
 # the texture defaults, one set for the command line and run(): measured in docs/levers.md
 PINNED, PIXEL, FEATURES, COLOUR_TRANSFER, SPECTRUM = "drop", "moments", "gram+moments", True, 0.0
@@ -163,17 +164,17 @@ def _check_sizes(a, layers) -> None:
 
 
 def choose_history(a, layers, terms) -> str | None:
-    """--history left out: LARGE_HISTORY steps of L-BFGS memory for a synthesis LARGE_SIDE px or
-    more on its longer side (--out-size, or the exemplar's at --size), when the run fits in
-    memory with them; HISTORY otherwise. Sets a.history; returns a note when the larger memory
-    was wanted and did not fit."""
+    """--history left out: LARGE_HISTORY steps of L-BFGS memory when the exemplar at --size and
+    the synthesis (--out-size, or the exemplar's size) are both LARGE_SIDE px or more on their
+    longer side and the run fits in memory with them; HISTORY otherwise. Sets a.history;
+    returns a note when the larger memory was wanted and did not fit."""
     if a.history is not None:
         return None
     a.history = HISTORY
     command.check_inputs(a)   # the exemplar's header is read below: a missing file fails as preflight says it
     hw = (a.size, a.size) if a.held_out else inputs.planned_shape(a.image, a.size, layers)[2:]
     h, w = out_shape(a.out_size, a.size, a.size, hw)
-    if max(h, w) < LARGE_SIDE:
+    if min(max(h, w), max(hw)) < LARGE_SIDE:
         return None
     p = periodic_margin(a, layers, (h, w))
     a.history = LARGE_HISTORY
@@ -181,8 +182,8 @@ def choose_history(a, layers, terms) -> str | None:
         network.check_memory(a, (1, 3, h + 2 * p, w + 2 * p), terms, extra_nets=a.ensemble)
     except UserError:
         a.history = HISTORY
-        return (f"L-BFGS memory of {HISTORY} steps: the {LARGE_HISTORY} a {w}x{h} px synthesis gets by default "
-                "do not fit in the free memory")
+        return (f"L-BFGS memory of {HISTORY} steps: the {LARGE_HISTORY} a {w}x{h} px synthesis from a "
+                f"{hw[1]}x{hw[0]} px exemplar gets by default do not fit in the free memory")
     return None
 
 

@@ -355,26 +355,24 @@ def test_texture_keeps_a_longer_lbfgs_memory_at_every_stage(monkeypatch):
     assert seen == [7, 7]
     assert style.PARSER.parse_args([]).history == command.HISTORY == 10
     assert texture.PARSER.parse_args([]).history is None    # chosen per run
-    assert "300 for a synthesis 256 px or larger" in " ".join(texture.PARSER.format_help().split())
+    assert "300 when the exemplar at --size and the synthesis are both 256 px" in " ".join(texture.PARSER.format_help().split())
 
 
 def test_a_large_synthesis_gets_the_larger_memory_where_it_fits(monkeypatch):
-    """A synthesis 256 px or more on its longer side (here --out-size from a 32 px exemplar)
-    gets 300 steps at every stage; where 300 do not fit in memory it gets 100, and the log says
-    so; a --history given is kept whatever the size."""
+    """An exemplar read at 256 px or more and a synthesis as large get 300 steps at every stage;
+    a large synthesis from a small exemplar, or a small one from a large exemplar, 100; where 300
+    do not fit in memory 100, and the log says so; a --history given is kept whatever the size."""
     from engine.errors import UserError
     from tasks.pipeline import network
 
     seen = spy_history(monkeypatch)
-    run = dict(image="brick", size=32, out_size="256x64", iters=1, scale_iters=1, layers="relu1_1", **QUIET)
+    run = dict(image="brick", size=256, out_size="256x64", iters=1, scale_iters=1, layers="relu1_1", **QUIET)
     _, log = texture.run(**run)
-    assert seen == [300, 300] and log["args"]["history"] == 300 and not log.get("notes")
-    seen.clear()
-    texture.run(**{**run, "out_size": "255x64"})
-    assert seen == [100, 100]
-    seen.clear()
-    texture.run(**run, history=40)
-    assert seen == [40, 40]
+    assert seen == [300, 300, 300] and log["args"]["history"] == 300 and not log.get("notes")
+    for other in ({"out_size": "255x64"}, {"size": 32}, {"history": 40}):
+        seen.clear()
+        texture.run(**{**run, **other})
+        assert seen == [other.get("history", 100)] * (2 if "size" in other else 3), other
 
     check = network.check_memory
     asked = []
@@ -388,5 +386,6 @@ def test_a_large_synthesis_gets_the_larger_memory_where_it_fits(monkeypatch):
     monkeypatch.setattr(network, "check_memory", short)
     seen.clear()
     _, log = texture.run(**run)
-    assert asked[0] == 300 and seen == [100, 100] and log["args"]["history"] == 100
-    assert any("L-BFGS memory of 100 steps" in n and "256x64 px" in n for n in log["notes"])
+    assert asked[0] == 300 and seen == [100, 100, 100] and log["args"]["history"] == 100
+    assert any("L-BFGS memory of 100 steps" in n and "256x64 px synthesis from a 256x256 px exemplar" in n
+               for n in log["notes"])
