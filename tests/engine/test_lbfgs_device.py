@@ -229,3 +229,41 @@ def test_the_kept_gram_matrix_is_that_of_the_stored_pairs():
     d = pairs.direction(g)
     pairs.gram = pairs.w @ pairs.w.T
     np.testing.assert_allclose(d, pairs.direction(g), rtol=1e-12)
+
+
+def test_a_pairs_gram_update_shares_the_next_directions_pass_over_the_history():
+    """As the optimiser calls it (a push, then the direction; a grown step pushed over the newest
+    pair, then the direction again; two pushes in a row): the Gram rows of a pair are computed
+    with the next W g, and each direction equals the one from W W^T computed afresh."""
+    from engine.optim.device_lbfgs import _Pairs
+
+    rng = np.random.default_rng(1)
+    n, m = 40, 3
+    pairs, fresh = _Pairs(np, m, n), _Pairs(np, m, n)
+    for k in range(9):
+        s = rng.standard_normal(n)
+        y = -s if k == 4 else s + 0.3 * rng.standard_normal(n)
+        for p in (pairs, fresh):
+            p.push(s, y, replace=(k in (3, 7)))
+        if k == 5:
+            continue                                                  # the next push comes first
+        g = rng.standard_normal(n)
+        assert pairs._pending is not None
+        d = pairs.direction(g)
+        assert pairs._pending is None
+        np.testing.assert_allclose(pairs._gram, pairs.w @ pairs.w.T, rtol=1e-12, atol=1e-12)
+        fresh.gram = fresh.w @ fresh.w.T
+        np.testing.assert_allclose(d, fresh.direction(g), rtol=1e-10)
+
+
+@pytest.mark.parametrize("n", [5, 700, 3 * 1000 + 7])
+def test_the_history_times_a_few_vectors_reads_it_in_slices_exactly(n, monkeypatch):
+    """The NumPy product of W with a pair's rows and g, taken over slices of W (here of 256
+    columns, the smallest: a last slice shorter), equals the whole product."""
+    from engine.optim import device_lbfgs
+
+    monkeypatch.setattr(device_lbfgs, "BLOCK_BYTES", 1)
+    rng = np.random.default_rng(n)
+    w, cols = rng.standard_normal((6, n)), rng.standard_normal((3, n))
+    np.testing.assert_allclose(device_lbfgs._times_rows(np, w, cols), w @ cols.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(device_lbfgs._times_rows(np, w, cols[:2]), w @ cols[:2].T, rtol=1e-12, atol=1e-12)
