@@ -163,6 +163,13 @@ def _check_sizes(a, layers) -> None:
     raise UserError(f"--out-size {a.out_size}: the synthesis at {w}x{h} px does not fit in memory; {fix}")
 
 
+def last_stage_shapes(a, layers) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((h, w) of the exemplar, (h, w) of the synthesis) at the last stage, from the options and
+    the image's header (a --held-out exemplar is cut into --size squares)."""
+    hw = (a.size, a.size) if a.held_out else tuple(inputs.planned_shape(a.image, a.size, layers)[2:])
+    return hw, out_shape(a.out_size, a.size, a.size, hw)
+
+
 def choose_history(a, layers, terms) -> str | None:
     """--history left out: LARGE_HISTORY steps of L-BFGS memory when the exemplar at --size and
     the synthesis (--out-size, or the exemplar's size) are both LARGE_SIDE px or more on their
@@ -172,8 +179,7 @@ def choose_history(a, layers, terms) -> str | None:
         return None
     a.history = HISTORY
     command.check_inputs(a)   # the exemplar's header is read below: a missing file fails as preflight says it
-    hw = (a.size, a.size) if a.held_out else inputs.planned_shape(a.image, a.size, layers)[2:]
-    h, w = out_shape(a.out_size, a.size, a.size, hw)
+    hw, (h, w) = last_stage_shapes(a, layers)
     if min(max(h, w), max(hw)) < LARGE_SIDE:
         return None
     p = periodic_margin(a, layers, (h, w))
@@ -266,8 +272,8 @@ def run(**kwargs):
     scales.sizes(a, layers)  # a bad --scales fails before the network is built
     _check_sizes(a, layers)
     if a.shifts:  # a distance no layer takes at the last stage fails before the first
-        hw = (a.size, a.size) if a.held_out else inputs.planned_shape(a.image, a.size, layers)[2:]
-        network.shifts(a, a.size, layers, [out_shape(a.out_size, a.size, a.size, hw), hw])
+        hw, out_hw = last_stage_shapes(a, layers)
+        network.shifts(a, a.size, layers, [out_hw, hw])
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
     others = network.ensemble(a, log)

@@ -115,10 +115,6 @@ class _Pairs:
         self._update()
         return self._gram
 
-    @gram.setter
-    def gram(self, value):
-        self._pending, self._gram = None, value
-
     def reset(self):
         self.w[...] = 0
         self._gram[...] = 0
