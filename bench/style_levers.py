@@ -120,6 +120,10 @@ CONFIGS.update({
     "shift16": dict(shifts="16"),
     "maxpool": dict(pooling="max"),                             # 2x2 max pooling in the random net
     "history100": dict(history=100),                            # L-BFGS memory of 100 steps
+    # per-layer style weights (relu1_1..relu5_1; at 128 px relu4_1 and relu5_1 are left out)
+    "fine4": dict(layer_weights="4,2,1,1,1"),                  # the finest layers weighed more
+    "mid4": dict(layer_weights="1,1,4,1,1"),                   # relu3_1, the shapes' scale, weighed more
+    "deep4": dict(layer_weights="1,2,4,4,4"),                  # the deepest kept layers weighed more
     # weight statistics: a plain random net (not ranVGG's chosen draws) with the default levers
     "random": dict(net="random"),
     "random_he": dict(net="random", weight_init="he"),

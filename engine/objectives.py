@@ -197,7 +197,8 @@ class Objective:
               pixel_stats: str = STYLE_PIXEL_STATS, feature_stats: str = STYLE_FEATURE_STATS,
               content_level: int = STYLE_CONTENT_LEVEL, with_content: bool = True, bank_maps: int = 0,
               bank_seed: int = 0, interior: bool = STYLE_INTERIOR, project: int = 0,
-              colour_first: float = STYLE_COLOUR_FIRST, spectrum_weight: float = 0.0, shifts=()) -> "Objective":
+              colour_first: float = STYLE_COLOUR_FIRST, spectrum_weight: float = 0.0, shifts=(),
+              layer_weights=None) -> "Objective":
         """Eq. 9: alpha * L_content + beta * L_texture + gamma * R.
 
         ``styles``: one or more preprocessed style images; their Gram targets are mixed by
@@ -220,9 +221,13 @@ class Objective:
         else (``recoloured_content``; start the optimisation from the same image); 0: as given.
         ``spectrum_weight`` > 0: the Fourier-spectrum term toward the style images' power spectra
         (blended like the Gram matrices), that weight on top of its Eq. 4 factor. ``shifts``: the style
-        layers' long-range correlations at those distances in px too (``shift_terms``, as in ``texture``)."""
+        layers' long-range correlations at those distances in px too (``shift_terms``, as in ``texture``).
+        ``layer_weights``: one factor per style layer on top of ``style_weight`` (its Gram, moment,
+        sliced Wasserstein and long-range terms); None: all 1."""
         net.check_layers([content_layer])
         style_layers = net.check_layers(style_layers)
+        per_layer = dict(zip(style_layers, (style_weight * w for w in _weights(layer_weights, len(style_layers),
+                                                                                "style layer"))))
         if hasattr(styles, "shape"):  # one image given bare
             styles = [styles]
         styles = list(styles)
@@ -252,21 +257,21 @@ class Objective:
         drop = (pinned_layers(style_layers, [tuple(xc.shape[2:])] + style_sizes, levels,
                               inside=style_sizes if interior else (), project=project) if drop_pinned else {})
         proj = projections(net, style_layers, project)
-        grams = (_gram_terms(net, styles, blend, style_layers, [style_weight] * len(style_layers), xc.shape, levels,
+        grams = (_gram_terms(net, styles, blend, style_layers, [per_layer[l] for l in style_layers], xc.shape, levels,
                              drop, interior, proj) if feature_stats.startswith("gram") else [])
         kept = [l for l in style_layers if l not in drop.get(0, ())]
         if not kept:
             raise UserError(f"every style layer of {', '.join(style_layers)} pins the layout at this size "
                             f"(fewer positions than channels): use a larger size or shallower layers")
-        terms += grams + shift_terms(net, styles, [(l, style_weight) for l in kept], xc.shape, shifts, interior,
+        terms += grams + shift_terms(net, styles, [(l, per_layer[l]) for l in kept], xc.shape, shifts, interior,
                                      proj, blend)
         if feature_stats.endswith(("moments", "balanced")):
             terms += [Term(f"moments:{l}", "moments", l, _moment_targets(net, styles, l, blend, interior, proj.get(l),
                                                                          feature_stats.endswith("balanced")),
-                           style_weight, proj=proj.get(l)) for l in kept]
+                           per_layer[l], proj=proj.get(l)) for l in kept]
         if feature_stats.endswith("swd"):
             terms += [Term(f"swd:{l}", "swd", l, _swd_target(net, styles, l, _positions(xc.shape[2], xc.shape[3], l),
-                                                             interior, proj.get(l)), style_weight, proj=proj.get(l))
+                                                             interior, proj.get(l)), per_layer[l], proj=proj.get(l))
                       for l in kept]
         for t in _pixel_terms(net, styles, pixel_stats, xc.shape):
             t.weight = style_weight

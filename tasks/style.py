@@ -54,6 +54,9 @@ def _parser():
                    help=f"content layer (default: {objectives.STYLE_CONTENT_LAYER})")
     g.add_argument("--style-layers", "--layers", "--layer", dest="style_layers", default=STYLE_LAYERS,
                    help=f"style layers, comma-separated (default: {STYLE_LAYERS})")
+    g.add_argument("--layer-weights", default=None, metavar="W1,W2,...",
+                   help="extra weight per style layer, on top of beta: its Gram, moment, sliced Wasserstein and "
+                        "long-range terms (default: all 1)")
     g.add_argument("--content-level", type=int, default=objectives.STYLE_CONTENT_LEVEL, metavar="K",
                    help="the content term reads the image 2x2-averaged K times: the photo's layout held at a "
                         "coarser scale, the finer scales left to the style (default: "
@@ -139,6 +142,12 @@ def run(**kwargs):
                         "only smooths the starting image); give one of them a weight > 0")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
+    layer_weights = command.floats(a.layer_weights, "--layer-weights")
+    if layer_weights is not None and len(layer_weights) != len(style_layers):
+        raise UserError(f"--layer-weights has {len(layer_weights)} weight(s) for {len(style_layers)} style layer(s) "
+                        f"({','.join(style_layers)}): give one weight per style layer")
+    if layer_weights is not None and not (all(0 <= w < float("inf") for w in layer_weights) and max(layer_weights) > 0):
+        raise UserError(f"--layer-weights must be numbers >= 0, not all 0: got {a.layer_weights}")
     grams = [("gram", l) for l in style_layers] * (1 + 2 * len(network.shifts(a)))   # a long-range term: a Gram's target
     terms = [("content", content_layer)] + grams + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])
@@ -192,13 +201,13 @@ def run(**kwargs):
                               pixel_stats=a.pixel_stats, feature_stats=a.feature_stats,
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
                               interior=a.interior, project=a.project, colour_first=0.0,
-                              spectrum_weight=a.spectrum_weight, shifts=shifts)
+                              spectrum_weight=a.spectrum_weight, shifts=shifts, layer_weights=layer_weights)
         if others:  # the other nets' style terms; the content, colour and total-variation terms once
             obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
                                                     interior=a.interior, project=a.project, colour_first=0.0,
-                                                    shifts=shifts)
+                                                    shifts=shifts, layer_weights=layer_weights)
                                     for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))

@@ -119,6 +119,23 @@ def test_style_feature_stats_blend_the_moments_and_follow_the_layer_rule(net):
         Objective.style(net, xc, [s1], feature_stats="covariance")
 
 
+def test_style_layer_weights_scale_each_layers_terms(net):
+    """A style layer's weight multiplies beta for its Gram, moment and long-range terms, and no other layer's."""
+    xc, xs = images((1, 3, 32, 32), (1, 3, 32, 32), seed=7)
+    kw = dict(style_layers=["relu1_1", "relu2_1"], tv_weight=0, pixel_stats="none", style_weight=2.0,
+              feature_stats="gram+moments", colour_first=0, shifts=[4])
+    plain = Objective.style(net, xc, [xs], **kw)
+    weighed = Objective.style(net, xc, [xs], layer_weights=[3.0, 0.5], **kw)
+    assert [t.name for t in weighed.terms] == [t.name for t in plain.terms]
+    factor = {"relu1_1": 3.0, "relu2_1": 0.5}
+    for a, b in zip(plain.terms, weighed.terms):
+        assert b.weight == pytest.approx(a.weight * factor.get(a.layer, 1.0) if a.kind != "content" else a.weight)
+    assert {t.kind for t in weighed.terms} >= {"content", "gram", "moments"} and len(weighed.terms) > 5
+    for bad, msg in (([1.0], "1 weight"), ([0.0, 0.0], "not all zero"), ([1.0, float("nan")], "non-negative")):
+        with pytest.raises(UserError, match=msg):
+            Objective.style(net, xc, [xs], layer_weights=bad, **kw)
+
+
 def test_content_level_holds_the_averaged_photo(net):
     from engine.ops.pooling import avgpool2_forward
 

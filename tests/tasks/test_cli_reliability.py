@@ -218,6 +218,9 @@ def test_second_ctrl_c_during_the_stack_save(monkeypatch, tmp_path, capsys):
     (texture.main, ["--layers", "relu1_1,relu2_1,relu1_1"], "layer relu1_1 given more than once"),
     (style.main, ["--style-layers", "relu1_1,relu1_1"], "layer relu1_1 given more than once"),
     (style.main, ["--style-blend", "inf"], "style image weights must be non-negative numbers"),
+    (style.main, ["--layer-weights", "4,2"], "--layer-weights has 2 weight(s) for 5 style layer(s)"),
+    (style.main, ["--layer-weights", "1,1,inf,1,1"], "--layer-weights must be numbers >= 0, not all 0"),
+    (style.main, ["--layers", "relu1_1", "--layer-weights", "0"], "--layer-weights must be numbers >= 0, not all 0"),
     (stack.main, ["--top", "pool3"], "--top must be a conv layer"),
 ])
 def test_bad_input_is_one_line(main, argv, expect, tmp_path, capsys):

@@ -90,6 +90,15 @@ def test_style_content_layer_may_be_a_style_layer(tmp_path):
     assert log["content_error"] >= 0 and log["style_error"]["relu2_1"] > 0
 
 
+def test_style_layer_weights_reach_the_objective(tmp_path):
+    """--layer-weights 1,0: relu2_1's style term weighs nothing (its error is still reported), relu1_1's pulls."""
+    _, log = style.run(content="chelsea", style=["ihc"], style_layers="relu1_1,relu2_1", layer_weights="1,0",
+                       size=32, iters=3, scales="none", out=str(tmp_path / "w.png"), **QUIET)
+    assert log["args"]["layer_weights"] == "1,0"
+    assert all(step["style:relu2_1"] == 0 for step in log["losses"])
+    assert log["losses"][0]["style:relu1_1"] > 0 and log["style_error"]["relu2_1"] > 0
+
+
 def test_any_image_mode_just_works(tmp_path):
     from PIL import Image
 
