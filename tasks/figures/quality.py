@@ -47,12 +47,14 @@ COLUMNS = (["key", "task", "net", "arch", "seed", "image", "style", "content_wei
 YARDSTICKS = ("nature", "copy", "shuffled", "white_noise")
 # Gatys et al. on the trained rows, every option the commands' defaults (chosen for the random
 # nets) would change pinned: Gram terms alone at relu1_1..relu5_1, every layer kept, no colour or
-# centred statistics, no colour transfer. Texture: from a half-size start like every texture run;
-# style: content at relu4_2, no total variation, one scale, the photo's own colours.
-GATYS_TEXTURE = {"pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "colour_transfer": False}
+# centred statistics, no long-range terms, no colour transfer. Texture: from a half-size start
+# like every texture run; style: content at relu4_2, no total variation, one scale, the photo's
+# own colours.
+GATYS_TEXTURE = {"pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "colour_transfer": False,
+                 "shifts": "none"}
 GATYS_STYLE = {"content_layer": judging.CONTENT_LAYER, "style_layers": ",".join(judging.STYLE_LAYERS), "tv_weight": 0.0,
                "pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "scales": "none",
-               "content_level": 0, "colour_first": 0.0}
+               "content_level": 0, "colour_first": 0.0, "shifts": "none"}
 RECOLOURED = (0.25, 0.5, 1.0)   # the recoloured-photo baseline's fractions (style pairs)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 

@@ -128,6 +128,19 @@ def test_quality_textures_by_gatys_use_the_gram_terms_alone(tmp_path, trained):
     assert "options" not in by_net["ranvgg"]
 
 
+def test_gatys_options_leave_only_gram_terms_whatever_the_defaults_add(tmp_path):
+    """Run with the Gatys options (on a random net: the terms do not depend on the weights), the
+    texture command matches a Gram matrix per layer and nothing else, and the style command adds
+    only the content term: a lever made a default for the random nets (the long-range terms, the
+    centred or colour statistics) must not reach the Gatys baseline."""
+    five = {f"style:{l}" for l in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
+    _, log = texture.run(image="gravel", size=64, iters=1, scale_iters=1, device="cpu", **quality.GATYS_TEXTURE)
+    assert set(log["weighting_factors"]) == five
+    _, log = style.run(content="chelsea", style=["ihc"], size=64, iters=1, device="cpu", content_weight=3,
+                       **quality.GATYS_STYLE)
+    assert set(log["weighting_factors"]) == five | {"content:relu4_2"}
+
+
 def test_interrupted_figure_resumes_without_redoing(tmp_path, monkeypatch):
     opts = {**TINY, "layers": "pool1", "seeds": "0-2", "iters": 1, "out": str(tmp_path)}
     calls = []
