@@ -2,7 +2,7 @@
 
     ranvgg invert --image astronaut --layer pool3 --device cpu
 
-Starting from white noise, L-BFGS-B morphs the image until its features at --layer match the
+Starting from white noise, L-BFGS (--optimizer) morphs the image until its features at --layer match the
 original's (Eq. 1 of He, Wang & Hopcroft 2016, no image prior). Several layers may be given,
 comma-separated: each is scaled by its Eq. 4 weighting factor. The log reports the relative
 feature error (before and after), PSNR and SSIM against the original, and the same figures for

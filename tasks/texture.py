@@ -2,12 +2,12 @@
 
     ranvgg texture --image gravel --device cpu
 
-Starting from white noise, L-BFGS-B matches the feature correlations G = F F^T of --layers,
-each term scaled by its Eq. 4 weighting factor (mu_l), which is what makes a random VGG work
-where Gatys et al. saw white noise. By default it first solves at half the size (--scales half)
-and continues from that result upsampled: measured in a trained VGG-19, with relu5_1 added this
-halved the error on ihc and retina and barely changed it on another image (README). The log reports the relative Gram error per
-layer in the network that was optimised and, so that the score is not the objective itself,
+Starting from white noise, L-BFGS (--optimizer) matches the feature correlations G = F F^T of
+--layers, each term scaled by its Eq. 4 weighting factor (mu_l), which is what makes a random VGG
+work where Gatys et al. saw white noise. By default it first solves at smaller sizes (--scales
+halves: half the size, and down to 64 px, 300 iterations each) and continues from each result
+upsampled: the coarse stages settle the arrangement (docs/levers.md, "The coarse stages'
+budget"). The log reports the relative Gram error per layer in the network that was optimised and, so that the score is not the objective itself,
 in a second, independently seeded random network and, with --judge-weights, in a trained
 VGG-19; white noise and shuffled pixels are the baselines. Gatys et al.: --weights FILE.npz --pooling avg.
 
@@ -32,7 +32,7 @@ from .cli import command
 from .pipeline import inputs, scoring, network, runner, scales
 from .cli.console import quiet_by_default, say
 
-# coarse to fine (half size first) and relu5_1: chosen from measurements in a trained VGG-19 (README)
+# coarse to fine, judged in a trained VGG-19 against held-out crops (docs/levers.md):
 # 128 px: one stage at 64 px; 256 px: 64, 128 (docs/levers.md, "At 256 px"); 300 iterations each: the
 # arrangement the coarse stages settle is the part the trained judge finds farthest ("The coarse stages' budget")
 SCALES, SCALE_ITERS, PYRAMID = "halves", 300, 1

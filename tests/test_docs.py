@@ -46,3 +46,17 @@ def test_links_and_cited_files_exist(page):
 def test_no_workplace_words(page):
     found = [m.group(0) for m in WORKPLACE.finditer(page.read_text())]
     assert found == []
+
+
+LISTING_PACKAGES = ["engine", "engine/io", "engine/optim", "engine/ops", "engine/io/weights", "tasks/cli",
+                    "tasks/pipeline", "tasks/figures", "kernels"]
+
+
+@pytest.mark.parametrize("package", LISTING_PACKAGES)
+def test_each_package_init_names_every_module(package):
+    """docs/architecture.md: these packages' __init__.py list their modules, one line each."""
+    init = (ROOT / package / "__init__.py").read_text()
+    unnamed = [p.name for p in sorted((ROOT / package).iterdir())
+               if p.suffix == ".py" and p.name != "__init__.py" and not re.search(rf"\b{p.stem}\b", init)]
+    assert not unnamed, f"{package}/__init__.py does not name {unnamed}"
+    assert f"`{package}/__init__.py`" in (ROOT / "docs" / "architecture.md").read_text()

@@ -14,6 +14,7 @@
     spectrum.py a Fourier-spectrum loss (each channel's DFT magnitude held to the exemplar's)
     fftconv.py  large-filter convolution by FFT (the multi-scale random filter bank)
     project.py  random projection of a layer's channels (statistics of K combinations of C channels)
+    border.py   wrap an image around (a periodic synthesis) and cut a window out of a map
 
 Each op takes and returns ``engine.autograd.Tensor``; the array-level ``*_forward`` /
 ``*_backward`` functions it is built from work on NumPy or CuPy arrays alike. Import from the

@@ -3,7 +3,7 @@
 Each texture is read with its longer side --exemplar-size (default 3 x --size) and cut into
 disjoint --size tiles: every method synthesises from the first tile; the judge compares the
 result with the others. Each style pair ``content:style`` uses the first half of the style image
-(read at 2 x --size) for the transfer and judges against the second, over a sweep of content
+(read at --size) for the transfer and judges against the second, over a sweep of content
 weights (--content-weights), so that methods are compared at equal content error.
 
 Methods: --nets (ranvgg: the texture/style command's default net; random: a plain draw) and,
