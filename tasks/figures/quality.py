@@ -47,7 +47,7 @@ COLUMNS = (["key", "task", "net", "arch", "seed", "image", "style", "content_wei
 YARDSTICKS = ("nature", "copy", "shuffled", "white_noise")
 # Gatys et al. on the trained rows, every option the commands' defaults (chosen for the random
 # nets) would change pinned: Gram terms alone at relu1_1..relu5_1, every layer kept, no colour or
-# centred statistics, no long-range terms, no colour transfer. Texture: from a half-size start
+# centred statistics, no long-range terms, no colour transfer. Texture: after the coarse stages
 # like every texture run; style: content at relu4_2, no total variation, one scale, the photo's
 # own colours.
 GATYS_TEXTURE = {"pinned_layers": "keep", "pixel_stats": "none", "feature_stats": "gram", "colour_transfer": False,
