@@ -7,9 +7,10 @@ Starting from white noise, L-BFGS (--optimizer) matches the feature correlations
 work where Gatys et al. saw white noise. By default it first solves at smaller sizes (--scales
 halves: half the size, and down to 64 px, 300 iterations each) and continues from each result
 upsampled: the coarse stages settle the arrangement (docs/levers.md, "The coarse stages'
-budget"). The log reports the relative Gram error per layer in the network that was optimised and, so that the score is not the objective itself,
-in a second, independently seeded random network and, with --judge-weights, in a trained
-VGG-19; white noise and shuffled pixels are the baselines. Gatys et al.: --weights FILE.npz --pooling avg.
+budget"). The log reports the relative Gram error per layer in the network that was optimised
+and, so that the score is not the objective itself, in a second, independently seeded random
+network and, with --judge-weights, in a trained VGG-19; white noise and shuffled pixels are the
+baselines. Gatys et al.: --weights FILE.npz --pooling avg.
 
 --image takes a file or a shipped sample: astronaut, coffee, chelsea, brick, grass, gravel, ihc.
 """
