@@ -142,12 +142,7 @@ def run(**kwargs):
                         "only smooths the starting image); give one of them a weight > 0")
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
-    layer_weights = command.floats(a.layer_weights, "--layer-weights")
-    if layer_weights is not None and len(layer_weights) != len(style_layers):
-        raise UserError(f"--layer-weights has {len(layer_weights)} weight(s) for {len(style_layers)} style layer(s) "
-                        f"({','.join(style_layers)}): give one weight per style layer")
-    if layer_weights is not None and not (all(0 <= w < float("inf") for w in layer_weights) and max(layer_weights) > 0):
-        raise UserError(f"--layer-weights must be numbers >= 0, not all 0: got {a.layer_weights}")
+    layer_weights = command.layer_weights(a.layer_weights, style_layers)
     grams = [("gram", l) for l in style_layers] * (1 + 2 * len(network.shifts(a)))   # a long-range term: a Gram's target
     terms = [("content", content_layer)] + grams + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])

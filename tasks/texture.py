@@ -239,7 +239,7 @@ def run(**kwargs):
     a = command.options(PARSER, kwargs)
     command.validate(a)
     layers = command.layer_list(a.layers, "--layers")
-    weights = command.floats(a.layer_weights, "--layer-weights")
+    weights = command.layer_weights(a.layer_weights, layers)
     network.check_filter_bank(a)
     network.check_project(a)
     exemplar_size = _exemplar_size(a)

@@ -296,6 +296,20 @@ def floats(spec, what):
         raise UserError(f"{what} must be comma-separated numbers, got {spec!r}") from None
 
 
+def layer_weights(spec, layers, what: str = "--layer-weights") -> list[float] | None:
+    """One weight per layer of ``layers`` from ``spec`` ("4,2,1" or a sequence), each finite and
+    >= 0, not all 0; None stays None (all 1). A UserError names ``what`` and the layers."""
+    weights = floats(spec, what)
+    if weights is None:
+        return None
+    if len(weights) != len(layers):
+        raise UserError(f"{what} has {len(weights)} weight(s) for {len(layers)} layer(s) ({','.join(layers)}): "
+                        "give one weight per layer")
+    if not (all(0 <= w < float("inf") for w in weights) and max(weights) > 0):
+        raise UserError(f"{what} must be numbers >= 0, not all 0: got {spec}")
+    return weights
+
+
 def new_log(task: str, a) -> dict:
     args = {k: v for k, v in vars(a).items() if k not in API_ONLY}
     if getattr(a, "network", None) is not None:   # a given net is described, not serialised
