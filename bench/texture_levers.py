@@ -73,6 +73,7 @@ CONFIGS = {
     "random_he_gram": dict(net="random", weight_init="he", feature_stats="gram"),
     "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
     "ensemble3": dict(ensemble=3),
+    "ensemble5": dict(ensemble=5),
     "interior": dict(interior=True),                                # the exemplar's statistics off its border
     "periodic": dict(periodic=True),                                # a periodic synthesis (no border)
     "interior+periodic": dict(interior=True, periodic=True),
