@@ -90,11 +90,13 @@ def make_net(a, log: dict, quiet: bool = False) -> VGG19:
 ENSEMBLE = 1
 
 
-def add_ensemble_option(g, what: str) -> None:
-    """--ensemble K on an argument group; ``what``: the terms that are counted once."""
+def add_ensemble_option(g, what: str, advice: str = "") -> None:
+    """--ensemble K on an argument group; ``what``: the terms that are counted once; ``advice``: a
+    sentence on when it pays, appended to the help."""
     g.add_argument("--ensemble", type=int, default=ENSEMBLE, metavar="K",
                    help="match the statistics in K independently drawn nets (seeds --seed .. --seed + K - 1; "
-                        f"the sum of each net's terms, {what} once); K times the cost (default: {ENSEMBLE})")
+                        f"the sum of each net's terms, {what} once); about K times the cost (default: {ENSEMBLE})"
+                        + (f". {advice}" if advice else ""))
 
 
 def check_ensemble(a) -> None:
