@@ -156,6 +156,27 @@ def test_ensemble_option_runs_k_nets_and_refuses_what_it_cannot_draw(tmp_path):
         texture.run(image="brick", size=32, iters=1, ensemble=2, weights=str(weights), **QUIET)
 
 
+def test_ensemble_layers_keep_the_other_nets_terms_at_those_layers_only():
+    _, log = texture.run(image="brick", size=32, iters=2, scales="none", ensemble=3, ensemble_layers="relu1_1",
+                         net="random", **QUIET)
+    assert log["ensemble_layers"] == ["relu1_1"]
+    others = sorted(k for k in log["weighting_factors"] if k.startswith("net"))
+    assert others == sorted(f"net{k}:{t}" for k in (2, 3) for t in
+                            ("style:relu1_1", "moments:relu1_1", "shift:relu1_1:4px across", "shift:relu1_1:4px down"))
+    assert "style:relu2_1" in log["weighting_factors"]  # the first net keeps every layer
+    # a distance only the first net's layers take is left out of the others' terms
+    _, log = texture.run(image="brick", size=32, iters=1, scales="none", ensemble=2, ensemble_layers="relu2_1",
+                         shifts="2,4", net="random", **QUIET)
+    assert "shift:relu1_1:2px across" in log["weighting_factors"]
+    assert "net2:shift:relu2_1:2px across" in log["weighting_factors"]
+    assert not any(k.startswith("net2:shift:relu1_1") for k in log["weighting_factors"])
+    for kw, words in ((dict(ensemble=1, ensemble_layers="relu1_1"), "give --ensemble 2 or more"),
+                      (dict(ensemble=2, ensemble_layers="relu4_2"), "--ensemble-layers relu4_2: not in --layers"),
+                      (dict(ensemble=2, ensemble_layers="relu4_1"), "--ensemble-layers relu4_1: fewer positions")):
+        with pytest.raises(UserError, match=words):
+            texture.run(image="brick", size=32, iters=1, scales="none", net="random", **kw, **QUIET)
+
+
 def test_style_ensemble_adds_the_other_nets_style_terms_only():
     """--ensemble K in the style command: the second net brings its style statistics; the content,
     colour and total-variation terms are the first net's alone; the errors are read in the first."""
