@@ -76,6 +76,7 @@ CONFIGS = {
     "ensemble5": dict(ensemble=5),
     "ensemble3_first": dict(ensemble=3, ensemble_layers="relu1_1"),  # the other two nets' relu1_1 terms only
     "ensemble3_first2": dict(ensemble=3, ensemble_layers="relu1_1,relu2_1"),
+    "ensemble5_first": dict(ensemble=5, ensemble_layers="relu1_1"),
     "first_x3": dict(layer_weights="3,1,1,1,1"),                    # ensemble3_first's relu1_1 weight, one net
     "interior": dict(interior=True),                                # the exemplar's statistics off its border
     "periodic": dict(periodic=True),                                # a periodic synthesis (no border)
