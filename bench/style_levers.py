@@ -92,6 +92,7 @@ CONFIGS.update({
     "bank64": dict(filter_bank=64),
     "ensemble2": dict(ensemble=2),                              # ranVGG seeds s and s + 1, style terms summed
     "ensemble3": dict(ensemble=3),
+    "ensemble3_first": dict(ensemble=3, ensemble_layers="relu1_1"),  # the other two nets' relu1_1 terms only
     "content_relu1_1": dict(content_layer="relu1_1"),          # the content term at another random layer
     "content_relu1_2": dict(content_layer="relu1_2"),
     "content_relu2_1": dict(content_layer="relu2_1"),

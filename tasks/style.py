@@ -81,6 +81,7 @@ def _parser():
     network.add_filter_bank_option(g, "half the smallest image; each term toward the style's")
     network.add_interior_option(g, "the style images'", objectives.STYLE_INTERIOR)
     network.add_ensemble_option(g, "the content, colour, filter-bank and total-variation terms")
+    network.add_ensemble_layers_option(g, "--style-layers")
     network.add_project_option(g, "the style images'")
     network.add_shifts_option(g, "the style images' (blended like the Gram matrices)")
     network.add_spectrum_option(g, "the style images' (power spectra blended like the Gram matrices)", 0.0)
@@ -143,6 +144,7 @@ def run(**kwargs):
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
     layer_weights = command.layer_weights(a.layer_weights, style_layers)
+    ens_layers, ens_weights = network.ensemble_layers(a, style_layers, layer_weights, "--style-layers")
     grams = [("gram", l) for l in style_layers] * (1 + 2 * len(network.shifts(a)))   # a long-range term: a Gram's target
     terms = [("content", content_layer)] + grams + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])
@@ -154,6 +156,9 @@ def run(**kwargs):
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
     others = network.ensemble(a, log)
+    if others and a.ensemble_layers is not None:
+        log["ensemble_layers"] = ens_layers
+        say(f"ensemble: the other nets' style terms at {', '.join(ens_layers)}")
 
     def read(size):
         """The content (H, W, 3) and style images read at ``size``, checked against the net."""
@@ -197,12 +202,14 @@ def run(**kwargs):
                               content_level=a.content_level, bank_maps=a.filter_bank, bank_seed=a.seed,
                               interior=a.interior, project=a.project, colour_first=0.0,
                               spectrum_weight=a.spectrum_weight, shifts=shifts, layer_weights=layer_weights)
-        if others:  # the other nets' style terms; the content, colour and total-variation terms once
-            obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, style_layers, 0.0, a.style_weight,
+        ens_kept, ens_shifts = network.ensemble_stage(ens_layers, kept, [xc.shape[2:]] + [x.shape[2:] for x in xs],
+                                                      shifts, last=size == a.size) if others else ([], ())
+        if ens_kept:  # the other nets' style terms (at --ensemble-layers); content, colour, total variation once
+            obj = Ensemble([obj] + [Objective.style(n, xc, xs, blend, content_layer, ens_layers, 0.0, a.style_weight,
                                                     0.0, levels=a.pyramid, drop_pinned=drop, pixel_stats="none",
                                                     feature_stats=a.feature_stats, with_content=False,
                                                     interior=a.interior, project=a.project, colour_first=0.0,
-                                                    shifts=shifts, layer_weights=layer_weights)
+                                                    shifts=ens_shifts, layer_weights=ens_weights)
                                     for n in others])
         x0 = (inputs.start_image(a, xc.shape, content=xc, mode=net.preprocessing) if start is None
               else scales.start_from(start, xc.shape, net.preprocessing))

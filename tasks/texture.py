@@ -26,7 +26,7 @@ from engine import judge as judging
 from engine.io import image
 from engine.errors import UserError
 from engine.arch import periodic_pad
-from engine.objectives import FEATURE_STATS, PIXEL_STATS, Ensemble, Objective, pinned_layers, shift_steps
+from engine.objectives import FEATURE_STATS, PIXEL_STATS, Ensemble, Objective, pinned_layers
 from engine.vgg import VGG19
 
 from .cli import command
@@ -87,11 +87,10 @@ def _parser():
                                 "3 brings granular and sparse textures (gravel, grass, a star field) nearer their "
                                 "held-out crops in a trained VGG-19, and brick and the moon a little farther "
                                 "(docs/levers.md, \"Three nets\")")
-    g.add_argument("--ensemble-layers", default=None, metavar="LAYERS",
-                   help="with --ensemble K: the other nets' terms at these layers only (comma-separated, of "
-                        "--layers; default: all of --layers). relu1_1 adds only the other nets' first layers: "
-                        "gravel and grass come as near their held-out crops as with whole nets, at about 1.3x "
-                        "the cost for 3 nets (docs/levers.md, \"Where three nets' gain lies\")")
+    network.add_ensemble_layers_option(g, "--layers",
+                                       "relu1_1 adds only the other nets' first layers: gravel and grass come as "
+                                       "near their held-out crops as with whole nets, at about 1.3x the cost for 3 "
+                                       "nets (docs/levers.md, \"Where three nets' gain lies\")")
     network.add_project_option(g, "the exemplar's")
     network.add_shifts_option(g, "the exemplar's", SHIFTS, SHIFTS_WHY)
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
@@ -213,29 +212,6 @@ def _exemplar_size(a) -> int:
     return a.exemplar_size
 
 
-def _ensemble_layers(a, layers, weights):
-    """(layers, weights) of the ensemble's other nets: --ensemble-layers (a UserError names a layer
-    outside --layers, or the option without a second net), or all of --layers."""
-    if a.ensemble_layers is None:
-        return list(layers), weights
-    chosen = command.layer_list(a.ensemble_layers, "--ensemble-layers")
-    if a.ensemble < 2:
-        raise UserError("--ensemble-layers chooses the other nets' layers: give --ensemble 2 or more with it")
-    outside = [l for l in chosen if l not in layers]
-    if outside:
-        raise UserError(f"--ensemble-layers {', '.join(outside)}: not in --layers ({', '.join(layers)}); "
-                        "choose among those")
-    return chosen, None if weights is None else [weights[list(layers).index(l)] for l in chosen]
-
-
-def _taken_shifts(layers, sizes, shifts) -> tuple:
-    """The distances of ``shifts`` that one of ``layers`` takes at these sizes (an other net's
-    layers may take fewer than the first net's)."""
-    if not shifts or not layers:
-        return ()
-    return tuple(sorted({d for took in shift_steps(layers, sizes, shifts).values() for d, _ in took}))
-
-
 def gram_scorer(net: VGG19, x_ref, layers):
     """score(x) -> relative error of the per-position Gram matrices F F^T / M, per layer (and
     total), of x against x_ref in ``net`` (x may have another size); the reference's Grams are
@@ -278,7 +254,7 @@ def run(**kwargs):
         network.check_exemplar_memory(a.image, exemplar_size, a.size)
     network.check_spectrum(a)
     network.check_ensemble(a)
-    ens_layers, ens_weights = _ensemble_layers(a, layers, weights)
+    ens_layers, ens_weights = network.ensemble_layers(a, layers, weights, "--layers")
     # extra nets: the check net and the ensemble's other nets
     # each long-range term holds a target of a Gram matrix's size: counted as one more Gram term
     grams = [("gram", l) for l in layers] * (1 + 2 * len(network.shifts(a)))
@@ -342,12 +318,9 @@ def run(**kwargs):
                                 periodic=a.periodic, project=a.project, shifts=shifts)
         if a.periodic:  # the border, in px, the net sees around the periodic image at this stage
             log.setdefault("periodic_pad_px", {})[str(size)] = obj.pad
-        ens_kept = [l for l in ens_layers if not (drop and l in pinned.get(0, ()))]
-        if others and not ens_kept and size == a.size:
-            raise UserError(f"--ensemble-layers {', '.join(ens_layers)}: fewer positions than channels at this size, "
-                            "so they are left out; choose shallower layers")
-        if others and ens_kept:  # the other nets' terms (at --ensemble-layers); the pixel, bank, spectrum terms once
-            ens_shifts = _taken_shifts(ens_kept, [shape[2:], x_src.shape[2:]], shifts)
+        ens_kept, ens_shifts = network.ensemble_stage(ens_layers, kept, [shape[2:], x_src.shape[2:]], shifts,
+                                                      last=size == a.size) if others else ([], ())
+        if ens_kept:  # the other nets' terms (at --ensemble-layers); the pixel, bank and spectrum terms once
             obj = Ensemble([obj] + [Objective.texture(n, x_src, ens_layers, ens_weights, levels=a.pyramid,
                                                       shape=shape, feature_stats=a.feature_stats, drop_pinned=drop,
                                                       interior=a.interior, periodic=a.periodic, project=a.project,

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine import backend, memory, recipes
 from engine.errors import UserError
-from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
+from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, check_layers, map_shape
 from engine.objectives import MAX_BANK_MAPS, check_shifts, shift_steps
 from engine.vgg import VGG19
 
@@ -102,6 +102,48 @@ def add_ensemble_option(g, what: str, advice: str = "") -> None:
 def check_ensemble(a) -> None:
     if isinstance(a.ensemble, bool) or not isinstance(a.ensemble, numbers.Integral) or a.ensemble < 1:
         raise UserError(f"--ensemble must be a whole number >= 1 (nets), got {a.ensemble!r}")
+
+
+def add_ensemble_layers_option(g, option: str, advice: str = "") -> None:
+    """--ensemble-layers on an argument group; ``option``: the option naming the command's layers."""
+    g.add_argument("--ensemble-layers", default=None, metavar="LAYERS",
+                   help=f"with --ensemble K: the other nets' terms at these layers only (comma-separated, of "
+                        f"{option}; default: all of {option}); a net runs only as deep as its layers"
+                        + (f". {advice}" if advice else ""))
+
+
+def ensemble_layers(a, layers, weights, option: str):
+    """(layers, weights) of the ensemble's other nets: --ensemble-layers (a UserError names a layer
+    outside ``layers``, the command's ``option``, or the option without a second net), or all of
+    ``layers``."""
+    if a.ensemble_layers is None:
+        return list(layers), weights
+    spec = a.ensemble_layers
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError(f"--ensemble-layers must be layer names (\"relu1_1,relu2_1\"), got {spec!r}")
+    chosen = check_layers([l.strip() for l in spec.split(",") if l.strip()])
+    if a.ensemble < 2:
+        raise UserError("--ensemble-layers chooses the other nets' layers: give --ensemble 2 or more with it")
+    outside = [l for l in chosen if l not in layers]
+    if outside:
+        raise UserError(f"--ensemble-layers {', '.join(outside)}: not in {option} ({', '.join(layers)}); "
+                        "choose among those")
+    return chosen, None if weights is None else [weights[list(layers).index(l)] for l in chosen]
+
+
+def ensemble_stage(chosen, kept, sizes, shifts, last: bool):
+    """(layers, shifts) of the other nets at a stage: those of ``chosen`` the first net keeps
+    there (``kept``: the layer rule may leave some out), and the distances of ``shifts`` they take
+    at ``sizes``. None chosen is kept: a UserError at the last stage, ``([], ())`` at a coarse one
+    (the other nets sit that stage out)."""
+    layers = [l for l in chosen if l in kept]
+    if not layers:
+        if last:
+            raise UserError(f"--ensemble-layers {', '.join(chosen)}: fewer positions than channels at this size, "
+                            "so they are left out; choose shallower layers")
+        return [], ()
+    taken = shift_steps(layers, sizes, shifts) if shifts else {}
+    return layers, tuple(sorted({d for took in taken.values() for d, _ in took}))
 
 
 def add_filter_bank_option(g, extent: str) -> None:

@@ -177,6 +177,16 @@ def test_ensemble_layers_keep_the_other_nets_terms_at_those_layers_only():
             texture.run(image="brick", size=32, iters=1, scales="none", net="random", **kw, **QUIET)
 
 
+def test_style_ensemble_layers_keep_the_other_nets_style_terms_at_those_layers():
+    _, log = style.run(content="chelsea", style="ihc", size=32, iters=2, scales="none", net="random", ensemble=2,
+                       ensemble_layers="relu1_1,relu2_1", **QUIET)
+    assert log["ensemble_layers"] == ["relu1_1", "relu2_1"]
+    assert {k for k in log["weighting_factors"] if k.startswith("net2:")} == {
+        f"net2:{s}:{l}" for s in ("style", "moments") for l in ("relu1_1", "relu2_1")}
+    with pytest.raises(UserError, match="--ensemble-layers relu1_2: not in --style-layers"):
+        style.run(content="chelsea", style="ihc", size=32, iters=1, ensemble=2, ensemble_layers="relu1_2", **QUIET)
+
+
 def test_style_ensemble_adds_the_other_nets_style_terms_only():
     """--ensemble K in the style command: the second net brings its style statistics; the content,
     colour and total-variation terms are the first net's alone; the errors are read in the first."""
