@@ -170,6 +170,10 @@ def test_ensemble_layers_keep_the_other_nets_terms_at_those_layers_only():
     assert "shift:relu1_1:2px across" in log["weighting_factors"]
     assert "net2:shift:relu2_1:2px across" in log["weighting_factors"]
     assert not any(k.startswith("net2:shift:relu1_1") for k in log["weighting_factors"])
+    # relu3_1 pins the layout at the 32 px coarse stage of a 64 px synthesis: the other net sits it out
+    _, log = texture.run(image="brick", size=64, iters=1, scale_iters=1, ensemble=2, ensemble_layers="relu3_1",
+                         net="random", **QUIET)
+    assert [s["size"] for s in log["scales"]] == [32] and "net2:style:relu3_1" in log["weighting_factors"]
     for kw, words in ((dict(ensemble=1, ensemble_layers="relu1_1"), "give --ensemble 2 or more"),
                       (dict(ensemble=2, ensemble_layers="relu4_2"), "--ensemble-layers relu4_2: not in --layers"),
                       (dict(ensemble=2, ensemble_layers="relu4_1"), "--ensemble-layers relu4_1: fewer positions")):
