@@ -74,6 +74,7 @@ CONFIGS = {
     "ensemble2": dict(ensemble=2),                                  # ranVGG seeds s and s + 1, terms summed
     "ensemble3": dict(ensemble=3),
     "ensemble5": dict(ensemble=5),
+    "ensemble2_first": dict(ensemble=2, ensemble_layers="relu1_1"),  # the other net's relu1_1 terms only
     "ensemble3_first": dict(ensemble=3, ensemble_layers="relu1_1"),  # the other two nets' relu1_1 terms only
     "ensemble3_first2": dict(ensemble=3, ensemble_layers="relu1_1,relu2_1"),
     "ensemble5_first": dict(ensemble=5, ensemble_layers="relu1_1"),
