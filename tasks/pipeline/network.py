@@ -121,7 +121,10 @@ def ensemble_layers(a, layers, weights, option: str):
     spec = a.ensemble_layers
     if not isinstance(spec, str) or not spec.strip():
         raise UserError(f"--ensemble-layers must be layer names (\"relu1_1,relu2_1\"), got {spec!r}")
-    chosen = check_layers([l.strip() for l in spec.split(",") if l.strip()])
+    try:
+        chosen = check_layers([l.strip() for l in spec.split(",") if l.strip()])
+    except UserError as e:
+        raise UserError(f"--ensemble-layers: {e}") from None
     if a.ensemble < 2:
         raise UserError("--ensemble-layers chooses the other nets' layers: give --ensemble 2 or more with it")
     outside = [l for l in chosen if l not in layers]

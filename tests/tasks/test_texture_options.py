@@ -189,6 +189,8 @@ def test_style_ensemble_layers_keep_the_other_nets_style_terms_at_those_layers()
         f"net2:{s}:{l}" for s in ("style", "moments") for l in ("relu1_1", "relu2_1")}
     with pytest.raises(UserError, match="--ensemble-layers relu1_2: not in --style-layers"):
         style.run(content="chelsea", style="ihc", size=32, iters=1, ensemble=2, ensemble_layers="relu1_2", **QUIET)
+    with pytest.raises(UserError, match="--ensemble-layers: unknown layer 'relu9'"):
+        style.run(content="chelsea", style="ihc", size=32, iters=1, ensemble=2, ensemble_layers="relu9", **QUIET)
 
 
 def test_style_ensemble_adds_the_other_nets_style_terms_only():
