@@ -144,7 +144,9 @@ def run(**kwargs):
     content_layer = check_layers([a.content_layer])[0]
     style_layers = command.layer_list(a.style_layers, "--style-layers")
     layer_weights = command.layer_weights(a.layer_weights, style_layers)
-    ens_layers, ens_weights = network.ensemble_layers(a, style_layers, layer_weights, "--style-layers")
+    chosen = None if a.ensemble_layers is None else command.layer_list(a.ensemble_layers, "--ensemble-layers")
+    ens_layers, ens_weights = network.ensemble_layers(a.ensemble, chosen, style_layers, layer_weights,
+                                                      "--style-layers")
     grams = [("gram", l) for l in style_layers] * (1 + 2 * len(network.shifts(a)))   # a long-range term: a Gram's target
     terms = [("content", content_layer)] + grams + ([("tv", None)] if a.tv_weight else [])
     est = command.preflight(a, a.content, terms, extra_nets=a.ensemble - 1, layers=[content_layer, *style_layers])
@@ -155,10 +157,7 @@ def run(**kwargs):
         network.shifts(a, a.size, style_layers, [inputs.planned_shape(a.content, a.size, every_layer)[2:]])
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
-    others = network.ensemble(a, log)
-    if others and a.ensemble_layers is not None:
-        log["ensemble_layers"] = ens_layers
-        say(f"ensemble: the other nets' style terms at {', '.join(ens_layers)}")
+    others = network.ensemble(a, log, chosen)
 
     def read(size):
         """The content (H, W, 3) and style images read at ``size``, checked against the net."""

@@ -254,7 +254,8 @@ def run(**kwargs):
         network.check_exemplar_memory(a.image, exemplar_size, a.size)
     network.check_spectrum(a)
     network.check_ensemble(a)
-    ens_layers, ens_weights = network.ensemble_layers(a, layers, weights, "--layers")
+    chosen = None if a.ensemble_layers is None else command.layer_list(a.ensemble_layers, "--ensemble-layers")
+    ens_layers, ens_weights = network.ensemble_layers(a.ensemble, chosen, layers, weights, "--layers")
     # extra nets: the check net and the ensemble's other nets
     # each long-range term holds a target of a Gram matrix's size: counted as one more Gram term
     grams = [("gram", l) for l in layers] * (1 + 2 * len(network.shifts(a)))
@@ -285,10 +286,7 @@ def run(**kwargs):
         network.shifts(a, a.size, layers, [out_hw, hw])
     log["memory_estimate_bytes"] = est.total
     net = network.make_net(a, log)
-    others = network.ensemble(a, log)
-    if others and a.ensemble_layers is not None:
-        log["ensemble_layers"] = ens_layers
-        say(f"ensemble: the other nets' terms at {', '.join(ens_layers)}")
+    others = network.ensemble(a, log, chosen)
 
     def build(size, start):
         """(Objective, x_start) at ``size``: from ``start`` (a coarser result) or the --init."""

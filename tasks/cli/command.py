@@ -283,7 +283,10 @@ def layer_list(spec, what: str = "--layer") -> list[str]:
     if not (isinstance(spec, str) or (isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec))):
         raise UserError(f"{what} must be layer names (\"relu1_1,pool2\" or a list of str), got {spec!r}")
     layers = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec)
-    return check_layers(layers)
+    try:
+        return check_layers(layers)
+    except UserError as e:
+        raise UserError(f"{what}: {e}") from None
 
 
 def floats(spec, what):

@@ -10,7 +10,7 @@ import numpy as np
 
 from engine import backend, memory, recipes
 from engine.errors import UserError
-from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, check_layers, map_shape
+from engine.arch import DEFAULT_ARCH, DEFAULT_INIT, map_shape
 from engine.objectives import MAX_BANK_MAPS, check_shifts, shift_steps
 from engine.vgg import VGG19
 
@@ -112,26 +112,19 @@ def add_ensemble_layers_option(g, option: str, advice: str = "") -> None:
                         + (f". {advice}" if advice else ""))
 
 
-def ensemble_layers(a, layers, weights, option: str):
-    """(layers, weights) of the ensemble's other nets: --ensemble-layers (a UserError names a layer
-    outside ``layers``, the command's ``option``, or the option without a second net), or all of
-    ``layers``."""
-    if a.ensemble_layers is None:
+def ensemble_layers(count: int, chosen, layers, weights, option: str):
+    """(layers, weights) of the other nets of an ensemble of ``count``: ``chosen`` (--ensemble-layers,
+    parsed; a UserError names a layer outside ``layers``, the command's ``option``, or the option
+    without a second net), or all of ``layers`` for None."""
+    if chosen is None:
         return list(layers), weights
-    spec = a.ensemble_layers
-    if not isinstance(spec, str) or not spec.strip():
-        raise UserError(f"--ensemble-layers must be layer names (\"relu1_1,relu2_1\"), got {spec!r}")
-    try:
-        chosen = check_layers([l.strip() for l in spec.split(",") if l.strip()])
-    except UserError as e:
-        raise UserError(f"--ensemble-layers: {e}") from None
-    if a.ensemble < 2:
+    if count < 2:
         raise UserError("--ensemble-layers chooses the other nets' layers: give --ensemble 2 or more with it")
     outside = [l for l in chosen if l not in layers]
     if outside:
         raise UserError(f"--ensemble-layers {', '.join(outside)}: not in {option} ({', '.join(layers)}); "
                         "choose among those")
-    return chosen, None if weights is None else [weights[list(layers).index(l)] for l in chosen]
+    return list(chosen), None if weights is None else [weights[list(layers).index(l)] for l in chosen]
 
 
 def ensemble_stage(chosen, kept, sizes, shifts, last: bool):
@@ -242,12 +235,16 @@ def check_filter_bank(a) -> None:
                         f"VGG-19's widest layer has 512), got {a.filter_bank!r}")
 
 
-def ensemble(a, log: dict) -> list[VGG19]:
-    """The other nets of --ensemble (none for 1), logged and said."""
+def ensemble(a, log: dict, layers=None) -> list[VGG19]:
+    """The other nets of --ensemble (none for 1), logged and said; ``layers``: their
+    --ensemble-layers, when given."""
     others = ensemble_nets(a, a.ensemble)
     if others:
         log["ensemble_seeds"] = [a.seed + k for k in range(a.ensemble)]
         say(f"ensemble: {a.ensemble} nets, seeds {a.seed} .. {a.seed + a.ensemble - 1}")
+    if others and layers is not None:
+        log["ensemble_layers"] = list(layers)
+        say(f"ensemble: the other nets' terms at {', '.join(layers)}")
     return others
 
 
