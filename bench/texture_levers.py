@@ -47,7 +47,8 @@ CONFIGS = {
     "old": OLD,                                                     # Gram on relu1_1 .. relu5_1, nothing else
     "keep": dict(pinned_layers="keep"),                             # the default with the pinning layers kept
     "drop": dict(pixel_stats="none", colour_transfer=False),        # the layer rule alone
-    "no_transfer": dict(colour_transfer=False),
+    "no_transfer": dict(colour_transfer=False),                     # the colour term alone
+    "transfer_only": dict(pixel_stats="none"),                      # the final colour transfer alone
     "colour_swd": dict(pixel_stats="swd"),
     "centred": dict(feature_stats="gram+moments"),
     "gram_only": dict(feature_stats="gram"),                       # the default without the centred statistics
@@ -77,6 +78,7 @@ CONFIGS = {
     "ensemble2_first": dict(ensemble=2, ensemble_layers="relu1_1"),  # the other net's relu1_1 terms only
     "ensemble3_first": dict(ensemble=3, ensemble_layers="relu1_1"),  # the other two nets' relu1_1 terms only
     "ensemble3_first2": dict(ensemble=3, ensemble_layers="relu1_1,relu2_1"),
+    "ensemble3_deep": dict(ensemble=3, ensemble_layers="relu2_1,relu3_1"),  # the other nets' deeper terms only
     "ensemble5_first": dict(ensemble=5, ensemble_layers="relu1_1"),
     "first_x3": dict(layer_weights="3,1,1,1,1"),                    # ensemble3_first's relu1_1 weight, one net
     "interior": dict(interior=True),                                # the exemplar's statistics off its border
