@@ -50,6 +50,8 @@ CONFIGS = {
     "no_transfer": dict(colour_transfer=False),                     # the colour term alone
     "transfer_only": dict(pixel_stats="none"),                      # the final colour transfer alone
     "colour_swd": dict(pixel_stats="swd"),
+    "colour_swd+ensemble3": dict(pixel_stats="swd", ensemble=3),
+    "colour_swd+ensemble3_deep": dict(pixel_stats="swd", ensemble=3, ensemble_layers="relu2_1,relu3_1"),
     "centred": dict(feature_stats="gram+moments"),
     "gram_only": dict(feature_stats="gram"),                       # the default without the centred statistics
     "balanced": dict(feature_stats="gram+balanced"),               # mean and covariance each relative to its target

@@ -71,8 +71,10 @@ def _parser():
                         "(relu4_1, relu5_1 at 128 px) has a Gram matrix that pins the source's layout: "
                         f"drop it (said in the log) or keep it (default: {PINNED})")
     g.add_argument("--pixel-stats", choices=PIXEL_STATS, default=PIXEL,
-                   help="also match the colour distribution of the pixels: mean and covariance, or the "
-                        f"sliced Wasserstein distance (a grey exemplar then gives a grey texture; default: {PIXEL})")
+                   help="also match the colour distribution of the pixels: its mean and covariance (moments; a "
+                        "grey exemplar then gives a grey texture) or its whole histogram (swd, sliced Wasserstein: "
+                        "nearer for sparse bright points on a dark ground such as a star field, farther on dense "
+                        f"textures; docs/levers.md); default: {PIXEL}")
     g.add_argument("--colour-transfer", action=argparse.BooleanOptionalAction, default=COLOUR_TRANSFER,
                    help="map the result's colours linearly to the exemplar's mean and covariance at the end "
                         f"(exact: a grey exemplar gives a grey result; default: {'on' if COLOUR_TRANSFER else 'off'})")
