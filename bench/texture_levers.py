@@ -51,6 +51,8 @@ CONFIGS = {
     "transfer_only": dict(pixel_stats="none"),                      # the final colour transfer alone
     "colour_swd": dict(pixel_stats="swd"),
     "colour_swd+ensemble3": dict(pixel_stats="swd", ensemble=3),
+    "swd_both": dict(pixel_stats="swd", feature_stats="gram+swd"),  # the histogram of the pixels and of each layer
+    "swd_both+ensemble3": dict(pixel_stats="swd", feature_stats="gram+swd", ensemble=3),
     "colour_swd+ensemble3_deep": dict(pixel_stats="swd", ensemble=3, ensemble_layers="relu2_1,relu3_1"),
     "centred": dict(feature_stats="gram+moments"),
     "gram_only": dict(feature_stats="gram"),                       # the default without the centred statistics

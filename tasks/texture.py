@@ -99,8 +99,9 @@ def _parser():
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
                    help="the statistics matched per layer: Gram matrices, and/or mean and covariance, or a "
                         "sliced Wasserstein distance of the features; gram+balanced weighs the mean and the "
-                        "covariance each relative to the exemplar's (finer structure, more like the source; "
-                        f"docs/levers.md) (default: {FEATURES})")
+                        "covariance each relative to the exemplar's (finer structure, more like the source); "
+                        "gram+swd with --pixel-stats swd suits sparse bright points on a dark ground such as a "
+                        f"star field, and is farther on dense textures (docs/levers.md) (default: {FEATURES})")
     scales.add_options(ap, SCALES, SCALE_ITERS, PYRAMID)
     scoring.add_options(ap)
     g = ap.add_argument_group("fair judging (the result against parts of the exemplar it never saw)")
