@@ -117,7 +117,7 @@ CONFIGS.update({
     "content_level1": dict(content_level=1),                   # the content term on the photo 2x2-averaged once
     "content_level2": dict(content_level=2),                   # ... twice: the fine scales left to the style terms
     "shift4": dict(shifts="4"),                                 # long-range correlations of the style layers
-    "level1_shift4": dict(content_level=1, shifts="4"),         # both: the fine scales left to the style terms
+    "level1_shift4": dict(content_level=1, shifts="4"),         # content_level1 and shift4 together
     "shift8_32": dict(shifts="8,32"),
     "shift16": dict(shifts="16"),
     "maxpool": dict(pooling="max"),                             # 2x2 max pooling in the random net
