@@ -8,7 +8,7 @@ uniformly random places (wrapped around, so the image tiles), with heavy-tailed 
 mostly point-like widths: a stationary texture whose pixels are nearly all black, like the star
 field of `skimage.data.hubble_deep_field` but with no large galaxies. `bench.texture_levers`
 cuts each into four 128 px crops like the other exemplars (docs/levers.md, "The colour histogram
-on today's defaults").
+with every default term").
 """
 from __future__ import annotations
 

@@ -92,8 +92,8 @@ def _parser():
     network.add_ensemble_layers_option(g, "--layers",
                                        "relu1_1 adds only the other nets' first layers: gravel and grass come as "
                                        "near their held-out crops as with whole nets, at about 1.3x the cost for 3 "
-                                       "nets; relu2_1,relu3_1 brings the star field nearly as near as whole nets, at about 2x "
-                                       "(docs/levers.md, \"Where three nets' gain lies\")")
+                                       "nets; relu2_1,relu3_1 brings the star field nearly as near as whole "
+                                       "nets, at about 2x (docs/levers.md, \"Where three nets' gain lies\")")
     network.add_project_option(g, "the exemplar's")
     network.add_shifts_option(g, "the exemplar's", SHIFTS, SHIFTS_WHY)
     g.add_argument("--feature-stats", choices=FEATURE_STATS, default=FEATURES,
