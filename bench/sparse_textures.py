@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -42,15 +43,22 @@ def sparse_texture(seed: int, count: int, colour: bool, size: int = SIZE) -> np.
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.sparse_textures", description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", metavar="DIR", help="folder for synthstars.png and snow.png (made if missing)")
+    ap.add_argument("out", metavar="DIR", help="folder for synthstars.png and snow.png (made if missing; "
+                                               "neither may exist there yet)")
     a = ap.parse_args(argv)
     from PIL import Image
 
+    paths = {name: os.path.join(a.out, f"{name}.png") for name in TEXTURES}
+    taken = [p for p in paths.values() if os.path.exists(p)]
+    if taken:   # never replace a file the user did not name
+        print(f"error: {', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: give an empty or new folder",
+              file=sys.stderr)
+        return 2
     os.makedirs(a.out, exist_ok=True)
     for name, kw in TEXTURES.items():
-        path = os.path.join(a.out, f"{name}.png")
-        Image.fromarray(sparse_texture(**kw)).save(path)
-        print(f"wrote {path}")
+        with open(paths[name], "xb") as fh:   # exclusive: a file made meanwhile is not replaced either
+            Image.fromarray(sparse_texture(**kw)).save(fh, format="PNG")
+        print(f"wrote {paths[name]}")
     return 0
 
 

@@ -23,8 +23,14 @@ def test_grey_texture_is_exactly_grey_with_its_spot_where_the_seed_puts_it():
     assert abs(peak[0] - y) <= 1.5 and abs(peak[1] - x) <= 1.5
 
 
-def test_main_writes_both_textures(tmp_path):
+def test_main_writes_both_textures_and_never_replaces_a_file(tmp_path, capsys):
     assert sparse_textures.main([str(tmp_path / "tex")]) == 0
     for name in sparse_textures.TEXTURES:
         img = np.asarray(Image.open(tmp_path / "tex" / f"{name}.png"))
         assert img.shape == (sparse_textures.SIZE, sparse_textures.SIZE, 3)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "snow.png").write_bytes(b"the user's own")
+    assert sparse_textures.main([str(mine)]) == 2
+    assert "snow.png already exists: give an empty or new folder" in capsys.readouterr().err
+    assert (mine / "snow.png").read_bytes() == b"the user's own" and not (mine / "synthstars.png").exists()
